@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** Thrown when the environment does not satisfy a service's schema; the message names every bad variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Environment values are strings; these coerce them with messages a person can act on.
+ * Unset and empty both mean "use the default", as most orchestrators cannot unset a variable.
+ */
+const unsetAsUndefined = (v: unknown): unknown => (v === '' ? undefined : v);
+
+export const env = {
+  port: (fallback: number) =>
+    z.preprocess(unsetAsUndefined, z.coerce.number().int().min(0).max(65535).default(fallback)),
+  ms: (fallback: number) =>
+    z.preprocess(unsetAsUndefined, z.coerce.number().int().min(0).max(24 * 3600 * 1000).default(fallback)),
+  int: (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+    z.preprocess(unsetAsUndefined, z.coerce.number().int().min(min).max(max).default(fallback)),
+  bool: (fallback: boolean) =>
+    z.preprocess(
+      unsetAsUndefined,
+      z
+        .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+        .transform((v) => v === 'true' || v === '1' || v === 'yes')
+        .default(fallback),
+    ),
+  string: (fallback: string) => z.preprocess(unsetAsUndefined, z.string().min(1).default(fallback)),
+  optionalString: () => z.preprocess(unsetAsUndefined, z.string().min(1).optional()),
+  logLevel: () =>
+    z.preprocess(
+      unsetAsUndefined,
+      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    ),
+};
+
+/** Parses `source` (default process.env) against a schema keyed by variable name. */
+export function loadConfig<S extends z.ZodRawShape>(
+  shape: S,
+  source: NodeJS.ProcessEnv = process.env,
+): z.infer<z.ZodObject<S>> {
+  const picked: Record<string, unknown> = {};
+  for (const key of Object.keys(shape)) picked[key] = source[key];
+  const result = z.object(shape).safeParse(picked);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const name = issue.path.join('.');
+      const got = source[name];
+      return `  ${name}: ${issue.message}${got === undefined ? '' : ` (got ${JSON.stringify(got)})`}`;
+    });
+    throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,42 @@
+/**
+ * Every SocketBridge metric, its help text and its labels, in one place (docs/metrics.md lists them).
+ * Base units, `socketbridge_` prefix, and never a per-channel or per-client label.
+ */
+export const metricDefs = {
+  clusterBrokers: { name: 'socketbridge_cluster_brokers', help: 'Broker shards in the cluster as this process sees it.' },
+  clusterWorkers: { name: 'socketbridge_cluster_workers', help: 'Workers in the cluster as this process sees it.' },
+  clusterSnapshots: {
+    name: 'socketbridge_cluster_snapshots_total',
+    help: 'Cluster membership snapshots pushed to workers, by kind.',
+    labelNames: ['kind'] as const,
+  },
+  clusterRefusals: {
+    name: 'socketbridge_cluster_refusals_total',
+    help: 'Cluster members refused by the state server, by reason.',
+    labelNames: ['reason'] as const,
+  },
+  clusterRemaps: {
+    name: 'socketbridge_cluster_remaps_total',
+    help: 'Broker set changes this process applied to its channel mapping.',
+  },
+  brokerConnections: { name: 'socketbridge_broker_connections', help: 'Sockets (workers, publishers) connected to this broker shard.' },
+  brokerSubscriptions: { name: 'socketbridge_broker_subscriptions', help: 'Channels with at least one subscriber on this broker shard.' },
+  brokerPublishes: { name: 'socketbridge_broker_messages_total', help: 'Messages published into this broker shard.' },
+  connections: { name: 'socketbridge_connections', help: 'Client sockets open on this worker.' },
+  subscriptions: { name: 'socketbridge_subscriptions', help: 'Client channel subscriptions on this worker.' },
+  handshakeRejections: {
+    name: 'socketbridge_handshake_rejections_total',
+    help: 'Socket handshakes refused, by reason.',
+    labelNames: ['reason'] as const,
+  },
+  subscribeRejections: {
+    name: 'socketbridge_subscribe_rejections_total',
+    help: 'Channel subscriptions refused, by reason.',
+    labelNames: ['reason'] as const,
+  },
+  publishRejections: {
+    name: 'socketbridge_publish_rejections_total',
+    help: 'Publishes from client sockets refused, by reason.',
+    labelNames: ['reason'] as const,
+  },
+} as const;

@@ -1,0 +1,78 @@
+import { isIPv6 } from 'node:net';
+import { z } from 'zod';
+import { env } from './config.js';
+
+/**
+ * The SCC cluster protocol as scc-broker-client 9.x/10.x and scc-broker 10.x speak it
+ * (docs/cluster-protocol.md has the whole exchange).
+ */
+export const SCC_PATH = '/socketcluster/';
+export const INSTANCE_TYPES = ['scc-broker', 'scc-worker'] as const;
+export type InstanceType = (typeof INSTANCE_TYPES)[number];
+/** Client majors the state server accepts: npm has scc-broker-client 9.2 and scc-broker 10.x. */
+export const SUPPORTED_MAJORS = [9, 10] as const;
+/** What our broker reports as `version`: it speaks the scc-broker 10.x protocol. */
+export const SCC_PROTOCOL_VERSION = '10.0.0';
+
+export const PROCEDURES = {
+  brokerJoin: 'sccBrokerJoinCluster',
+  brokerLeave: 'sccBrokerLeaveCluster',
+  workerJoin: 'sccWorkerJoinCluster',
+  workerLeave: 'sccWorkerLeaveCluster',
+} as const;
+
+const instanceIp = z
+  .string()
+  .max(64)
+  .refine((ip) => ip === '' || z.ipv4().safeParse(ip).success || z.ipv6().safeParse(ip).success, 'not an IP address')
+  .nullish();
+
+export const workerJoinSchema = z.object({
+  instanceId: z.string().min(1).max(200),
+  instanceIp,
+  instanceIpFamily: z.enum(['IPv4', 'IPv6']).nullish(),
+});
+export const brokerJoinSchema = workerJoinSchema.extend({ instanceSecure: z.boolean().nullish() });
+
+export type WorkerJoinData = z.infer<typeof workerJoinSchema>;
+export type BrokerJoinData = z.infer<typeof brokerJoinSchema>;
+
+export interface BrokersSnapshot {
+  sccBrokerURIs: string[];
+  time: number;
+  sccSourceWorkerURI?: string;
+}
+export interface WorkersSnapshot {
+  sccWorkerURIs: string[];
+  time: number;
+  sccSourceWorkerURI?: string;
+}
+export type WorkerJoinReply = BrokersSnapshot & WorkersSnapshot & { sccSourceWorkerURI: string };
+
+/** `1.2.3` → 1; anything else (including the strings "null" and "undefined") → NaN. */
+export function majorVersion(version: unknown): number {
+  const match = typeof version === 'string' ? /^v?(\d+)\.\d+\.\d+/.exec(version) : null;
+  return match ? Number(match[1]) : Number.NaN;
+}
+
+/** IPv4-mapped IPv6 (`::ffff:10.0.0.1`, how a dual-stack server reports IPv4 peers) back to IPv4. */
+export function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+export function instanceUri(ip: string, port: number | string, secure = false): string {
+  const host = isIPv6(ip) ? `[${ip}]` : ip;
+  return `${secure ? 'wss' : 'ws'}://${host}:${port}`;
+}
+
+/** The env every cluster member reads to find the state server, with upstream's SCC_* names. */
+export const clusterMemberEnv = {
+  SCC_STATE_SERVER_HOST: env.string('127.0.0.1'),
+  SCC_STATE_SERVER_PORT: env.port(7777),
+  SCC_AUTH_KEY: env.optionalString(),
+  SCC_INSTANCE_IP: env.optionalString(),
+  SCC_INSTANCE_IP_FAMILY: z.preprocess((v) => (v === '' ? undefined : v), z.enum(['IPv4', 'IPv6']).default('IPv4')),
+  SCC_STATE_SERVER_CONNECT_TIMEOUT: env.ms(3000),
+  SCC_STATE_SERVER_ACK_TIMEOUT: env.ms(2000),
+  SOCKETBRIDGE_LOG_LEVEL: env.logLevel(),
+};

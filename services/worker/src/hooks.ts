@@ -1,0 +1,23 @@
+import type { AGServerSocket } from 'socketcluster-server';
+
+/** Thrown by a hook to refuse an action; `reason` becomes the metric label, the message reaches the client. */
+export class Refusal extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+    override readonly name = 'RefusedError',
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Where later features plug into the worker: client auth at the handshake, channel access on
+ * subscribe, publish policy, and procedures such as `recover`. Each hook throws a Refusal to say no.
+ */
+export interface WorkerHooks {
+  handshake?: (socket: AGServerSocket) => void | Promise<void>;
+  subscribe?: (socket: AGServerSocket, channel: string) => void | Promise<void>;
+  publish?: (socket: AGServerSocket, channel: string, data: unknown) => void | Promise<void>;
+  procedures?: Record<string, (socket: AGServerSocket, data: unknown) => unknown>;
+}

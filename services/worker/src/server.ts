@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import socketClusterServer, { type AGServerSocket } from 'socketcluster-server';
+import sccBrokerClient from 'scc-broker-client';
+import {
+  Counter,
+  Gauge,
+  listen,
+  metricDefs,
+  opsRequestHandler,
+  sendJson,
+  type Logger,
+  type Registry,
+} from '@socketbridge/common';
+import type { WorkerConfig } from './config.js';
+import { Refusal, type WorkerHooks } from './hooks.js';
+import { installLosslessRemap } from './remap.js';
+
+export interface WorkerServer {
+  port: number;
+  instanceId: string;
+  drain: () => Promise<void>;
+}
+
+export async function startWorker(
+  config: WorkerConfig,
+  logger: Logger,
+  registry: Registry,
+  hooks: WorkerHooks = {},
+): Promise<WorkerServer> {
+  const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
+  const httpServer = createServer();
+  const agServer = socketClusterServer.attach(httpServer, { allowClientPublish: true });
+  let brokerURIs: string[] = [];
+  let workerURIs: string[] = [];
+  let draining = false;
+
+  const handshakeRejections = new Counter({ ...metricDefs.handshakeRejections, registers: [registry] });
+  const subscribeRejections = new Counter({ ...metricDefs.subscribeRejections, registers: [registry] });
+  const publishRejections = new Counter({ ...metricDefs.publishRejections, registers: [registry] });
+  const remaps = new Counter({ ...metricDefs.clusterRemaps, registers: [registry] });
+  new Gauge({ ...metricDefs.connections, registers: [registry], collect() { this.set(agServer.clientsCount); } });
+  new Gauge({
+    ...metricDefs.subscriptions,
+    registers: [registry],
+    collect() {
+      let total = 0;
+      for (const socket of Object.values(agServer.clients)) total += socket.subscriptions().length;
+      this.set(total);
+    },
+  });
+  new Gauge({ ...metricDefs.clusterBrokers, registers: [registry], collect() { this.set(brokerURIs.length); } });
+  new Gauge({ ...metricDefs.clusterWorkers, registers: [registry], collect() { this.set(workerURIs.length); } });
+
+  const refusalOf = (error: unknown): Refusal =>
+    error instanceof Refusal ? error : new Refusal('internal', 'refused: the worker could not check this request');
+
+  agServer.setMiddleware(agServer.MIDDLEWARE_HANDSHAKE, async (stream) => {
+    for await (const action of stream) {
+      if (action.type === action.HANDSHAKE_SC && action.socket) {
+        if (draining) {
+          handshakeRejections.inc({ reason: 'draining' });
+          action.block(new Refusal('draining', 'this worker is shutting down: connect to another', 'DrainingError'));
+          continue;
+        }
+        try {
+          await hooks.handshake?.(action.socket);
+        } catch (error) {
+          const refusal = refusalOf(error);
+          handshakeRejections.inc({ reason: refusal.reason });
+          action.block(refusal);
+          continue;
+        }
+      }
+      action.allow();
+    }
+  });
+  agServer.setMiddleware(agServer.MIDDLEWARE_INBOUND, async (stream) => {
+    for await (const action of stream) {
+      try {
+        if (action.type === action.SUBSCRIBE && action.socket && action.channel !== undefined) {
+          await hooks.subscribe?.(action.socket, action.channel);
+        } else if (action.type === action.PUBLISH_IN && action.socket && action.channel !== undefined) {
+          if (!config.SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH) {
+            throw new Refusal('client_publish', 'clients may not publish: only the publisher does', 'PublishRefusedError');
+          }
+          await hooks.publish?.(action.socket, action.channel, action.data);
+        }
+      } catch (error) {
+        const refusal = refusalOf(error);
+        (action.type === action.SUBSCRIBE ? subscribeRejections : publishRejections).inc({ reason: refusal.reason });
+        action.block(refusal);
+        continue;
+      }
+      action.allow();
+    }
+  });
+
+  void (async () => {
+    for await (const { error } of agServer.listener('error')) logger.error({ err: error }, 'socketcluster server error');
+  })();
+  void (async () => {
+    for await (const { socket } of agServer.listener('connection')) serveProcedures(socket);
+  })();
+
+  function serveProcedures(socket: AGServerSocket): void {
+    for (const [name, handler] of Object.entries(hooks.procedures ?? {})) {
+      void (async () => {
+        for await (const request of socket.procedure(name)) {
+          try {
+            request.end(await handler(socket, request.data));
+          } catch (error) {
+            request.error(refusalOf(error));
+          }
+        }
+      })();
+    }
+  }
+
+  const handleOps = opsRequestHandler({
+    registry,
+    readiness: () =>
+      draining
+        ? { ready: false, reason: 'draining' }
+        : brokerURIs.length > 0
+          ? { ready: true }
+          : { ready: false, reason: 'no broker mapping yet' },
+    routes: {
+      '/cluster': (_req, res) =>
+        sendJson(res, 200, { instanceId, brokerURIs, workerURIs, connections: agServer.clientsCount }),
+    },
+  });
+  httpServer.on('request', (req, res) => {
+    if ((req.url ?? '').startsWith(agServer.getPath())) return;
+    void handleOps(req, res);
+  });
+
+  const port = await listen(httpServer, config.SOCKETCLUSTER_PORT);
+  const clusterClient = sccBrokerClient.attach(agServer.brokerEngine, {
+    instanceId,
+    instancePort: port,
+    instanceIp: config.SCC_INSTANCE_IP ?? null,
+    instanceIpFamily: config.SCC_INSTANCE_IP_FAMILY,
+    stateServerHost: config.SCC_STATE_SERVER_HOST,
+    stateServerPort: config.SCC_STATE_SERVER_PORT,
+    authKey: config.SCC_AUTH_KEY ?? null,
+    stateServerConnectTimeout: config.SCC_STATE_SERVER_CONNECT_TIMEOUT,
+    stateServerAckTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
+    brokerRetryDelay: config.SCC_BROKER_CLIENT_RETRY_DELAY,
+  });
+  installLosslessRemap(clusterClient, {
+    switchDelayMs: config.SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS,
+    graceMs: config.SOCKETBRIDGE_REMAP_GRACE_MS,
+    confirmTimeoutMs: config.SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS,
+    logger,
+    onRemap: (uris) => {
+      brokerURIs = [...uris].sort();
+      remaps.inc();
+    },
+  });
+  void (async () => {
+    for await (const { error } of clusterClient.listener('error')) logger.warn({ err: error?.message ?? String(error) }, 'cluster client error');
+  })();
+  void (async () => {
+    for await (const { workerURIs: uris } of clusterClient.listener('updateWorkers')) workerURIs = [...uris].sort();
+  })();
+
+  return {
+    port,
+    instanceId,
+    async drain() {
+      draining = true;
+      // Later issues add the full client drain (reconnect elsewhere with a distinct close code).
+      await agServer.close();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}
