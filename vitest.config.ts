@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // one file at a time keeps them from starving each other, and timeouts bound every wait.
 export default defineConfig({
   test: {
-    include: ['services/*/test/**/*.test.ts', 'operator/test/**/*.test.ts'],
+    include: ['services/*/test/**/*.test.ts', 'scripts/test/**/*.test.ts', 'operator/test/**/*.test.ts'],
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,

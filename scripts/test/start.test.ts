@@ -1,0 +1,62 @@
+import { spawn } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, getJson, killAll, repoRoot, waitFor, type StateView } from '@socketbridge/devkit';
+
+afterAll(killAll);
+
+function run(args: string[]) {
+  const child = spawn(process.execPath, [`${repoRoot}scripts/dist/start.js`, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm start', () => {
+  it('brings up the cluster, prints where to connect, and stops every process on Ctrl-C', async () => {
+    const [state, broker, worker] = [await freePort(), await freePort(), await freePort()];
+    const start = run(['--brokers', '1', '--workers', '1', '--state-port', String(state), '--broker-port', String(broker), '--worker-port', String(worker)]);
+    try {
+      await waitFor(() => start.output().includes('SocketBridge cluster ready'), 60000, 'the ready banner');
+      expect(start.output()).toContain(`ws://127.0.0.1:${worker}/socketcluster/`);
+      expect(start.output()).toMatch(/\[broker-1\]\s+INFO\s+joined the cluster/);
+      const view = await getJson<StateView>(`http://127.0.0.1:${state}/state`);
+      expect(view.sccBrokerURIs).toEqual([`ws://127.0.0.1:${broker}`]);
+      expect(view.sccWorkerURIs).toEqual([`ws://127.0.0.1:${worker}`]);
+      const pids = view.brokers.length + view.workers.length + 1;
+      expect(pids).toBe(3);
+      const processes = /processes: +(.*)/.exec(start.output())?.[1] ?? '';
+      const members = [...processes.matchAll(/=(\d+)/g)].map((m) => Number(m[1]));
+      expect(members).toHaveLength(3);
+      for (const pid of members) expect(alive(pid)).toBe(true);
+
+      start.child.kill('SIGINT');
+      expect(await start.exited).toBe(0);
+      expect(start.output()).toContain('stopped.');
+      for (const pid of new Set(members)) expect(alive(pid)).toBe(false);
+      const order = ['[worker-1]', '[broker-1]', '[state]'].map((name) =>
+        start.output().split('\n').findIndex((line) => line.includes(name) && line.includes('draining')),
+      );
+      expect(order[0]).toBeLessThan(order[1]!);
+      expect(order[1]).toBeLessThan(order[2]!);
+    } finally {
+      start.child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses bad flags with the usage', async () => {
+    const bad = run(['--brokers', '0']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toContain('--brokers must be a whole number from 1 to 32');
+  });
+});

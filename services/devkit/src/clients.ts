@@ -1,0 +1,143 @@
+import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
+import { withTimeout } from '@socketbridge/common';
+
+export type ClientOptions = Parameters<typeof socketClusterClient.create>[0];
+
+/** Connects a socketcluster-client to a local port and resolves once the handshake succeeded. */
+export async function connectClient(port: number, options: ClientOptions = {}): Promise<AGClientSocket> {
+  const socket = socketClusterClient.create({ hostname: '127.0.0.1', port, ...options });
+  await withTimeout(socket.listener('connect').once(), 10000, `a connection to port ${port}`);
+  return socket;
+}
+
+/** Counts, per channel, how often each sequence number arrived. */
+export class Receiver {
+  readonly seen = new Map<string, Map<number, number>>();
+  /** When each sequence number first arrived, per channel (ms since the epoch). */
+  readonly firstArrival = new Map<string, Map<number, number>>();
+  private readonly subscribed: Promise<void>;
+
+  constructor(
+    readonly socket: AGClientSocket,
+    readonly channels: string[],
+  ) {
+    this.subscribed = Promise.all(
+      channels.map(async (name) => {
+        const counts = new Map<number, number>();
+        const arrivals = new Map<number, number>();
+        this.seen.set(name, counts);
+        this.firstArrival.set(name, arrivals);
+        const channel = socket.subscribe(name);
+        void (async () => {
+          for await (const data of channel) {
+            const seq = (data as { seq?: unknown }).seq;
+            if (typeof seq !== 'number') continue;
+            counts.set(seq, (counts.get(seq) ?? 0) + 1);
+            if (!arrivals.has(seq)) arrivals.set(seq, Date.now());
+          }
+        })();
+        if (!channel.isSubscribed()) await withTimeout(channel.listener('subscribe').once(), 10000, `subscription to ${name}`);
+      }),
+    ).then(() => undefined);
+  }
+
+  ready(): Promise<void> {
+    return this.subscribed;
+  }
+
+  total(): number {
+    let sum = 0;
+    for (const counts of this.seen.values()) sum += counts.size;
+    return sum;
+  }
+}
+
+/** Publishes `{seq}` on every channel in rounds, at a bounded rate, until stopped or `maxRounds`. */
+export class SequencePublisher {
+  readonly acked = new Map<string, number[]>();
+  /** When each round started (index = seq), to relate arrivals to events such as a broker kill. */
+  readonly roundStartedAt: number[] = [];
+  failed = 0;
+  rounds = 0;
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly socket: AGClientSocket,
+    readonly channels: string[],
+    readonly intervalMs = 20,
+    readonly maxRounds = 10000,
+  ) {
+    for (const channel of channels) this.acked.set(channel, []);
+  }
+
+  start(): this {
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running && this.rounds < this.maxRounds) {
+        const seq = this.rounds++;
+        this.roundStartedAt.push(Date.now());
+        await Promise.all(
+          this.channels.map(async (channel) => {
+            try {
+              await this.socket.invokePublish(channel, { seq });
+              this.acked.get(channel)!.push(seq);
+            } catch {
+              this.failed++;
+            }
+          }),
+        );
+        await new Promise((resolve) => setTimeout(resolve, this.intervalMs));
+      }
+    })();
+    return this;
+  }
+
+  /** Resolves when `maxRounds` rounds were published (or stop was called). */
+  done(): Promise<void> {
+    return this.loop;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+
+  totalAcked(): number {
+    let sum = 0;
+    for (const list of this.acked.values()) sum += list.length;
+    return sum;
+  }
+}
+
+export interface LossReport {
+  sent: number;
+  received: number;
+  lost: number;
+  duplicates: number;
+  lostByChannel: Record<string, number>;
+}
+
+/** Compares what the publisher got acknowledged with what one receiver holds. */
+export function lossReport(publisher: SequencePublisher, receiver: Receiver): LossReport {
+  const report: LossReport = { sent: 0, received: 0, lost: 0, duplicates: 0, lostByChannel: {} };
+  for (const [channel, seqs] of publisher.acked) {
+    const counts = receiver.seen.get(channel) ?? new Map<number, number>();
+    let lost = 0;
+    for (const seq of seqs) {
+      const count = counts.get(seq) ?? 0;
+      if (count === 0) lost++;
+      else report.duplicates += count - 1;
+    }
+    report.sent += seqs.length;
+    report.received += counts.size;
+    report.lost += lost;
+    if (lost) report.lostByChannel[channel] = lost;
+  }
+  return report;
+}
+
+/** True once the receiver holds every acked message (a condition to wait on before counting). */
+export function caughtUp(publisher: SequencePublisher, receiver: Receiver): boolean {
+  return lossReport(publisher, receiver).lost === 0;
+}

@@ -1,0 +1,189 @@
+import { ManagedProcess, freePort, repoRoot, spawnNode, waitFor } from './processes.js';
+
+/** Short cluster timers so tests see joins, leaves and hand-overs in well under a second. */
+export const fastTimers: Record<string, string> = {
+  SCC_STATE_SERVER_STARTUP_DELAY: '500',
+  SCC_STATE_SERVER_SCALE_OUT_DELAY: '400',
+  SCC_STATE_SERVER_SCALE_BACK_DELAY: '200',
+  SCC_STATE_SERVER_RETRY_DELAY: '300',
+  SCC_BROKER_SERVER_RETRY_DELAY: '300',
+  SCC_BROKER_CLIENT_RETRY_DELAY: '300',
+  SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: '500',
+  SOCKETBRIDGE_REMAP_GRACE_MS: '1000',
+  SOCKETBRIDGE_DRAIN_QUIET_MS: '300',
+  SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: 'true',
+};
+
+export type ServiceName = 'state' | 'broker' | 'worker';
+
+export interface StateView {
+  ready: boolean;
+  brokers: Array<{ instanceId: string; uri: string; joinedAt: string }>;
+  workers: Array<{ instanceId: string; uri: string; joinedAt: string }>;
+  sccBrokerURIs: string[];
+  sccWorkerURIs: string[];
+}
+
+export interface WorkerView {
+  instanceId: string;
+  brokerURIs: string[];
+  workerURIs: string[];
+}
+
+export async function getJson<T>(url: string): Promise<T> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+  return (await response.json()) as T;
+}
+
+/** Starts one of our services and resolves once it logged `listening` (with the port it bound). */
+export async function startService(
+  name: ServiceName,
+  env: Record<string, string>,
+  label: string = name,
+  onLine?: (name: string, line: string) => void,
+  ownProcessGroup = false,
+): Promise<ManagedProcess> {
+  const managed = spawnNode(label, `${repoRoot}services/${name}/dist/main.js`, env, onLine, ownProcessGroup);
+  const line = await managed.waitForLog((l) => l.msg === 'listening', 20000, `${label} to listen`);
+  managed.port = Number(line.port);
+  return managed;
+}
+
+/**
+ * A whole local cluster of real processes: our state server, brokers (ours or the upstream
+ * scc-broker package) and workers (ours or a plain upstream scc-broker-client worker).
+ */
+export interface LocalClusterOptions {
+  /** Environment for every member, over `timers`. */
+  env?: Record<string, string>;
+  /** Cluster timers; tests use `fastTimers`, `npm start` the services' defaults. */
+  timers?: Record<string, string>;
+  /** First port for each kind, counting up; unset means an OS-chosen free port. */
+  ports?: { state?: number; broker?: number; worker?: number };
+  /** Sees every line each member prints. */
+  onLine?: (name: string, line: string) => void;
+  /** Start members in their own process group, so a terminal's Ctrl-C reaches only the caller. */
+  ownProcessGroup?: boolean;
+}
+
+export class LocalCluster {
+  state!: ManagedProcess;
+  readonly brokers: ManagedProcess[] = [];
+  readonly workers: ManagedProcess[] = [];
+  readonly env: Record<string, string>;
+
+  constructor(private readonly options: LocalClusterOptions = {}) {
+    this.env = { ...(options.timers ?? fastTimers), ...options.env };
+  }
+
+  static async start(options: LocalClusterOptions & { brokers?: number; workers?: number } = {}): Promise<LocalCluster> {
+    const cluster = new LocalCluster(options);
+    await cluster.startState(options.ports?.state ?? 0);
+    for (let i = 0; i < (options.brokers ?? 2); i++) await cluster.addBroker();
+    for (let i = 0; i < (options.workers ?? 2); i++) await cluster.addWorker();
+    await cluster.waitForMembers();
+    return cluster;
+  }
+
+  memberEnv(): Record<string, string> {
+    return { ...this.env, SCC_STATE_SERVER_HOST: '127.0.0.1', SCC_STATE_SERVER_PORT: String(this.state.port) };
+  }
+
+  async startState(port = 0): Promise<ManagedProcess> {
+    this.state = await startService('state', { ...this.env, SCC_STATE_SERVER_PORT: String(port) }, 'state', this.options.onLine, this.options.ownProcessGroup);
+    return this.state;
+  }
+
+  async addBroker(kind: 'ours' | 'upstream' = 'ours'): Promise<ManagedProcess> {
+    const label = `broker-${this.brokers.length + 1}${kind === 'upstream' ? '-upstream' : ''}`;
+    let broker: ManagedProcess;
+    if (kind === 'ours') {
+      broker = await startService('broker', { ...this.memberEnv(), SCC_BROKER_SERVER_PORT: String(this.nextPort('broker', this.brokers.length)) }, label, this.options.onLine, this.options.ownProcessGroup);
+    } else {
+      const port = this.nextPort('broker', this.brokers.length) || (await freePort());
+      broker = spawnNode(
+        label,
+        `${repoRoot}node_modules/scc-broker/server.js`,
+        { ...this.memberEnv(), SCC_BROKER_SERVER_PORT: String(port), SCC_BROKER_SERVER_LOG_LEVEL: '1' },
+        this.options.onLine,
+        this.options.ownProcessGroup,
+      );
+      broker.port = port;
+      await waitFor(async () => (await this.stateView()).sccBrokerURIs.some((u) => u.endsWith(`:${port}`)), 20000, `${label} to join`);
+    }
+    this.brokers.push(broker);
+    return broker;
+  }
+
+  async addWorker(kind: 'ours' | 'upstream' = 'ours'): Promise<ManagedProcess> {
+    const label = `worker-${this.workers.length + 1}${kind === 'upstream' ? '-upstream' : ''}`;
+    const env = { ...this.memberEnv(), SOCKETCLUSTER_PORT: String(this.nextPort('worker', this.workers.length)) };
+    const worker =
+      kind === 'ours'
+        ? await startService('worker', env, label, this.options.onLine, this.options.ownProcessGroup)
+        : spawnNode(label, `${repoRoot}services/devkit/dist/upstream-worker.js`, env, this.options.onLine, this.options.ownProcessGroup);
+    if (kind === 'upstream') {
+      const line = await worker.waitForLog((l) => l.msg === 'listening', 20000, `${label} to listen`);
+      worker.port = Number(line.port);
+    }
+    this.workers.push(worker);
+    return worker;
+  }
+
+  private nextPort(kind: 'broker' | 'worker', index: number): number {
+    const base = this.options.ports?.[kind];
+    return base ? base + index : 0;
+  }
+
+  async stateView(): Promise<StateView> {
+    return getJson<StateView>(`http://127.0.0.1:${this.state.port}/state`);
+  }
+
+  async workerView(worker: ManagedProcess): Promise<WorkerView> {
+    return getJson<WorkerView>(`http://127.0.0.1:${worker.port}/cluster`);
+  }
+
+  live(list: ManagedProcess[]): ManagedProcess[] {
+    return list.filter((p) => p.running);
+  }
+
+  /** Waits until the state server lists every running member and every worker maps over the same brokers. */
+  async waitForMembers(timeoutMs = 20000): Promise<string[]> {
+    let uris: string[] = [];
+    await waitFor(
+      async () => {
+        try {
+          const view = await this.stateView();
+          const brokers = this.live(this.brokers);
+          const workers = this.live(this.workers);
+          if (view.sccBrokerURIs.length !== brokers.length || view.sccWorkerURIs.length !== workers.length) return false;
+          uris = view.sccBrokerURIs;
+          for (const worker of workers) {
+            const mine = await this.workerView(worker);
+            if (mine.brokerURIs.join() !== uris.join() || mine.workerURIs.length !== workers.length) return false;
+          }
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      timeoutMs,
+      'the cluster to agree on its members',
+      100,
+    );
+    return uris;
+  }
+
+  /** Kills every member at once (tests). */
+  async stop(): Promise<void> {
+    await Promise.all([...this.workers, ...this.brokers, this.state].filter(Boolean).map((p) => p.stop('SIGKILL', 5000)));
+  }
+
+  /** Stops the way an operator would: workers drain first, then brokers, then the state server. */
+  async shutdown(timeoutMs = 40000): Promise<void> {
+    for (const tier of [this.workers, this.brokers, [this.state]]) {
+      await Promise.all(tier.filter((p) => p?.running).map((p) => p.stop('SIGTERM', timeoutMs)));
+    }
+  }
+}

@@ -1,0 +1,3 @@
+export * from './processes.js';
+export * from './cluster.js';
+export * from './clients.js';

@@ -1,0 +1,137 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** A port the OS just handed out; for programs that cannot listen on port 0 themselves. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `check` until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 25,
+): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+type LogLine = Record<string, unknown> & { msg?: string };
+
+/** A child process whose JSON log lines are kept, so tests wait on what it says rather than on time. */
+export class ManagedProcess {
+  readonly lines: LogLine[] = [];
+  readonly raw: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: Array<() => void> = [];
+  port = 0;
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    onLine?: (name: string, line: string) => void,
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const onData = (chunk: Buffer) => {
+      for (const text of chunk.toString('utf8').split('\n')) {
+        if (!text.trim()) continue;
+        this.raw.push(text);
+        onLine?.(name, text);
+        if (this.raw.length > 5000) this.raw.shift();
+        try {
+          this.lines.push(JSON.parse(text) as LogLine);
+        } catch {
+          // Not JSON: upstream processes log plain text; keep it in raw only.
+        }
+      }
+      for (const wake of this.waiters.splice(0)) wake();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Resolves with the first log line (already seen or still to come) that matches. */
+  async waitForLog(match: (line: LogLine) => boolean, timeoutMs: number, what: string): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines.find(match);
+      if (found) return found;
+      if (!this.running) throw new Error(`${this.name} exited while waiting for ${what}:\n${this.tail()}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what}:\n${this.tail()}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 250));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  tail(count = 20): string {
+    return this.raw.slice(-count).join('\n');
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.running) this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const started = new Set<ManagedProcess>();
+
+export function spawnNode(
+  name: string,
+  script: string,
+  env: Record<string, string>,
+  onLine?: (name: string, line: string) => void,
+  ownProcessGroup = false,
+): ManagedProcess {
+  const child = spawn(process.execPath, [script], {
+    cwd: repoRoot,
+    // In its own group a terminal's Ctrl-C reaches only the supervisor, which then stops members in order.
+    detached: ownProcessGroup,
+    env: { ...process.env, SOCKETBRIDGE_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const managed = new ManagedProcess(name, child, onLine);
+  started.add(managed);
+  void managed.exited.then(() => started.delete(managed));
+  return managed;
+}
+
+/** Last resort when the supervising process exits: no member outlives it. */
+process.on('exit', () => {
+  for (const managed of started) if (managed.running) managed.child.kill('SIGKILL');
+});
+
+/** Kills whatever a test file started and is still running (use in afterAll / afterEach). */
+export async function killAll(): Promise<void> {
+  await Promise.all([...started].map((p) => p.stop('SIGKILL', 5000)));
+}
