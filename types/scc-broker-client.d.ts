@@ -3,6 +3,7 @@ declare module 'scc-broker-client' {
   import type { AGClientSocket } from 'socketcluster-client';
 
   export interface ClientPool {
+    selectClient(channel: string): AGClientSocket;
     clients: AGClientSocket[];
     targetURI: string;
     subscribe(channel: string): unknown;
@@ -14,12 +15,8 @@ declare module 'scc-broker-client' {
     destroy(): void;
   }
 
-  export interface BrokerEngine {
-    subscriptions(): string[];
-  }
-
   export interface ClusterBrokerClient {
-    broker: BrokerEngine;
+    broker: LocalBroker;
     isReady: boolean;
     sccBrokerURIList: string[];
     sccBrokerClientPools: Record<string, ClientPool>;
@@ -50,7 +47,12 @@ declare module 'scc-broker-client' {
     mappingEngine?: 'skeletonRendezvous' | 'simple';
   }
 
-  export function attach(broker: unknown, options: AttachOptions): ClusterBrokerClient;
+  export function attach(broker: LocalBroker, options: AttachOptions): ClusterBrokerClient;
+  /** socketcluster-server's brokerEngine or a bare ag-simple-broker. */
+  export interface LocalBroker {
+    subscriptions(): string[];
+    invokePublish(channel: string, data: unknown, suppressEvent?: boolean): unknown;
+  }
 }
 
 declare module 'skeleton-rendezvous' {

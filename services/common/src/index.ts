@@ -6,3 +6,4 @@ export * from './http.js';
 export * from './shutdown.js';
 export * from './protocol.js';
 export * from './wait.js';
+export * from './cluster-link.js';

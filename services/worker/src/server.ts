@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import socketClusterServer, { type AGServerSocket } from 'socketcluster-server';
-import sccBrokerClient from 'scc-broker-client';
 import {
   Counter,
   Gauge,
+  joinCluster,
   listen,
+  type ClusterLink,
   metricDefs,
   opsRequestHandler,
   sendJson,
@@ -15,7 +16,6 @@ import {
 } from '@socketbridge/common';
 import type { WorkerConfig } from './config.js';
 import { Refusal, type WorkerHooks } from './hooks.js';
-import { installLosslessRemap } from './remap.js';
 
 export interface WorkerServer {
   port: number;
@@ -32,9 +32,8 @@ export async function startWorker(
   const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
   const httpServer = createServer();
   const agServer = socketClusterServer.attach(httpServer, { allowClientPublish: true });
-  let brokerURIs: string[] = [];
-  let workerURIs: string[] = [];
   let draining = false;
+  let link: ClusterLink | undefined;
 
   const handshakeRejections = new Counter({ ...metricDefs.handshakeRejections, registers: [registry] });
   const subscribeRejections = new Counter({ ...metricDefs.subscribeRejections, registers: [registry] });
@@ -50,8 +49,8 @@ export async function startWorker(
       this.set(total);
     },
   });
-  new Gauge({ ...metricDefs.clusterBrokers, registers: [registry], collect() { this.set(brokerURIs.length); } });
-  new Gauge({ ...metricDefs.clusterWorkers, registers: [registry], collect() { this.set(workerURIs.length); } });
+  new Gauge({ ...metricDefs.clusterBrokers, registers: [registry], collect() { this.set(link?.brokerURIs().length ?? 0); } });
+  new Gauge({ ...metricDefs.clusterWorkers, registers: [registry], collect() { this.set(link?.workerURIs().length ?? 0); } });
 
   const refusalOf = (error: unknown): Refusal =>
     error instanceof Refusal ? error : new Refusal('internal', 'refused: the worker could not check this request');
@@ -123,12 +122,17 @@ export async function startWorker(
     readiness: () =>
       draining
         ? { ready: false, reason: 'draining' }
-        : brokerURIs.length > 0
+        : link && link.brokerURIs().length > 0
           ? { ready: true }
           : { ready: false, reason: 'no broker mapping yet' },
     routes: {
       '/cluster': (_req, res) =>
-        sendJson(res, 200, { instanceId, brokerURIs, workerURIs, connections: agServer.clientsCount }),
+        sendJson(res, 200, {
+          instanceId,
+          brokerURIs: link?.brokerURIs() ?? [],
+          workerURIs: link?.workerURIs() ?? [],
+          connections: agServer.clientsCount,
+        }),
     },
   });
   httpServer.on('request', (req, res) => {
@@ -137,34 +141,26 @@ export async function startWorker(
   });
 
   const port = await listen(httpServer, config.SOCKETCLUSTER_PORT);
-  const clusterClient = sccBrokerClient.attach(agServer.brokerEngine, {
-    instanceId,
-    instancePort: port,
-    instanceIp: config.SCC_INSTANCE_IP ?? null,
-    instanceIpFamily: config.SCC_INSTANCE_IP_FAMILY,
-    stateServerHost: config.SCC_STATE_SERVER_HOST,
-    stateServerPort: config.SCC_STATE_SERVER_PORT,
-    authKey: config.SCC_AUTH_KEY ?? null,
-    stateServerConnectTimeout: config.SCC_STATE_SERVER_CONNECT_TIMEOUT,
-    stateServerAckTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
-    brokerRetryDelay: config.SCC_BROKER_CLIENT_RETRY_DELAY,
-  });
-  installLosslessRemap(clusterClient, {
-    switchDelayMs: config.SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS,
-    graceMs: config.SOCKETBRIDGE_REMAP_GRACE_MS,
-    confirmTimeoutMs: config.SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS,
-    logger,
-    onRemap: (uris) => {
-      brokerURIs = [...uris].sort();
-      remaps.inc();
+  link = joinCluster(
+    agServer.brokerEngine,
+    {
+      instanceId,
+      instancePort: port,
+      instanceIp: config.SCC_INSTANCE_IP ?? null,
+      instanceIpFamily: config.SCC_INSTANCE_IP_FAMILY,
+      stateServerHost: config.SCC_STATE_SERVER_HOST,
+      stateServerPort: config.SCC_STATE_SERVER_PORT,
+      authKey: config.SCC_AUTH_KEY ?? null,
+      stateServerConnectTimeout: config.SCC_STATE_SERVER_CONNECT_TIMEOUT,
+      stateServerAckTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
+      brokerRetryDelay: config.SCC_BROKER_CLIENT_RETRY_DELAY,
+      switchDelayMs: config.SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS,
+      graceMs: config.SOCKETBRIDGE_REMAP_GRACE_MS,
+      confirmTimeoutMs: config.SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS,
+      logger,
     },
-  });
-  void (async () => {
-    for await (const { error } of clusterClient.listener('error')) logger.warn({ err: error?.message ?? String(error) }, 'cluster client error');
-  })();
-  void (async () => {
-    for await (const { workerURIs: uris } of clusterClient.listener('updateWorkers')) workerURIs = [...uris].sort();
-  })();
+    () => remaps.inc(),
+  );
 
   return {
     port,

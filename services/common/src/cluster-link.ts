@@ -1,6 +1,7 @@
 import SkeletonRendezvousHasher from 'skeleton-rendezvous';
-import type { ClientPool, ClusterBrokerClient } from 'scc-broker-client';
-import { waitUntil, type Logger } from '@socketbridge/common';
+import sccBrokerClient, { type AttachOptions, type ClientPool, type ClusterBrokerClient } from 'scc-broker-client';
+import type { Logger } from 'pino';
+import { waitUntil } from './wait.js';
 
 export interface RemapOptions {
   /** After our own new subscriptions are confirmed, how long until we publish on the new mapping. */
@@ -32,7 +33,7 @@ const sameSet = (a: string[], b: string[]) => a.length === b.length && [...a].so
  * A broker that left because it died gets no publishes in between: its pool is not open, so
  * publishes fall through to the new mapping at once.
  */
-export function installLosslessRemap(client: ClusterBrokerClient, options: RemapOptions): { inTransition: () => boolean } {
+function installLosslessRemap(client: ClusterBrokerClient, options: RemapOptions) {
   const setBrokers = client.setBrokers.bind(client);
   const invokePublish = client.invokePublish.bind(client);
   const publishMapper = new SkeletonRendezvousHasher();
@@ -110,17 +111,77 @@ export function installLosslessRemap(client: ClusterBrokerClient, options: Remap
     options.logger.info('broker hand-over finished: old subscriptions dropped');
   }
 
-  client.invokePublish = (channel: string, data: unknown) => {
+  /** The pool a publish on `channel` goes to right now, or undefined when no broker is known. */
+  function publishPool(channel: string): ClientPool | undefined {
     if (publishing === 'previous') {
       const uri = publishMapper.findSite(channel);
       const pool = client.sccBrokerClientPools[uri] ?? retained.get(uri);
-      if (pool && isOpen(pool)) {
-        void pool.invokePublish(channel, data);
-        return;
-      }
+      if (pool && isOpen(pool)) return pool;
     }
-    invokePublish(channel, data);
+    return client.sccBrokerClientPools[client.mapChannelNameToBrokerURI(channel)];
+  }
+
+  client.invokePublish = (channel: string, data: unknown) => {
+    const pool = publishing === 'previous' ? publishPool(channel) : undefined;
+    if (pool) void pool.invokePublish(channel, data);
+    else invokePublish(channel, data);
   };
 
-  return { inTransition: () => publishing === 'previous' || retained.size > 0 || deferred.length > 0 };
+  return { publishPool, inTransition: () => publishing === 'previous' || retained.size > 0 || deferred.length > 0 };
+}
+
+/** What scc-broker-client needs of the local broker: socketcluster-server's brokerEngine, or a bare AGSimpleBroker. */
+export type LocalBroker = Parameters<typeof sccBrokerClient.attach>[0];
+
+export interface ClusterLinkOptions extends AttachOptions, Omit<RemapOptions, 'onRemap'> {}
+
+export interface ClusterLink {
+  readonly instanceId: string;
+  brokerURIs(): string[];
+  workerURIs(): string[];
+  inTransition(): boolean;
+  /**
+   * Publishes into the cluster and resolves once the channel's broker shard acknowledged it: the
+   * point after which the message is the cluster's to deliver. Rejects when no shard is reachable.
+   */
+  publish(channel: string, data: unknown): Promise<void>;
+  readonly client: ClusterBrokerClient;
+}
+
+/**
+ * Joins the SCC cluster as scc-broker-client does (as a worker, so the state server pushes broker
+ * changes to us), with the lossless broker hand-over below installed.
+ */
+export function joinCluster(broker: LocalBroker, options: ClusterLinkOptions, onRemap?: (brokerURIs: string[]) => void): ClusterLink {
+  const client = sccBrokerClient.attach(broker, options);
+  let brokerURIs: string[] = [];
+  let workerURIs: string[] = [];
+  const remap = installLosslessRemap(client, {
+    ...options,
+    onRemap: (uris) => {
+      brokerURIs = [...uris].sort();
+      onRemap?.(brokerURIs);
+    },
+  });
+  void (async () => {
+    for await (const { workerURIs: uris } of client.listener('updateWorkers')) workerURIs = [...uris].sort();
+  })();
+  void (async () => {
+    for await (const { error } of client.listener('error')) {
+      options.logger.warn({ err: error?.message ?? String(error) }, 'cluster client error');
+    }
+  })();
+  return {
+    instanceId: options.instanceId,
+    client,
+    brokerURIs: () => brokerURIs,
+    workerURIs: () => workerURIs,
+    inTransition: remap.inTransition,
+    async publish(channel, data) {
+      const pool = remap.publishPool(channel);
+      if (!pool) throw new Error(`no broker shard known for channel ${channel}: the cluster has no brokers yet`);
+      // The packet shape scc-broker-client uses, so every worker (ours or upstream) delivers it.
+      await pool.selectClient(channel).invokePublish(channel, { sender: options.instanceId, messages: [data] });
+    },
+  };
 }
