@@ -33,7 +33,8 @@ export async function startWorker(
   const httpServer = createServer();
   const agServer = socketClusterServer.attach(httpServer, { allowClientPublish: true });
   let draining = false;
-  let link: ClusterLink | undefined;
+  // Set once the port is known (the cluster announces it); ops routes answer before that.
+  let link: ClusterLink | undefined = undefined;
 
   const handshakeRejections = new Counter({ ...metricDefs.handshakeRejections, registers: [registry] });
   const subscribeRejections = new Counter({ ...metricDefs.subscribeRejections, registers: [registry] });
