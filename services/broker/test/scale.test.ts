@@ -7,13 +7,14 @@ import {
   connectClient,
   killAll,
   lossReport,
+  openChannels,
   waitFor,
   type ManagedProcess,
 } from '@socketbridge/devkit';
 
 const channels = Array.from({ length: 20 }, (_, i) => `flow-${i}`);
 // Production hand-over timers: the lossless claims below are about the defaults users run.
-const env = { SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: '1000', SOCKETBRIDGE_REMAP_GRACE_MS: '2000' };
+const env = { ...openChannels, SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: '1000', SOCKETBRIDGE_REMAP_GRACE_MS: '2000' };
 const sockets: AGClientSocket[] = [];
 let cluster: LocalCluster | undefined;
 

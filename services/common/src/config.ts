@@ -28,6 +28,15 @@ export const env = {
     ),
   string: (fallback: string) => z.preprocess(unsetAsUndefined, z.string().min(1).default(fallback)),
   optionalString: () => z.preprocess(unsetAsUndefined, z.string().min(1).optional()),
+  /** A required secret: no default, so a deployment cannot run with a guessable one. */
+  secret: (minLength: number) =>
+    z.preprocess(unsetAsUndefined, z.string({ message: 'required' }).min(minLength, `must be at least ${minLength} characters`)),
+  /** Comma-separated, blanks dropped. */
+  list: () =>
+    z.preprocess(
+      (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : []),
+      z.array(z.string()),
+    ),
   logLevel: () =>
     z.preprocess(
       unsetAsUndefined,

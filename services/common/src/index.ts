@@ -7,3 +7,6 @@ export * from './shutdown.js';
 export * from './protocol.js';
 export * from './wait.js';
 export * from './cluster-link.js';
+export * from './channels.js';
+export * from './bridges.js';
+export * from './registry-watch.js';

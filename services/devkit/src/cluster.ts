@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ManagedProcess, freePort, repoRoot, spawnNode, waitFor } from './processes.js';
 
 /** Short cluster timers so tests see joins, leaves and hand-overs in well under a second. */
@@ -11,6 +12,17 @@ export const fastTimers: Record<string, string> = {
   SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: '500',
   SOCKETBRIDGE_REMAP_GRACE_MS: '1000',
   SOCKETBRIDGE_DRAIN_QUIET_MS: '300',
+};
+
+/** Secrets made fresh for each run: services refuse to start without them, and no fixed key ships. */
+export const devSecrets: Record<string, string> = {
+  SOCKETBRIDGE_AUTH_KEY: randomBytes(32).toString('hex'),
+  SOCKETBRIDGE_API_KEY: randomBytes(24).toString('hex'),
+};
+
+/** For tests of the cluster itself: any client may subscribe to any channel and publish. */
+export const openChannels: Record<string, string> = {
+  SOCKETBRIDGE_PUBLIC_CHANNELS: '#',
   SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: 'true',
 };
 
@@ -74,7 +86,7 @@ export class LocalCluster {
   readonly env: Record<string, string>;
 
   constructor(private readonly options: LocalClusterOptions = {}) {
-    this.env = { ...(options.timers ?? fastTimers), ...options.env };
+    this.env = { ...devSecrets, ...(options.timers ?? fastTimers), ...options.env };
   }
 
   static async start(options: LocalClusterOptions & { brokers?: number; workers?: number } = {}): Promise<LocalCluster> {

@@ -1,14 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
 import { withTimeout } from '@socketbridge/common';
-import { LocalCluster, Receiver, SequencePublisher, connectClient, killAll, lossReport, waitFor } from '@socketbridge/devkit';
+import { LocalCluster, openChannels, Receiver, SequencePublisher, connectClient, killAll, lossReport, waitFor } from '@socketbridge/devkit';
 
 const authKey = 'cluster-secret';
 let cluster: LocalCluster;
 const sockets: AGClientSocket[] = [];
 
 beforeAll(async () => {
-  cluster = new LocalCluster({ env: { SCC_AUTH_KEY: authKey } });
+  cluster = new LocalCluster({ env: { ...openChannels, SCC_AUTH_KEY: authKey } });
   await cluster.startState();
 });
 afterEach(() => {

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AGClientSocket } from 'socketcluster-client';
-import { LocalCluster, Receiver, SequencePublisher, connectClient, killAll, lossReport, waitFor } from '@socketbridge/devkit';
+import { LocalCluster, openChannels, Receiver, SequencePublisher, connectClient, killAll, lossReport, waitFor } from '@socketbridge/devkit';
 
 const channels = Array.from({ length: 10 }, (_, i) => `keep-${i}`);
 const sockets: AGClientSocket[] = [];
@@ -16,7 +16,7 @@ describe('state server restart', () => {
   it('keeps delivering on the last mapping while it is away, and every member rejoins', async () => {
     // A start-up delay longer than the members' reconnect spread (retry 300 ms + up to 1 s), so
     // brokers are back before workers may rejoin, as production's 5 s vs 2 s + 1 s.
-    cluster = await LocalCluster.start({ brokers: 2, workers: 2, env: { SCC_STATE_SERVER_STARTUP_DELAY: '2000' } });
+    cluster = await LocalCluster.start({ brokers: 2, workers: 2, env: { ...openChannels, SCC_STATE_SERVER_STARTUP_DELAY: '2000' } });
     const before = await cluster.stateView();
     const [w1, w2] = cluster.workers;
     const rx = await connectClient(w2!.port);

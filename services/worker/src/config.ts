@@ -10,8 +10,16 @@ export const workerEnv = {
   SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: env.ms(1000),
   SOCKETBRIDGE_REMAP_GRACE_MS: env.ms(2000),
   SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS: env.ms(5000),
-  /** Whether client sockets may publish; the publisher issue turns this off by default. */
-  SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: env.bool(true),
+  /** Whether client sockets may publish. Off: only the publisher publishes. */
+  SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: env.bool(false),
+  /** The key client JWTs are signed with (shared with the publisher); socketcluster-server verifies them. */
+  SOCKETBRIDGE_AUTH_KEY: env.secret(32),
+  /** Refuse sockets that present no token at all (a bad or expired token is always refused). */
+  SOCKETBRIDGE_REQUIRE_AUTH: env.bool(false),
+  /** Extra public channel patterns, comma-separated (`#` makes every channel public: tests and demos only). */
+  SOCKETBRIDGE_PUBLIC_CHANNELS: env.list(),
+  SOCKETBRIDGE_REDIS_URL: env.string('redis://127.0.0.1:6379'),
+  SOCKETBRIDGE_REGISTRY_RESYNC_MS: env.ms(30000),
   SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(10000),
 };
 

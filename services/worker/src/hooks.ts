@@ -11,12 +11,19 @@ export class Refusal extends Error {
   }
 }
 
+/** What socketcluster-server found of the handshake's token before our middleware runs. */
+export interface HandshakeAuth {
+  signedAuthToken: string | null;
+  authTokenError: Error | null;
+  authToken: unknown;
+}
+
 /**
- * Where later features plug into the worker: client auth at the handshake, channel access on
+ * Where features plug into the worker: client auth at the handshake, channel access on
  * subscribe, publish policy, and procedures such as `recover`. Each hook throws a Refusal to say no.
  */
 export interface WorkerHooks {
-  handshake?: (socket: AGServerSocket) => void | Promise<void>;
+  handshake?: (socket: AGServerSocket, auth: HandshakeAuth) => void | Promise<void>;
   subscribe?: (socket: AGServerSocket, channel: string) => void | Promise<void>;
   publish?: (socket: AGServerSocket, channel: string, data: unknown) => void | Promise<void>;
   procedures?: Record<string, (socket: AGServerSocket, data: unknown) => unknown>;

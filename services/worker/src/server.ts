@@ -15,7 +15,7 @@ import {
   type Registry,
 } from '@socketbridge/common';
 import type { WorkerConfig } from './config.js';
-import { Refusal, type WorkerHooks } from './hooks.js';
+import { Refusal, type HandshakeAuth, type WorkerHooks } from './hooks.js';
 
 export interface WorkerServer {
   port: number;
@@ -31,7 +31,8 @@ export async function startWorker(
 ): Promise<WorkerServer> {
   const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
   const httpServer = createServer();
-  const agServer = socketClusterServer.attach(httpServer, { allowClientPublish: true });
+  // socketcluster-server verifies client JWTs itself with the shared key (HS256).
+  const agServer = socketClusterServer.attach(httpServer, { allowClientPublish: true, authKey: config.SOCKETBRIDGE_AUTH_KEY });
   let draining = false;
   // Set once the port is known (the cluster announces it); ops routes answer before that.
   let link: ClusterLink | undefined = undefined;
@@ -65,7 +66,7 @@ export async function startWorker(
           continue;
         }
         try {
-          await hooks.handshake?.(action.socket);
+          await hooks.handshake?.(action.socket, action.data as HandshakeAuth);
         } catch (error) {
           const refusal = refusalOf(error);
           handshakeRejections.inc({ reason: refusal.reason });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import SkeletonRendezvousHasher from 'skeleton-rendezvous';
 import type { AGClientSocket } from 'socketcluster-client';
-import { LocalCluster, Receiver, SequencePublisher, connectClient, getJson, killAll, lossReport, waitFor } from '@socketbridge/devkit';
+import { LocalCluster, openChannels, Receiver, SequencePublisher, connectClient, getJson, killAll, lossReport, waitFor } from '@socketbridge/devkit';
 
 const channels = Array.from({ length: 20 }, (_, i) => `room-${i}`);
 const sockets: AGClientSocket[] = [];
@@ -22,7 +22,7 @@ afterAll(killAll);
 
 describe('delivery across the cluster', () => {
   it('a message published on one worker reaches subscribers on the other, through both brokers', async () => {
-    cluster = await LocalCluster.start({ brokers: 2, workers: 2 });
+    cluster = await LocalCluster.start({ brokers: 2, workers: 2, env: openChannels });
     const brokerURIs = (await cluster.stateView()).sccBrokerURIs;
     expect(brokerURIs).toHaveLength(2);
 
@@ -51,7 +51,7 @@ describe('delivery across the cluster', () => {
   });
 
   it('interoperates: our broker with upstream scc-broker, our worker with a plain scc-broker-client worker', async () => {
-    cluster = new LocalCluster();
+    cluster = new LocalCluster({ env: openChannels });
     await cluster.startState();
     await cluster.addBroker('ours');
     await cluster.addBroker('upstream');
