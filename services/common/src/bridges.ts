@@ -1,4 +1,4 @@
-import type { ChannelPolicy } from './channels.js';
+import { CHANNEL_NAME, TEMPLATE_ROOTS, type ChannelPolicy } from './channels.js';
 
 /** A queue the publisher consumes, how it is declared and bound, and where its messages go. */
 export interface BridgeQueue {
@@ -28,3 +28,32 @@ export const registryKeys = {
   changes: 'socketbridge:registry-changes',
   history: (channel: string) => `socketbridge:history:${channel}`,
 };
+
+const PATTERN_SEGMENT = /^(\*|#|\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9_:@-]+)$/;
+
+/**
+ * What a schema cannot say about a bridge: duplicate queue names, route templates naming fields
+ * that do not exist, malformed channel patterns. Each problem is one readable sentence.
+ */
+export function bridgeProblems(bridge: Bridge): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const queue of bridge.queues) {
+    if (seen.has(queue.name)) problems.push(`queue ${queue.name} is declared twice`);
+    seen.add(queue.name);
+    for (const [, field] of queue.route.channel.matchAll(/\{([^}]*)\}/g)) {
+      const root = field!.split('.')[0]!;
+      const known = (TEMPLATE_ROOTS as readonly string[]).includes(root) && (root === 'routingKey' ? field === 'routingKey' : field!.includes('.'));
+      if (!known) problems.push(`queue ${queue.name}: route ${queue.route.channel} names {${field}}; use {routingKey}, {headers.<name>} or {body.<field>}`);
+    }
+    const literal = queue.route.channel.replace(/\{[^}]*\}/g, 'x');
+    if (!CHANNEL_NAME.test(literal)) problems.push(`queue ${queue.name}: route ${queue.route.channel} cannot make a valid channel name`);
+  }
+  for (const policy of bridge.channels) {
+    const segments = policy.pattern.split('.');
+    const bad = segments.find((s, i) => !PATTERN_SEGMENT.test(s) || (s === '#' && i !== segments.length - 1));
+    if (bad !== undefined) problems.push(`channel pattern ${policy.pattern}: segment ${JSON.stringify(bad)} is not a literal, *, {name} or a final #`);
+    if (policy.access === 'owner' && !segments.includes('{clientId}')) problems.push(`channel pattern ${policy.pattern}: owner access needs a {clientId} segment`);
+  }
+  return problems;
+}

@@ -39,4 +39,42 @@ export const metricDefs = {
     help: 'Publishes from client sockets refused, by reason.',
     labelNames: ['reason'] as const,
   },
+  messagesConsumed: {
+    name: 'socketbridge_messages_consumed_total',
+    help: 'Messages taken from RabbitMQ, by queue.',
+    labelNames: ['queue'] as const,
+  },
+  messagesAcked: {
+    name: 'socketbridge_messages_acked_total',
+    help: 'Messages acknowledged to RabbitMQ after the cluster took them, by queue.',
+    labelNames: ['queue'] as const,
+  },
+  messagesDeadLettered: {
+    name: 'socketbridge_messages_dead_lettered_total',
+    help: 'Messages sent to the dead-letter exchange, by queue and reason.',
+    labelNames: ['queue', 'reason'] as const,
+  },
+  messagesRequeued: {
+    name: 'socketbridge_messages_requeued_total',
+    help: 'Messages handed back to RabbitMQ because history or the cluster was unavailable, by queue.',
+    labelNames: ['queue'] as const,
+  },
+  messagesPublished: {
+    name: 'socketbridge_messages_published_total',
+    help: 'Envelopes published into the cluster and acknowledged by their broker shard, by source.',
+    labelNames: ['source'] as const,
+  },
+  rabbitToPublish: {
+    name: 'socketbridge_rabbitmq_to_publish_seconds',
+    help: 'From taking a message off RabbitMQ to its broker shard acknowledging the publish.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  },
+  rabbitConnected: {
+    name: 'socketbridge_rabbitmq_connected',
+    help: '1 while the publisher holds a RabbitMQ connection.',
+  },
+  consumers: {
+    name: 'socketbridge_rabbitmq_consumers',
+    help: 'Queues this publisher is consuming.',
+  },
 } as const;

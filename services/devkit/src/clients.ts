@@ -3,9 +3,32 @@ import { withTimeout } from '@socketbridge/common';
 
 export type ClientOptions = Parameters<typeof socketClusterClient.create>[0];
 
-/** Connects a socketcluster-client to a local port and resolves once the handshake succeeded. */
-export async function connectClient(port: number, options: ClientOptions = {}): Promise<AGClientSocket> {
-  const socket = socketClusterClient.create({ hostname: '127.0.0.1', port, ...options });
+/**
+ * A socketcluster-client auth engine holding one token in memory: the client sends it with the
+ * handshake, as a browser does from localStorage.
+ */
+export function tokenAuthEngine(token: string | null) {
+  let current = token;
+  return {
+    saveToken: async (_name: string, value: string) => (current = value),
+    removeToken: async () => {
+      const old = current;
+      current = null;
+      return old;
+    },
+    loadToken: async () => current,
+  };
+}
+
+/** Connects a socketcluster-client to a local port (with `token`, signed in) and resolves once the handshake succeeded. */
+export async function connectClient(port: number, options: ClientOptions & { token?: string } = {}): Promise<AGClientSocket> {
+  const { token, ...rest } = options;
+  const socket = socketClusterClient.create({
+    hostname: '127.0.0.1',
+    port,
+    ...(token ? { authEngine: tokenAuthEngine(token) } : {}),
+    ...rest,
+  });
   await withTimeout(socket.listener('connect').once(), 10000, `a connection to port ${port}`);
   return socket;
 }

@@ -26,7 +26,7 @@ export const openChannels: Record<string, string> = {
   SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: 'true',
 };
 
-export type ServiceName = 'state' | 'broker' | 'worker';
+export type ServiceName = 'state' | 'broker' | 'worker' | 'publisher';
 
 export interface StateView {
   ready: boolean;
@@ -72,7 +72,7 @@ export interface LocalClusterOptions {
   /** Cluster timers; tests use `fastTimers`, `npm start` the services' defaults. */
   timers?: Record<string, string>;
   /** First port for each kind, counting up; unset means an OS-chosen free port. */
-  ports?: { state?: number; broker?: number; worker?: number };
+  ports?: { state?: number; broker?: number; worker?: number; publisher?: number };
   /** Sees every line each member prints. */
   onLine?: (name: string, line: string) => void;
   /** Start members in their own process group, so a terminal's Ctrl-C reaches only the caller. */
@@ -83,17 +83,19 @@ export class LocalCluster {
   state!: ManagedProcess;
   readonly brokers: ManagedProcess[] = [];
   readonly workers: ManagedProcess[] = [];
+  readonly publishers: ManagedProcess[] = [];
   readonly env: Record<string, string>;
 
   constructor(private readonly options: LocalClusterOptions = {}) {
     this.env = { ...devSecrets, ...(options.timers ?? fastTimers), ...options.env };
   }
 
-  static async start(options: LocalClusterOptions & { brokers?: number; workers?: number } = {}): Promise<LocalCluster> {
+  static async start(options: LocalClusterOptions & { brokers?: number; workers?: number; publishers?: number } = {}): Promise<LocalCluster> {
     const cluster = new LocalCluster(options);
     await cluster.startState(options.ports?.state ?? 0);
     for (let i = 0; i < (options.brokers ?? 2); i++) await cluster.addBroker();
     for (let i = 0; i < (options.workers ?? 2); i++) await cluster.addWorker();
+    for (let i = 0; i < (options.publishers ?? 0); i++) await cluster.addPublisher();
     await cluster.waitForMembers();
     return cluster;
   }
@@ -143,7 +145,16 @@ export class LocalCluster {
     return worker;
   }
 
-  private nextPort(kind: 'broker' | 'worker', index: number): number {
+  /** A publisher joins the cluster like a worker; `env` adds to (or overrides) the cluster's. */
+  async addPublisher(env: Record<string, string> = {}): Promise<ManagedProcess> {
+    const label = `publisher-${this.publishers.length + 1}`;
+    const port = this.nextPort('publisher', this.publishers.length);
+    const publisher = await startService('publisher', { ...this.memberEnv(), SOCKETBRIDGE_PORT: String(port), ...env }, label, this.options.onLine, this.options.ownProcessGroup);
+    this.publishers.push(publisher);
+    return publisher;
+  }
+
+  private nextPort(kind: 'broker' | 'worker' | 'publisher', index: number): number {
     const base = this.options.ports?.[kind];
     return base ? base + index : 0;
   }
@@ -168,12 +179,12 @@ export class LocalCluster {
         try {
           const view = await this.stateView();
           const brokers = this.live(this.brokers);
-          const workers = this.live(this.workers);
-          if (view.sccBrokerURIs.length !== brokers.length || view.sccWorkerURIs.length !== workers.length) return false;
+          const members = [...this.live(this.workers), ...this.live(this.publishers)];
+          if (view.sccBrokerURIs.length !== brokers.length || view.workers.length !== members.length) return false;
           uris = view.sccBrokerURIs;
-          for (const worker of workers) {
-            const mine = await this.workerView(worker);
-            if (mine.brokerURIs.join() !== uris.join() || mine.workerURIs.length !== workers.length) return false;
+          for (const member of members) {
+            const mine = await this.workerView(member);
+            if (mine.brokerURIs.join() !== uris.join()) return false;
           }
           return true;
         } catch {
@@ -189,12 +200,12 @@ export class LocalCluster {
 
   /** Kills every member at once (tests). */
   async stop(): Promise<void> {
-    await Promise.all([...this.workers, ...this.brokers, this.state].filter(Boolean).map((p) => p.stop('SIGKILL', 5000)));
+    await Promise.all([...this.publishers, ...this.workers, ...this.brokers, this.state].filter(Boolean).map((p) => p.stop('SIGKILL', 5000)));
   }
 
   /** Stops the way an operator would: workers drain first, then brokers, then the state server. */
   async shutdown(timeoutMs = 40000): Promise<void> {
-    for (const tier of [this.workers, this.brokers, [this.state]]) {
+    for (const tier of [this.publishers, this.workers, this.brokers, [this.state]]) {
       await Promise.all(tier.filter((p) => p?.running).map((p) => p.stop('SIGTERM', timeoutMs)));
     }
   }

@@ -1,0 +1,270 @@
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Redis } from 'ioredis';
+import {
+  CHANNEL_NAME,
+  DEFAULT_HISTORY,
+  bridgeProblems,
+  clientChannel,
+  findPolicy,
+  registryKeys,
+  type Bridge,
+  type ClusterLink,
+  type Logger,
+  type Registry,
+  type RegistryWatcher,
+} from '@socketbridge/common';
+import { ClientStore, DuplicateEmailError } from './clients.js';
+import type { PublisherConfig } from './config.js';
+import type { RabbitConsumer } from './consumer.js';
+import type { Pipeline } from './pipeline.js';
+import { BridgeBody, BridgeName, ClientToken, ClientView, ErrorBody, Login, NewClient, PublishBody, Published } from './schemas.js';
+import type { TokenIssuer } from './tokens.js';
+
+export interface AppDeps {
+  config: PublisherConfig;
+  logger: Logger;
+  metrics: Registry;
+  redis: Redis;
+  tokens: TokenIssuer;
+  consumer: RabbitConsumer;
+  pipeline: Pipeline;
+  watcher: RegistryWatcher;
+  link: ClusterLink;
+  version: string;
+}
+
+/** A route error that is the caller's to fix, with the status and name it answers with. */
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly error: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function buildApp(deps: AppDeps) {
+  const { config, redis, tokens, consumer, pipeline, watcher, link } = deps;
+  const clients = new ClientStore(redis);
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    disableRequestLogging: true,
+    bodyLimit: config.SOCKETBRIDGE_BODY_LIMIT_BYTES,
+    // Refuse unknown fields instead of silently dropping them, and never coerce types.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'SocketBridge publisher', version: deps.version, description: 'RabbitMQ to WebSocket channels: clients, tokens, bridges, publish.' },
+      components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(rateLimit, { global: false });
+  app.addSchema(ErrorBody);
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ error: 'NotFound', message: `no route for ${request.method} ${request.url.split('?')[0]}` });
+  });
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
+    if (error instanceof HttpError) return reply.code(error.statusCode).send({ error: error.error, message: error.message });
+    if (error.validation) return reply.code(400).send({ error: 'BadRequest', message: error.message });
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      const name = error.statusCode === 413 ? 'PayloadTooLarge' : error.statusCode === 429 ? 'TooManyRequests' : error.statusCode === 415 ? 'UnsupportedMediaType' : 'BadRequest';
+      return reply.code(error.statusCode).send({ error: name, message: error.message });
+    }
+    if (redis.status !== 'ready') {
+      return reply.code(503).send({ error: 'ServiceUnavailable', message: 'the registry (Redis) is unavailable: retry shortly' });
+    }
+    request.log.error({ err: error, url: request.url }, 'request failed');
+    return reply.code(500).send({ error: 'InternalError', message: 'internal error' });
+  });
+
+  const apiKey = Buffer.from(config.SOCKETBRIDGE_API_KEY);
+  const admin = async (request: FastifyRequest) => {
+    const given = Buffer.from(String(request.headers['x-api-key'] ?? ''));
+    if (given.length !== apiKey.length || !timingSafeEqual(given, apiKey)) {
+      throw new HttpError(401, 'Unauthorized', 'admin routes need a valid x-api-key header');
+    }
+  };
+  const needsRegistry = async () => {
+    if (redis.status !== 'ready') throw new HttpError(503, 'ServiceUnavailable', 'the registry (Redis) is unavailable: retry shortly');
+  };
+  const authLimit = { max: config.SOCKETBRIDGE_AUTH_RATE_LIMIT, timeWindow: '1 minute' };
+  const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+
+  // --- operational -------------------------------------------------------------------------
+  const readiness = () => {
+    const reasons: string[] = [];
+    if (redis.status !== 'ready') reasons.push('redis unavailable');
+    if (consumer.isWanted && !consumer.isConnected) reasons.push('rabbitmq not connected');
+    if (link.brokerURIs().length === 0) reasons.push('no cluster brokers known');
+    return reasons;
+  };
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    const reasons = readiness();
+    return reply.code(reasons.length ? 503 : 200).send(reasons.length ? { status: 'not ready', reasons } : { status: 'ready' });
+  });
+  app.get('/cluster', { schema: { hide: true } }, async () => ({
+    instanceId: link.instanceId,
+    brokerURIs: link.brokerURIs(),
+    workerURIs: link.workerURIs(),
+  }));
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    return reply.type(deps.metrics.contentType).send(await deps.metrics.metrics());
+  });
+
+  // --- the seed's API, kept as it was -----------------------------------------------------
+  app.get('/', { schema: { summary: 'Is the publisher up' } }, async () => ({ service: 'socketbridge-publisher', version: deps.version, status: 'up' }));
+
+  app.get('/v1/create-rabbit-ch', { schema: { summary: 'Start consuming RabbitMQ (idempotent)' } }, async () => {
+    consumer.start();
+    return { status: 'consuming', ...consumer.status() };
+  });
+
+  const createClient = async (body: { name: string; email: string; password: string }, reply: FastifyReply) => {
+    await needsRegistry();
+    try {
+      const record = await clients.create(body);
+      const channel = clientChannel(record.clientId);
+      const token = await tokens.issue({ sub: record.clientId, channels: [channel] });
+      return reply.code(201).send({ clientId: record.clientId, channel, token });
+    } catch (error) {
+      if (error instanceof DuplicateEmailError) throw new HttpError(409, 'Conflict', error.message);
+      throw error;
+    }
+  };
+  const clientRoute = {
+    config: { rateLimit: authLimit },
+    schema: { body: NewClient, response: { 201: ClientToken, ...errors } },
+  };
+  app.post('/v1/create-channel-client', { ...clientRoute, schema: { ...clientRoute.schema, summary: 'Create a client and its channel (seed API)' } }, (request, reply) =>
+    createClient(request.body, reply),
+  );
+  app.post('/v1/clients', { ...clientRoute, schema: { ...clientRoute.schema, summary: 'Create a client and its channel' } }, (request, reply) =>
+    createClient(request.body, reply),
+  );
+
+  app.get('/v1/publish-data-over-ch', {
+    schema: {
+      summary: 'Publish fake data (test mode only)',
+      querystring: Type.Object({
+        channel: Type.String({ pattern: '^[A-Za-z0-9_.:@-]{1,200}$', default: 'broadcast' }),
+        count: Type.Integer({ minimum: 1, maximum: 1000, default: 1 }),
+      }, { additionalProperties: false }),
+    },
+  }, async (request) => {
+    if (!config.SOCKETBRIDGE_TEST_MODE) throw new HttpError(404, 'NotFound', 'no route for GET /v1/publish-data-over-ch');
+    const { channel, count } = request.query;
+    const envelopes = [];
+    for (let i = 0; i < count; i++) {
+      envelopes.push(await publish(channel, { fake: true, n: i, value: Math.round(Math.random() * 10000) / 100 }));
+    }
+    return { published: envelopes.length, channel, envelopes };
+  });
+
+  // --- resources -------------------------------------------------------------------------
+  app.post('/v1/tokens', {
+    config: { rateLimit: authLimit },
+    schema: { summary: 'A token for a returning client (email and password)', body: Login, response: { 200: ClientToken, ...errors } },
+  }, async (request) => {
+    await needsRegistry();
+    const record = await clients.verify(request.body.email, request.body.password);
+    if (!record) throw new HttpError(401, 'Unauthorized', 'wrong email or password');
+    const channel = clientChannel(record.clientId);
+    return { clientId: record.clientId, channel, token: await tokens.issue({ sub: record.clientId, channels: [channel] }) };
+  });
+
+  app.get('/v1/clients', {
+    preHandler: [admin, needsRegistry],
+    schema: {
+      summary: 'List clients (admin)',
+      security: [{ apiKey: [] }],
+      querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ clients: Type.Array(ClientView) }), ...errors },
+    },
+  }, async (request) => ({ clients: await clients.list(request.query.limit) }));
+
+  app.get('/v1/clients/:clientId', {
+    preHandler: [admin, needsRegistry],
+    schema: {
+      summary: 'One client (admin)',
+      security: [{ apiKey: [] }],
+      params: Type.Object({ clientId: Type.String({ maxLength: 64 }) }),
+      response: { 200: ClientView, ...errors },
+    },
+  }, async (request) => {
+    const record = await clients.get(request.params.clientId);
+    if (!record) throw new HttpError(404, 'NotFound', `no client ${request.params.clientId}`);
+    return record;
+  });
+
+  app.get('/v1/channels', {
+    preHandler: [admin],
+    schema: { summary: 'Channel policies in force (admin)', security: [{ apiKey: [] }] },
+  }, async () => ({ policies: watcher.policies() }));
+
+  app.get('/v1/bridges', {
+    preHandler: [admin, needsRegistry],
+    schema: { summary: 'Bridges in the registry (admin)', security: [{ apiKey: [] }] },
+  }, async () => {
+    await watcher.reload();
+    return { bridges: watcher.bridges(), consumer: consumer.status() };
+  });
+
+  app.get('/v1/bridges/:name', {
+    preHandler: [admin, needsRegistry],
+    schema: { summary: 'One bridge (admin)', security: [{ apiKey: [] }], params: BridgeName },
+  }, async (request) => {
+    const text = await redis.hget(registryKeys.bridges, request.params.name);
+    if (!text) throw new HttpError(404, 'NotFound', `no bridge ${request.params.name}`);
+    return JSON.parse(text) as Bridge;
+  });
+
+  app.put('/v1/bridges/:name', {
+    preHandler: [admin, needsRegistry],
+    schema: { summary: 'Create or replace a bridge (admin; the operator uses this registry too)', security: [{ apiKey: [] }], params: BridgeName, body: BridgeBody },
+  }, async (request, reply) => {
+    const bridge: Bridge = { name: request.params.name, ...(request.body as Omit<Bridge, 'name'>) };
+    const problems = bridgeProblems(bridge);
+    if (problems.length) throw new HttpError(400, 'BadRequest', problems.join('; '));
+    await redis.multi().hset(registryKeys.bridges, bridge.name, JSON.stringify(bridge)).publish(registryKeys.changes, bridge.name).exec();
+    await watcher.reload();
+    return reply.code(200).send(bridge);
+  });
+
+  app.delete('/v1/bridges/:name', {
+    preHandler: [admin, needsRegistry],
+    schema: { summary: 'Remove a bridge (admin; its queues stay)', security: [{ apiKey: [] }], params: BridgeName },
+  }, async (request, reply) => {
+    const [[, removed]] = ((await redis.multi().hdel(registryKeys.bridges, request.params.name).publish(registryKeys.changes, request.params.name).exec()) ?? [[null, 0]]) as [[unknown, number]];
+    if (!removed) throw new HttpError(404, 'NotFound', `no bridge ${request.params.name}`);
+    await watcher.reload();
+    return reply.code(204).send();
+  });
+
+  async function publish(channel: string, data: unknown, id: string = randomUUID()) {
+    if (!CHANNEL_NAME.test(channel)) throw new HttpError(400, 'BadRequest', `${channel} is not a channel name`);
+    try {
+      const envelope = await pipeline.publish({ channel, id, ts: Date.now(), data, history: findPolicy(watcher.policies(), channel)?.policy.history ?? DEFAULT_HISTORY });
+      return { id: envelope.id, offset: envelope.offset, channel };
+    } catch (error) {
+      throw new HttpError(503, 'ServiceUnavailable', `could not publish: ${(error as Error).message}`);
+    }
+  }
+
+  app.post('/v1/publish', {
+    preHandler: [admin],
+    schema: { summary: 'Publish on a channel over HTTP (admin)', security: [{ apiKey: [] }], body: PublishBody, response: { 202: Published, ...errors } },
+  }, async (request, reply) => reply.code(202).send(await publish(request.body.channel, request.body.data, request.body.id)));
+
+  return app;
+}

@@ -1,0 +1,42 @@
+import { clusterMemberEnv, env, loadConfig } from '@socketbridge/common';
+
+export const publisherEnv = {
+  ...clusterMemberEnv,
+  SOCKETBRIDGE_PORT: env.port(3000),
+  SOCKETBRIDGE_HOST: env.string('0.0.0.0'),
+  SOCKETBRIDGE_RABBITMQ_URL: env.string('amqp://guest:guest@127.0.0.1:5672'),
+  SOCKETBRIDGE_REDIS_URL: env.string('redis://127.0.0.1:6379'),
+  /** Signs client JWTs; the workers verify with the same key. */
+  SOCKETBRIDGE_AUTH_KEY: env.secret(32),
+  /** Admin routes want it in `x-api-key`. */
+  SOCKETBRIDGE_API_KEY: env.secret(16),
+  SOCKETBRIDGE_TOKEN_TTL_SECONDS: env.int(86400, 60, 30 * 86400),
+  /** Enables `GET /v1/publish-data-over-ch` (fake data); 404 otherwise. */
+  SOCKETBRIDGE_TEST_MODE: env.bool(false),
+  /** Start consuming at boot; `GET /v1/create-rabbit-ch` is then a status call. */
+  SOCKETBRIDGE_CONSUME_ON_START: env.bool(true),
+  SOCKETBRIDGE_PREFETCH: env.int(200, 1, 65535),
+  SOCKETBRIDGE_MAX_MESSAGE_BYTES: env.int(256 * 1024, 1, 64 * 1024 * 1024),
+  SOCKETBRIDGE_EXCHANGE: env.string('socketbridge'),
+  SOCKETBRIDGE_QUEUE: env.string('socketbridge.default'),
+  SOCKETBRIDGE_DEAD_LETTER_EXCHANGE: env.string('socketbridge.dead-letter'),
+  SOCKETBRIDGE_DEAD_LETTER_QUEUE: env.string('socketbridge.dead-letter'),
+  SOCKETBRIDGE_RECONNECT_MAX_MS: env.ms(5000),
+  /** How long a message the pipeline could not take (history or cluster away) waits before it is requeued. */
+  SOCKETBRIDGE_REQUEUE_DELAY_MS: env.ms(500),
+  SOCKETBRIDGE_REGISTRY_RESYNC_MS: env.ms(30000),
+  /** Per client IP per minute, on client creation and token routes. */
+  SOCKETBRIDGE_AUTH_RATE_LIMIT: env.int(30, 1, 100000),
+  SOCKETBRIDGE_BODY_LIMIT_BYTES: env.int(64 * 1024, 1024, 16 * 1024 * 1024),
+  SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(15000),
+  SCC_BROKER_CLIENT_RETRY_DELAY: env.ms(2000),
+  SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: env.ms(1000),
+  SOCKETBRIDGE_REMAP_GRACE_MS: env.ms(2000),
+  SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS: env.ms(5000),
+};
+
+export type PublisherConfig = ReturnType<typeof loadPublisherConfig>;
+
+export function loadPublisherConfig(source: NodeJS.ProcessEnv = process.env) {
+  return loadConfig(publisherEnv, source);
+}

@@ -1,0 +1,312 @@
+import { randomUUID } from 'node:crypto';
+import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import {
+  CHANNEL_NAME,
+  Counter,
+  DEFAULT_HISTORY,
+  Gauge,
+  Histogram,
+  findPolicy,
+  metricDefs,
+  renderTemplate,
+  type Logger,
+  type Registry,
+  type RegistryWatcher,
+} from '@socketbridge/common';
+import type { PublisherConfig } from './config.js';
+import { decodeBody } from './decode.js';
+import type { Pipeline } from './pipeline.js';
+
+/** A queue this publisher consumes and the template that names each message's channel. */
+interface QueueSpec {
+  name: string;
+  route: string;
+}
+
+interface Consumer {
+  spec: QueueSpec;
+  channel: ConfirmChannel;
+  tag: string;
+}
+
+export const REASON_HEADER = 'x-socketbridge-reason';
+export const DETAIL_HEADER = 'x-socketbridge-detail';
+
+/**
+ * RabbitMQ in: one confirm channel per queue (a failing queue cannot take the others down),
+ * manual acks after the cluster took the message, poison to the dead-letter exchange with a
+ * reason, and reconnection with backoff that resumes every consumer.
+ */
+export class RabbitConsumer {
+  private connection: ChannelModel | undefined;
+  private connecting: Promise<void> | undefined;
+  private wanted = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private readonly consumers = new Map<string, Consumer>();
+  private inFlight = 0;
+  private readonly metrics;
+
+  constructor(
+    private readonly config: PublisherConfig,
+    private readonly logger: Logger,
+    private readonly pipeline: Pipeline,
+    private readonly watcher: RegistryWatcher,
+    registry: Registry,
+    private readonly instanceId: string,
+  ) {
+    const consumers = this.consumers;
+    const connected = () => this.connection !== undefined;
+    this.metrics = {
+      consumed: new Counter({ ...metricDefs.messagesConsumed, registers: [registry] }),
+      acked: new Counter({ ...metricDefs.messagesAcked, registers: [registry] }),
+      deadLettered: new Counter({ ...metricDefs.messagesDeadLettered, registers: [registry] }),
+      requeued: new Counter({ ...metricDefs.messagesRequeued, registers: [registry] }),
+      latency: new Histogram({ ...metricDefs.rabbitToPublish, buckets: [...metricDefs.rabbitToPublish.buckets], registers: [registry] }),
+      connected: new Gauge({ ...metricDefs.rabbitConnected, registers: [registry], collect() { this.set(connected() ? 1 : 0); } }),
+      consumerCount: new Gauge({ ...metricDefs.consumers, registers: [registry], collect() { this.set(consumers.size); } }),
+    };
+  }
+
+  get isConnected(): boolean {
+    return this.connection !== undefined;
+  }
+
+  get isWanted(): boolean {
+    return this.wanted;
+  }
+
+  status() {
+    return { consuming: this.wanted, connected: this.isConnected, queues: [...this.consumers.keys()].sort() };
+  }
+
+  /** Idempotent: the first call starts consuming, later calls change nothing. */
+  start(): void {
+    if (this.wanted) return;
+    this.wanted = true;
+    void this.connect();
+  }
+
+  /** Bridges changed in the registry: consume new queues, cancel removed ones. */
+  bridgesChanged(): void {
+    if (this.connection) this.scheduleSync(0);
+  }
+
+  private desired(): QueueSpec[] {
+    const specs = new Map<string, QueueSpec>([[this.config.SOCKETBRIDGE_QUEUE, { name: this.config.SOCKETBRIDGE_QUEUE, route: '{routingKey}' }]]);
+    for (const bridge of this.watcher.bridges()) {
+      for (const queue of bridge.queues) specs.set(queue.name, { name: queue.name, route: queue.route.channel });
+    }
+    return [...specs.values()];
+  }
+
+  private async connect(): Promise<void> {
+    if (this.connecting || this.connection || !this.wanted) return this.connecting;
+    this.connecting = (async () => {
+      let connection: ChannelModel | undefined;
+      try {
+        connection = await amqp.connect(this.config.SOCKETBRIDGE_RABBITMQ_URL, {
+          clientProperties: { connection_name: `socketbridge-publisher ${this.instanceId}` },
+        });
+        connection.on('error', (error: Error) => this.logger.warn({ err: error.message }, 'rabbitmq connection error'));
+        connection.on('close', () => this.onConnectionClosed(connection!));
+        await this.declareDefaults(connection);
+        this.connection = connection;
+        this.attempt = 0;
+        this.logger.info('connected to rabbitmq');
+        await this.sync();
+      } catch (error) {
+        this.logger.warn({ err: (error as Error).message, attempt: this.attempt }, 'rabbitmq connect failed');
+        if (connection && this.connection !== connection) await connection.close().catch(() => undefined);
+        this.scheduleReconnect();
+      } finally {
+        this.connecting = undefined;
+      }
+    })();
+    return this.connecting;
+  }
+
+  private onConnectionClosed(connection: ChannelModel): void {
+    if (this.connection !== connection) return;
+    this.connection = undefined;
+    this.consumers.clear();
+    this.logger.warn('rabbitmq connection closed');
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (!this.wanted || this.reconnectTimer) return;
+    const base = Math.min(100 * 2 ** this.attempt, this.config.SOCKETBRIDGE_RECONNECT_MAX_MS);
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.attempt++;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.connect();
+    }, delay);
+  }
+
+  /** The default bridge and the dead-letter path: a topic exchange whose routing key is the channel. */
+  private async declareDefaults(connection: ChannelModel): Promise<void> {
+    const channel = await connection.createChannel();
+    try {
+      const c = this.config;
+      await channel.assertExchange(c.SOCKETBRIDGE_EXCHANGE, 'topic', { durable: true });
+      await channel.assertQueue(c.SOCKETBRIDGE_QUEUE, { durable: true });
+      await channel.bindQueue(c.SOCKETBRIDGE_QUEUE, c.SOCKETBRIDGE_EXCHANGE, '#');
+      await channel.assertExchange(c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, 'fanout', { durable: true });
+      await channel.assertQueue(c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, { durable: true });
+      await channel.bindQueue(c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, '');
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
+  private scheduleSync(delay: number): void {
+    clearTimeout(this.syncTimer);
+    this.syncTimer = setTimeout(() => void this.sync(), delay);
+  }
+
+  private async sync(): Promise<void> {
+    const connection = this.connection;
+    if (!connection || !this.wanted) return;
+    const desired = this.desired();
+    const names = new Set(desired.map((s) => s.name));
+    for (const [name, consumer] of this.consumers) {
+      const wanted = desired.find((s) => s.name === name);
+      if (wanted && wanted.route === consumer.spec.route) continue;
+      this.consumers.delete(name);
+      await consumer.channel.close().catch(() => undefined);
+      if (!names.has(name)) this.logger.info({ queue: name }, 'stopped consuming');
+    }
+    for (const spec of desired) {
+      if (this.consumers.has(spec.name)) continue;
+      try {
+        await this.consume(connection, spec);
+      } catch (error) {
+        // A missing queue closes only its own channel; try again later (the operator may still be declaring it).
+        this.logger.warn({ queue: spec.name, err: (error as Error).message }, 'cannot consume queue yet');
+        this.scheduleSync(Math.min(1000 * 2 ** Math.min(this.attempt, 3), this.config.SOCKETBRIDGE_RECONNECT_MAX_MS));
+      }
+    }
+  }
+
+  private async consume(connection: ChannelModel, spec: QueueSpec): Promise<void> {
+    const channel = await connection.createConfirmChannel();
+    channel.on('error', (error: Error) => this.logger.warn({ queue: spec.name, err: error.message }, 'rabbitmq channel error'));
+    channel.on('close', () => {
+      if (this.consumers.get(spec.name)?.channel !== channel) return;
+      this.consumers.delete(spec.name);
+      if (this.connection === connection && this.wanted) this.scheduleSync(500);
+    });
+    await channel.prefetch(this.config.SOCKETBRIDGE_PREFETCH);
+    const { consumerTag } = await channel.consume(spec.name, (message) => {
+      if (message) void this.handle(channel, spec, message);
+      // null: the broker cancelled us (queue deleted); the close handler or the next sync resumes.
+      else this.scheduleSync(500);
+    });
+    this.consumers.set(spec.name, { spec, channel, tag: consumerTag });
+    this.logger.info({ queue: spec.name, route: spec.route, prefetch: this.config.SOCKETBRIDGE_PREFETCH }, 'consuming');
+  }
+
+  private async handle(channel: ConfirmChannel, spec: QueueSpec, message: ConsumeMessage): Promise<void> {
+    const started = Date.now();
+    const queue = spec.name;
+    this.inFlight++;
+    this.metrics.consumed.inc({ queue });
+    try {
+      if (message.content.length > this.config.SOCKETBRIDGE_MAX_MESSAGE_BYTES) {
+        return await this.deadLetter(channel, queue, message, 'oversized', `${message.content.length} bytes > ${this.config.SOCKETBRIDGE_MAX_MESSAGE_BYTES}`);
+      }
+      const decoded = decodeBody(message.content, message.properties.contentType as string | undefined, message.properties.contentEncoding as string | undefined);
+      if (!decoded.ok) return await this.deadLetter(channel, queue, message, 'unparseable', decoded.detail);
+      const rendered = renderTemplate(spec.route, {
+        routingKey: message.fields.routingKey,
+        headers: (message.properties.headers ?? {}) as Record<string, unknown>,
+        body: decoded.data,
+      });
+      if (!rendered.ok) return await this.deadLetter(channel, queue, message, 'unroutable', `route ${spec.route} needs ${rendered.missing}`);
+      if (!CHANNEL_NAME.test(rendered.value)) {
+        return await this.deadLetter(channel, queue, message, 'unroutable', `${JSON.stringify(rendered.value.slice(0, 100))} is not a channel name`);
+      }
+      const policy = findPolicy(this.watcher.policies(), rendered.value)?.policy;
+      try {
+        await this.pipeline.publish({
+          channel: rendered.value,
+          id: typeof message.properties.messageId === 'string' && message.properties.messageId ? message.properties.messageId : randomUUID(),
+          ts: started,
+          data: decoded.data,
+          history: policy?.history ?? DEFAULT_HISTORY,
+        });
+      } catch (error) {
+        // History or the cluster is away: hand the message back, after a pause so it does not spin.
+        this.metrics.requeued.inc({ queue });
+        this.logger.warn({ queue, err: (error as Error).message }, 'could not publish: requeueing');
+        await new Promise((resolve) => setTimeout(resolve, this.config.SOCKETBRIDGE_REQUEUE_DELAY_MS));
+        this.settle(channel, () => channel.nack(message, false, true));
+        return;
+      }
+      if (this.settle(channel, () => channel.ack(message))) {
+        this.metrics.acked.inc({ queue });
+        this.metrics.latency.observe((Date.now() - started) / 1000);
+      }
+    } catch (error) {
+      this.logger.error({ queue, err: (error as Error).message }, 'message handling failed: requeueing');
+      this.settle(channel, () => channel.nack(message, false, true));
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /** Acks and nacks on a channel that closed meanwhile throw; RabbitMQ redelivers those messages. */
+  private settle(_channel: ConfirmChannel, action: () => void): boolean {
+    try {
+      action();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async deadLetter(channel: ConfirmChannel, queue: string, message: ConsumeMessage, reason: string, detail: string): Promise<void> {
+    const { properties, fields } = message;
+    this.logger.warn({ queue, reason, detail, routingKey: fields.routingKey }, 'dead-lettering a message');
+    await new Promise<void>((resolve, reject) =>
+      channel.publish(
+        this.config.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE,
+        fields.routingKey,
+        message.content,
+        {
+          contentType: properties.contentType as string | undefined,
+          contentEncoding: properties.contentEncoding as string | undefined,
+          messageId: properties.messageId as string | undefined,
+          timestamp: properties.timestamp as number | undefined,
+          persistent: true,
+          headers: {
+            ...(properties.headers ?? {}),
+            [REASON_HEADER]: reason,
+            [DETAIL_HEADER]: detail,
+            'x-socketbridge-queue': queue,
+            'x-socketbridge-exchange': fields.exchange,
+          },
+        },
+        (error: unknown) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
+      ),
+    );
+    if (this.settle(channel, () => channel.ack(message))) this.metrics.deadLettered.inc({ queue, reason });
+  }
+
+  /** Stops taking messages, lets the ones in flight finish (ack or requeue), then closes. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.wanted = false;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.syncTimer);
+    await Promise.all([...this.consumers.values()].map((c) => c.channel.cancel(c.tag).catch(() => undefined)));
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const connection = this.connection;
+    this.connection = undefined;
+    this.consumers.clear();
+    await connection?.close().catch(() => undefined);
+  }
+}

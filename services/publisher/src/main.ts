@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { createRequire } from 'node:module';
+import AGSimpleBroker from 'ag-simple-broker';
+import { connectRedis, createLogger, createRegistry, installShutdown, joinCluster, runMain, RegistryWatcher } from '@socketbridge/common';
+import { buildApp } from './app.js';
+import { loadPublisherConfig } from './config.js';
+import { RabbitConsumer } from './consumer.js';
+import { Pipeline } from './pipeline.js';
+import { TokenIssuer } from './tokens.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+runMain('publisher', async () => {
+  const config = loadPublisherConfig();
+  const instanceId = `publisher-${hostname()}-${process.pid}-${randomUUID()}`;
+  const logger = createLogger('publisher', config.SOCKETBRIDGE_LOG_LEVEL);
+  const metrics = createRegistry('publisher');
+  const redis = connectRedis(config.SOCKETBRIDGE_REDIS_URL, logger, 'socketbridge-publisher');
+
+  // The publisher joins the cluster like a worker with no client sockets: a bare in-process broker
+  // engine stands where socketcluster-server's would, and publishes go straight to the shards.
+  const link = joinCluster(new AGSimpleBroker(), {
+    instanceId,
+    instancePort: config.SOCKETBRIDGE_PORT,
+    instanceIp: config.SCC_INSTANCE_IP ?? null,
+    instanceIpFamily: config.SCC_INSTANCE_IP_FAMILY,
+    stateServerHost: config.SCC_STATE_SERVER_HOST,
+    stateServerPort: config.SCC_STATE_SERVER_PORT,
+    authKey: config.SCC_AUTH_KEY ?? null,
+    stateServerConnectTimeout: config.SCC_STATE_SERVER_CONNECT_TIMEOUT,
+    stateServerAckTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
+    brokerRetryDelay: config.SCC_BROKER_CLIENT_RETRY_DELAY,
+    switchDelayMs: config.SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS,
+    graceMs: config.SOCKETBRIDGE_REMAP_GRACE_MS,
+    confirmTimeoutMs: config.SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS,
+    logger,
+  });
+  const pipeline = new Pipeline(redis, link);
+  let consumer: RabbitConsumer | undefined = undefined;
+  const watcher = new RegistryWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS, () => consumer?.bridgesChanged());
+  consumer = new RabbitConsumer(config, logger, pipeline, watcher, metrics, instanceId);
+  const tokens = new TokenIssuer(config.SOCKETBRIDGE_AUTH_KEY, config.SOCKETBRIDGE_TOKEN_TTL_SECONDS);
+  const app = await buildApp({ config, logger, metrics, redis, tokens, consumer, pipeline, watcher, link, version });
+
+  const address = await app.listen({ port: config.SOCKETBRIDGE_PORT, host: config.SOCKETBRIDGE_HOST });
+  const port = Number(new URL(address).port);
+  logger.info({ port, instanceId, consumeOnStart: config.SOCKETBRIDGE_CONSUME_ON_START, testMode: config.SOCKETBRIDGE_TEST_MODE }, 'listening');
+  if (config.SOCKETBRIDGE_CONSUME_ON_START) consumer.start();
+
+  installShutdown({
+    logger,
+    timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS,
+    drain: async () => {
+      // Stop taking messages, let those in flight reach the cluster and be acked, then close.
+      await consumer.stop(config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS - 2000);
+      await pipeline.idle();
+      await app.close();
+      await watcher.close();
+      redis.disconnect();
+    },
+  });
+});
