@@ -1,0 +1,1 @@
+process.stdout.write("socketsub: not written yet\n");
