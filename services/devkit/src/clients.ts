@@ -33,6 +33,32 @@ export async function connectClient(port: number, options: ClientOptions & { tok
   return socket;
 }
 
+/** Resolves with the error a worker refused this handshake with; rejects if the handshake succeeded. */
+export async function handshakeRefusal(port: number, options: ClientOptions & { token?: string } = {}): Promise<Error> {
+  const { token, ...rest } = options;
+  const socket = socketClusterClient.create({
+    hostname: '127.0.0.1',
+    port,
+    autoReconnect: false,
+    ...(token ? { authEngine: tokenAuthEngine(token) } : {}),
+    ...rest,
+  });
+  try {
+    const outcome = await withTimeout(
+      Promise.race([
+        socket.listener('error').once().then(({ error }) => error),
+        socket.listener('connect').once().then(() => undefined),
+      ]),
+      10000,
+      `a handshake answer from port ${port}`,
+    );
+    if (!outcome) throw new Error('the handshake was accepted');
+    return outcome;
+  } finally {
+    socket.disconnect();
+  }
+}
+
 /** Counts, per channel, how often each sequence number arrived. */
 export class Receiver {
   readonly seen = new Map<string, Map<number, number>>();
