@@ -24,6 +24,7 @@ import type { RabbitConsumer } from './consumer.js';
 import type { Pipeline } from './pipeline.js';
 import { BridgeBody, BridgeName, ClientToken, ClientView, ErrorBody, Login, NewClient, PublishBody, Published } from './schemas.js';
 import type { TokenIssuer } from './tokens.js';
+import { validatorCompiler } from './validation.js';
 
 export interface AppDeps {
   config: PublisherConfig;
@@ -56,9 +57,10 @@ export async function buildApp(deps: AppDeps) {
     loggerInstance: deps.logger,
     disableRequestLogging: true,
     bodyLimit: config.SOCKETBRIDGE_BODY_LIMIT_BYTES,
-    // Refuse unknown fields instead of silently dropping them, and never coerce types.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  // Only JSON bodies: anything else is 415, not a text body that then fails validation.
+  app.removeContentTypeParser('text/plain');
 
   await app.register(swagger, {
     openapi: {
