@@ -126,6 +126,15 @@ export function spawnNode(
   return managed;
 }
 
+/** Any program, such as a private redis-server a test can stop and restart without touching the shared one. */
+export function spawnCommand(name: string, command: string, args: string[]): ManagedProcess {
+  const child = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const managed = new ManagedProcess(name, child);
+  started.add(managed);
+  void managed.exited.then(() => started.delete(managed));
+  return managed;
+}
+
 /** Last resort when the supervising process exits: no member outlives it. */
 process.on('exit', () => {
   for (const managed of started) if (managed.running) managed.child.kill('SIGKILL');
