@@ -5,9 +5,11 @@ import { LocalCluster } from '@socketbridge/devkit';
 import { checkRabbitMQ, checkRedis } from './preflight.js';
 import { formatLine } from './log-format.js';
 
-const usage = `usage: npm start -- [--brokers N] [--workers N] [--state-port P] [--broker-port P] [--worker-port P]
-  Starts the state server, N brokers (default 2) and N workers (default 2); ports count up from each base
-  (defaults 7777, 8888, 8000). Ctrl-C stops everything: workers drain first, then brokers, then the state server.`;
+const usage = `usage: npm start -- [--brokers N] [--workers N] [--publishers N]
+                     [--state-port P] [--broker-port P] [--worker-port P] [--publisher-port P]
+  Starts the state server, N brokers (default 2), N workers (default 2) and N publishers (default 1);
+  ports count up from each base (defaults 7777, 8888, 8000, 3000). Ctrl-C stops everything in order:
+  publishers and workers drain first, then brokers, then the state server.`;
 
 function count(value: string | undefined, fallback: number, flag: string, max = 32): number {
   if (value === undefined) return fallback;
@@ -29,6 +31,8 @@ async function main(): Promise<void> {
         'state-port': { type: 'string' },
         'broker-port': { type: 'string' },
         'worker-port': { type: 'string' },
+        publishers: { type: 'string' },
+        'publisher-port': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -42,29 +46,50 @@ async function main(): Promise<void> {
   }
   const brokers = count(values.brokers, 2, '--brokers');
   const workers = count(values.workers, 2, '--workers');
+  const publishers = count(values.publishers, 1, '--publishers', 8);
   const ports = {
     state: count(values['state-port'], 7777, '--state-port', 65535),
     broker: count(values['broker-port'], 8888, '--broker-port', 65535),
     worker: count(values['worker-port'], 8000, '--worker-port', 65535),
+    publisher: count(values['publisher-port'], 3000, '--publisher-port', 65535),
   };
 
   const rabbitUrl = process.env.SOCKETBRIDGE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
   const redisUrl = process.env.SOCKETBRIDGE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const missing: string[] = [];
   for (const dep of await Promise.all([checkRabbitMQ(rabbitUrl), checkRedis(redisUrl)])) {
     const where = dep.url.replace(/\/\/[^@/]*@/, '//');
     if (dep.ok) console.log(`✓ ${dep.name} at ${where}: ${dep.detail}`);
-    else console.warn(`✗ ${dep.name} is not reachable at ${where} (${dep.detail}). The cluster starts without it; the publisher needs it.`);
+    else {
+      console.warn(`✗ ${dep.name} is not reachable at ${where} (${dep.detail})`);
+      missing.push(dep.name);
+    }
   }
+  if (missing.length) {
+    console.warn(`  The cluster starts without ${missing.join(' and ')}; the publisher waits for them (its /readyz says what it lacks).`);
+  }
+  // Secrets from the environment win; otherwise devkit makes fresh ones for this run.
+  const secrets = Object.fromEntries(
+    ['SOCKETBRIDGE_AUTH_KEY', 'SOCKETBRIDGE_API_KEY', 'SCC_AUTH_KEY'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]),
+  );
 
   const cluster = new LocalCluster({
     // A shorter start-up delay than production's 5 s: every broker here starts before any worker.
     timers: { SCC_STATE_SERVER_STARTUP_DELAY: '1000', SCC_STATE_SERVER_SCALE_OUT_DELAY: '1000' },
-    env: { SOCKETBRIDGE_LOG_LEVEL: process.env.SOCKETBRIDGE_LOG_LEVEL ?? 'info' },
+    env: {
+      SOCKETBRIDGE_LOG_LEVEL: process.env.SOCKETBRIDGE_LOG_LEVEL ?? 'info',
+      SOCKETBRIDGE_RABBITMQ_URL: rabbitUrl,
+      SOCKETBRIDGE_REDIS_URL: redisUrl,
+      // A local demo: the seed's fake-data route is on.
+      SOCKETBRIDGE_TEST_MODE: 'true',
+      ...secrets,
+    },
     ports,
     onLine: (name, line) => process.stdout.write(formatLine(name, line)),
     ownProcessGroup: true,
   });
 
+  const members = () => [cluster.state, ...cluster.brokers, ...cluster.workers, ...cluster.publishers];
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -73,7 +98,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    console.log(`\n${signal}: stopping the cluster (workers, then brokers, then the state server)…`);
+    console.log(`\n${signal}: stopping the cluster (publishers, workers, brokers, then the state server)…`);
     await cluster.shutdown();
     console.log('stopped.');
     process.exit(0);
@@ -85,6 +110,7 @@ async function main(): Promise<void> {
     await cluster.startState(ports.state);
     for (let i = 0; i < brokers; i++) await cluster.addBroker();
     for (let i = 0; i < workers; i++) await cluster.addWorker();
+    for (let i = 0; i < publishers; i++) await cluster.addPublisher();
     await cluster.waitForMembers(60000);
   } catch (error) {
     console.error(`the cluster did not come up: ${(error as Error).message}`);
@@ -94,17 +120,20 @@ async function main(): Promise<void> {
 
   const lines = [
     '',
-    `SocketBridge cluster ready: state server, ${brokers} broker(s), ${workers} worker(s).`,
+    `SocketBridge cluster ready: state server, ${brokers} broker(s), ${workers} worker(s), ${publishers} publisher(s).`,
     '  connect clients (socketcluster-client) to any worker:',
     ...cluster.workers.map((w) => `    ws://127.0.0.1:${w.port}/socketcluster/`),
+    ...cluster.publishers.map((p) => `  publisher API:   http://127.0.0.1:${p.port}/  (OpenAPI at /docs)`),
+    `  admin API key:   ${cluster.env.SOCKETBRIDGE_API_KEY}  (header x-api-key)`,
+    `  RabbitMQ:        publish to exchange "socketbridge" with the channel as routing key (npm run amqp-publish -- <channel> '<json>')`,
     `  cluster state:   http://127.0.0.1:${cluster.state.port}/state`,
-    `  metrics:         http://127.0.0.1:<port>/metrics on every process (ports ${[cluster.state, ...cluster.brokers, ...cluster.workers].map((p) => p.port).join(', ')})`,
-    `  processes:       ${[cluster.state, ...cluster.brokers, ...cluster.workers].map((p) => `${p.name}=${p.child.pid}`).join(' ')}`,
+    `  metrics:         http://127.0.0.1:<port>/metrics on every process (ports ${members().map((p) => p.port).join(', ')})`,
+    `  processes:       ${members().map((p) => `${p.name}=${p.child.pid}`).join(' ')}`,
     '  Ctrl-C stops everything.',
     '',
   ];
   console.log(lines.join('\n'));
-  for (const member of [cluster.state, ...cluster.brokers, ...cluster.workers]) {
+  for (const member of members()) {
     void member.exited.then(({ code, signal }) => {
       if (!stopping) console.error(`${member.name} exited unexpectedly (code ${code}, signal ${signal}); the rest keeps running`);
     });

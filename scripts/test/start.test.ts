@@ -24,27 +24,32 @@ function alive(pid: number): boolean {
 
 describe('npm start', () => {
   it('brings up the cluster, prints where to connect, and stops every process on Ctrl-C', async () => {
-    const [state, broker, worker] = [await freePort(), await freePort(), await freePort()];
-    const start = run(['--brokers', '1', '--workers', '1', '--state-port', String(state), '--broker-port', String(broker), '--worker-port', String(worker)]);
+    const [state, broker, worker, publisher] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const start = run([
+      ...['--brokers', '1', '--workers', '1', '--publishers', '1'],
+      ...['--state-port', String(state), '--broker-port', String(broker), '--worker-port', String(worker), '--publisher-port', String(publisher)],
+    ]);
     try {
       await waitFor(() => start.output().includes('SocketBridge cluster ready'), 60000, 'the ready banner');
       expect(start.output()).toContain(`ws://127.0.0.1:${worker}/socketcluster/`);
       expect(start.output()).toMatch(/\[broker-1\]\s+INFO\s+joined the cluster/);
       const view = await getJson<StateView>(`http://127.0.0.1:${state}/state`);
       expect(view.sccBrokerURIs).toEqual([`ws://127.0.0.1:${broker}`]);
-      expect(view.sccWorkerURIs).toEqual([`ws://127.0.0.1:${worker}`]);
-      const pids = view.brokers.length + view.workers.length + 1;
-      expect(pids).toBe(3);
+      // The publisher joins like a worker.
+      expect(view.sccWorkerURIs).toEqual([`ws://127.0.0.1:${publisher}`, `ws://127.0.0.1:${worker}`].sort());
+      expect(start.output()).toContain(`publisher API:   http://127.0.0.1:${publisher}/`);
+      const root = (await (await fetch(`http://127.0.0.1:${publisher}/`)).json()) as { status: string };
+      expect(root.status).toBe('up');
       const processes = /processes: +(.*)/.exec(start.output())?.[1] ?? '';
       const members = [...processes.matchAll(/=(\d+)/g)].map((m) => Number(m[1]));
-      expect(members).toHaveLength(3);
+      expect(members).toHaveLength(4);
       for (const pid of members) expect(alive(pid)).toBe(true);
 
       start.child.kill('SIGINT');
       expect(await start.exited).toBe(0);
       expect(start.output()).toContain('stopped.');
       for (const pid of new Set(members)) expect(alive(pid)).toBe(false);
-      const order = ['[worker-1]', '[broker-1]', '[state]'].map((name) =>
+      const order = ['[publisher-1]', '[broker-1]', '[state]'].map((name) =>
         start.output().split('\n').findIndex((line) => line.includes(name) && line.includes('draining')),
       );
       expect(order[0]).toBeLessThan(order[1]!);
