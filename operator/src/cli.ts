@@ -1,0 +1,1 @@
+process.stdout.write("bridge CLI: not written yet\n");

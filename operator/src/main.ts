@@ -1,0 +1,1 @@
+process.stdout.write("socketbridge-operator: not written yet\n");
