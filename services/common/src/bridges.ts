@@ -27,6 +27,8 @@ export const registryKeys = {
   /** Pub/sub channel announcing that bridges or policies changed; readers reload on it. */
   changes: 'socketbridge:registry-changes',
   history: (channel: string) => `socketbridge:history:${channel}`,
+  /** Message id → `offset prev` for the channel, so a redelivered message keeps its first offset. */
+  historyIds: (channel: string) => `socketbridge:history-ids:${channel}`,
 };
 
 const PATTERN_SEGMENT = /^(\*|#|\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9_:@-]+)$/;

@@ -123,7 +123,21 @@ export interface Envelope<T = unknown> {
   id: string;
   /** The Redis Streams id of the channel's history entry; increases per channel. */
   offset: string;
+  /**
+   * The offset of the channel's entry before this one (`0-0` for the first): a client whose last
+   * offset is not `prev` knows it missed something and recovers it from history.
+   */
+  prev: string;
   /** When the publisher took it from RabbitMQ, ms since the epoch. */
   ts: number;
   data: T;
 }
+
+/** Orders two stream offsets (`<ms>-<seq>`): negative, zero or positive. */
+export function compareOffsets(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  return am.length !== bm.length ? am.length - bm.length : am !== bm ? (am < bm ? -1 : 1) : Number(as) - Number(bs);
+}
+
+export const OFFSET = /^\d{1,20}-\d{1,20}$/;

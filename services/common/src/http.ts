@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Registry } from 'prom-client';
 
 export type Readiness = () => { ready: boolean; reason?: string };
@@ -60,7 +60,7 @@ export function opsRequestHandler(options: OpsRoutesOptions): Route {
 }
 
 /** Listens and resolves with the bound port, so port 0 (an OS-chosen free port) works everywhere. */
-export async function listen(server: Server, port: number, host?: string): Promise<number> {
+export async function listen(server: Server | NetServer, port: number, host?: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -39,6 +39,16 @@ export const metricDefs = {
     help: 'Publishes from client sockets refused, by reason.',
     labelNames: ['reason'] as const,
   },
+  evictions: {
+    name: 'socketbridge_evictions_total',
+    help: 'Client sockets a worker closed on its own, by reason: slow (stopped reading), draining.',
+    labelNames: ['reason'] as const,
+  },
+  recoveries: {
+    name: 'socketbridge_recoveries_total',
+    help: 'recover calls answered by a worker, by outcome: recovered, gap, refused.',
+    labelNames: ['outcome'] as const,
+  },
   messagesConsumed: {
     name: 'socketbridge_messages_consumed_total',
     help: 'Messages taken from RabbitMQ, by queue.',

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+export type { CounterConfiguration } from 'prom-client';
 
 export { Counter, Gauge, Histogram, Registry };
 

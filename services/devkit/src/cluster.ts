@@ -12,6 +12,9 @@ export const fastTimers: Record<string, string> = {
   SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: '500',
   SOCKETBRIDGE_REMAP_GRACE_MS: '1000',
   SOCKETBRIDGE_DRAIN_QUIET_MS: '300',
+  SOCKETBRIDGE_DRAIN_DELAY_MS: '200',
+  SOCKETBRIDGE_DRAIN_SPREAD_MS: '300',
+  SOCKETBRIDGE_REGISTRY_RESYNC_MS: '1000',
 };
 
 /** Secrets made fresh for each run: services refuse to start without them, and no fixed key ships. */

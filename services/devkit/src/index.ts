@@ -2,3 +2,4 @@ export * from './processes.js';
 export * from './cluster.js';
 export * from './clients.js';
 export * from './publisher-api.js';
+export * from './balancer.js';

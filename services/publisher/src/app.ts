@@ -7,7 +7,6 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Redis } from 'ioredis';
 import {
   CHANNEL_NAME,
-  DEFAULT_HISTORY,
   bridgeProblems,
   clientChannel,
   findPolicy,
@@ -253,10 +252,14 @@ export async function buildApp(deps: AppDeps) {
     return reply.code(204).send();
   });
 
-  async function publish(channel: string, data: unknown, id: string = randomUUID()) {
+  async function publish(channel: string, data: unknown, id?: string) {
     if (!CHANNEL_NAME.test(channel)) throw new HttpError(400, 'BadRequest', `${channel} is not a channel name`);
     try {
-      const envelope = await pipeline.publish({ channel, id, ts: Date.now(), data, history: findPolicy(watcher.policies(), channel)?.policy.history ?? DEFAULT_HISTORY });
+      const history = findPolicy(watcher.policies(), channel)?.policy.history ?? {
+        size: config.SOCKETBRIDGE_HISTORY_SIZE,
+        ttlSeconds: config.SOCKETBRIDGE_HISTORY_TTL_SECONDS,
+      };
+      const envelope = await pipeline.publish({ channel, id: id ?? randomUUID(), ts: Date.now(), data, history, idempotent: id !== undefined });
       return { id: envelope.id, offset: envelope.offset, channel };
     } catch (error) {
       throw new HttpError(503, 'ServiceUnavailable', `could not publish: ${(error as Error).message}`);

@@ -3,12 +3,12 @@ import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } fro
 import {
   CHANNEL_NAME,
   Counter,
-  DEFAULT_HISTORY,
   Gauge,
   Histogram,
   findPolicy,
   metricDefs,
   renderTemplate,
+  type HistoryPolicy,
   type Logger,
   type Registry,
   type RegistryWatcher,
@@ -47,6 +47,7 @@ export class RabbitConsumer {
   private readonly consumers = new Map<string, Consumer>();
   private inFlight = 0;
   private readonly metrics;
+  private readonly defaultHistory: HistoryPolicy;
 
   constructor(
     private readonly config: PublisherConfig,
@@ -56,6 +57,7 @@ export class RabbitConsumer {
     registry: Registry,
     private readonly instanceId: string,
   ) {
+    this.defaultHistory = { size: config.SOCKETBRIDGE_HISTORY_SIZE, ttlSeconds: config.SOCKETBRIDGE_HISTORY_TTL_SECONDS };
     const consumers = this.consumers;
     const connected = () => this.connection !== undefined;
     this.metrics = {
@@ -231,12 +233,15 @@ export class RabbitConsumer {
       }
       const policy = findPolicy(this.watcher.policies(), rendered.value)?.policy;
       try {
+        const messageId = message.properties.messageId as unknown;
+        const given = typeof messageId === 'string' && messageId.length > 0 && messageId.length <= 200;
         await this.pipeline.publish({
           channel: rendered.value,
-          id: typeof message.properties.messageId === 'string' && message.properties.messageId ? message.properties.messageId : randomUUID(),
+          id: given ? messageId : randomUUID(),
           ts: started,
           data: decoded.data,
-          history: policy?.history ?? DEFAULT_HISTORY,
+          history: policy?.history ?? this.defaultHistory,
+          idempotent: given,
         });
       } catch (error) {
         // History or the cluster is away: hand the message back, after a pause so it does not spin.

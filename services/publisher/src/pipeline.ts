@@ -8,7 +8,36 @@ export interface PublishInput {
   ts: number;
   data: unknown;
   history: HistoryPolicy;
+  /** The id came from the producer (AMQP messageId): a redelivery of it must keep its offset. */
+  idempotent: boolean;
 }
+
+/**
+ * Appends one entry to a channel's history and returns `{offset, prev}`, in one atomic step:
+ * `prev` is the entry before it, so clients can tell a gap; an id seen before returns the offset
+ * it got then instead of a second entry, so a redelivered message reaches clients as a duplicate
+ * they drop rather than a new message.
+ */
+const APPEND = `
+if ARGV[5] == '1' then
+  local seen = redis.call('HGET', KEYS[2], ARGV[1])
+  if seen then return {seen, 0} end
+end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local prev = '0-0'
+if last[1] then prev = last[1][1] end
+local offset = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'p', prev, 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[2], ARGV[1], offset .. ' ' .. prev)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return {offset .. ' ' .. prev, 1}
+end
+return {offset .. ' ' .. prev, 1}`;
+
+type AppendingRedis = Redis & {
+  sbAppend(stream: string, ids: string, id: string, entry: string, maxlen: string, ttlMs: string, idempotent: string): Promise<[string, number]>;
+};
 
 /**
  * A message's way into the cluster: append it to the channel's history (the offset clients
@@ -17,11 +46,15 @@ export interface PublishInput {
  */
 export class Pipeline {
   private readonly tails = new Map<string, Promise<unknown>>();
+  private readonly redis: AppendingRedis;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly link: ClusterLink,
-  ) {}
+  ) {
+    redis.defineCommand('sbAppend', { numberOfKeys: 2, lua: APPEND });
+    this.redis = redis as AppendingRedis;
+  }
 
   publish(input: PublishInput): Promise<Envelope> {
     const previous = this.tails.get(input.channel) ?? Promise.resolve();
@@ -43,16 +76,17 @@ export class Pipeline {
   }
 
   private async run(input: PublishInput): Promise<Envelope> {
-    const key = registryKeys.history(input.channel);
-    const entry = JSON.stringify({ id: input.id, ts: input.ts, data: input.data });
-    const results = await this.redis
-      .multi()
-      .xadd(key, 'MAXLEN', '~', String(input.history.size), '*', 'e', entry)
-      .pexpire(key, input.history.ttlSeconds * 1000)
-      .exec();
-    const [error, offset] = results?.[0] ?? [new Error('history write returned nothing'), null];
-    if (error || typeof offset !== 'string') throw error ?? new Error('history write returned no offset');
-    const envelope: Envelope = { id: input.id, offset, ts: input.ts, data: input.data };
+    const [positions] = await this.redis.sbAppend(
+      registryKeys.history(input.channel),
+      registryKeys.historyIds(input.channel),
+      input.id,
+      JSON.stringify({ id: input.id, ts: input.ts, data: input.data }),
+      String(input.history.size),
+      String(input.history.ttlSeconds * 1000),
+      input.idempotent ? '1' : '0',
+    );
+    const [offset, prev] = positions.split(' ') as [string, string];
+    const envelope: Envelope = { id: input.id, offset, prev, ts: input.ts, data: input.data };
     await this.link.publish(input.channel, envelope);
     return envelope;
   }

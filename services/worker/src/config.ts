@@ -20,6 +20,15 @@ export const workerEnv = {
   SOCKETBRIDGE_PUBLIC_CHANNELS: env.list(),
   SOCKETBRIDGE_REDIS_URL: env.string('redis://127.0.0.1:6379'),
   SOCKETBRIDGE_REGISTRY_RESYNC_MS: env.ms(30000),
+  /**
+   * On SIGTERM, how long to keep serving before telling clients to go (the load balancer needs a
+   * moment to stop sending new ones), then over how long to spread the disconnects (no reconnect storm).
+   */
+  SOCKETBRIDGE_DRAIN_DELAY_MS: env.ms(2000),
+  SOCKETBRIDGE_DRAIN_SPREAD_MS: env.ms(3000),
+  /** A socket with more than this many bytes waiting to be sent is a client that stopped reading. */
+  SOCKETBRIDGE_MAX_OUTBOUND_BYTES: env.int(4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+  SOCKETBRIDGE_SLOW_CHECK_MS: env.ms(250),
   SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(10000),
 };
 

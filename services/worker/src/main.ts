@@ -1,20 +1,23 @@
 #!/usr/bin/env node
-import { connectRedis, createLogger, createRegistry, installShutdown, runMain, RegistryWatcher } from '@socketbridge/common';
+import { Counter, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, RegistryWatcher } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
+import { recoverProcedure } from './recover.js';
 import { startWorker } from './server.js';
 
 runMain('worker', async () => {
   const config = loadWorkerConfig();
   const logger = createLogger('worker', config.SOCKETBRIDGE_LOG_LEVEL);
+  const metrics = createRegistry('worker');
   const redis = connectRedis(config.SOCKETBRIDGE_REDIS_URL, logger, 'socketbridge-worker');
   const registry = new RegistryWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS);
   const publicPolicies = config.SOCKETBRIDGE_PUBLIC_CHANNELS.map((pattern) => ({ pattern, access: 'public' as const }));
-  const hooks = accessHooks({
-    requireAuth: config.SOCKETBRIDGE_REQUIRE_AUTH,
-    policies: () => [...registry.policies(), ...publicPolicies],
-  });
-  const worker = await startWorker(config, logger, createRegistry('worker'), hooks);
+  const policies = () => [...registry.policies(), ...publicPolicies];
+  const hooks = {
+    ...accessHooks({ requireAuth: config.SOCKETBRIDGE_REQUIRE_AUTH, policies }),
+    procedures: { recover: recoverProcedure(redis, policies, new Counter({ ...metricDefs.recoveries, registers: [metrics] })) },
+  };
+  const worker = await startWorker(config, logger, metrics, hooks);
   logger.info({ port: worker.port, instanceId: worker.instanceId }, 'listening');
   installShutdown({
     logger,

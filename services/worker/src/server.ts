@@ -15,6 +15,7 @@ import {
   type Registry,
 } from '@socketbridge/common';
 import type { WorkerConfig } from './config.js';
+import { CLOSE_CODES } from './close-codes.js';
 import { Refusal, type HandshakeAuth, type WorkerHooks } from './hooks.js';
 
 export interface WorkerServer {
@@ -41,6 +42,7 @@ export async function startWorker(
   const subscribeRejections = new Counter({ ...metricDefs.subscribeRejections, registers: [registry] });
   const publishRejections = new Counter({ ...metricDefs.publishRejections, registers: [registry] });
   const remaps = new Counter({ ...metricDefs.clusterRemaps, registers: [registry] });
+  const evictions = new Counter({ ...metricDefs.evictions, registers: [registry] });
   new Gauge({ ...metricDefs.connections, registers: [registry], collect() { this.set(agServer.clientsCount); } });
   new Gauge({
     ...metricDefs.subscriptions,
@@ -164,12 +166,39 @@ export async function startWorker(
     () => remaps.inc(),
   );
 
+  // A client that stops reading makes its outbound buffer grow without bound; close it instead,
+  // so one slow phone cannot take the worker's memory (and every other client) down with it.
+  const slowCheck = setInterval(() => {
+    for (const socket of Object.values(agServer.clients)) {
+      const buffered = (socket.socket as { bufferedAmount?: number }).bufferedAmount ?? 0;
+      if (buffered <= config.SOCKETBRIDGE_MAX_OUTBOUND_BYTES) continue;
+      evictions.inc({ reason: 'slow' });
+      logger.warn({ socketId: socket.id, buffered }, 'evicting a client that stopped reading');
+      void socket.disconnect(CLOSE_CODES.slowClient, 'slow client: stopped reading');
+      // The close frame queues behind the data it is not reading: drop the connection now.
+      socket.terminate();
+    }
+  }, config.SOCKETBRIDGE_SLOW_CHECK_MS);
+  slowCheck.unref();
+
   return {
     port,
     instanceId,
     async drain() {
-      draining = true;
-      // Later issues add the full client drain (reconnect elsewhere with a distinct close code).
+      draining = true; // /readyz turns 503 and new handshakes are refused from here on
+      await new Promise((resolve) => setTimeout(resolve, config.SOCKETBRIDGE_DRAIN_DELAY_MS));
+      const sockets = Object.values(agServer.clients);
+      const batches = Math.max(1, Math.ceil(config.SOCKETBRIDGE_DRAIN_SPREAD_MS / 100));
+      const perBatch = Math.ceil(sockets.length / batches);
+      logger.info({ clients: sockets.length, spreadMs: config.SOCKETBRIDGE_DRAIN_SPREAD_MS }, 'asking clients to reconnect elsewhere');
+      for (let i = 0; i < sockets.length; i += perBatch) {
+        for (const socket of sockets.slice(i, i + perBatch)) {
+          evictions.inc({ reason: 'draining' });
+          void socket.disconnect(CLOSE_CODES.draining, 'worker draining: reconnect');
+        }
+        if (i + perBatch < sockets.length) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      clearInterval(slowCheck);
       await agServer.close();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     },

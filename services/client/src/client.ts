@@ -1,0 +1,202 @@
+import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
+import type { Envelope } from '@socketbridge/common/channels';
+import { ChannelOrder, type Delivery } from './ordering.js';
+
+export interface ClientOptions {
+  hostname?: string;
+  port?: number;
+  secure?: boolean;
+  path?: string;
+  /** The JWT from `POST /v1/create-channel-client` or `POST /v1/tokens`; none: anonymous. */
+  token?: string;
+  /** Recover missed messages from history after a reconnect or a gap (default true). */
+  recover?: boolean;
+  /** Passed to socketcluster-client as they are (reconnect timing, ack timeout…). */
+  socketOptions?: Record<string, unknown>;
+}
+
+export interface SubscribeOptions {
+  /** Resume after this offset (for example one saved before a page reload). */
+  since?: string;
+  onMessage: (envelope: Envelope, channel: string) => void;
+  /** History no longer reached back: messages between `since` and the next delivered one are lost. */
+  onGap?: (gap: { channel: string; since: string; reason: string }) => void;
+}
+
+export interface ClientStats {
+  delivered: number;
+  recovered: number;
+  duplicates: number;
+  gaps: number;
+}
+
+interface RecoverReply {
+  recovered: boolean;
+  entries?: Envelope[];
+  more?: boolean;
+  reason?: string;
+}
+
+interface ChannelState {
+  name: string;
+  order: ChannelOrder;
+  options: SubscribeOptions;
+  recovering: boolean;
+  /** A recovery was asked for while one ran: run again when it ends. */
+  again: boolean;
+  close: () => void;
+}
+
+/** An in-memory token store: the client sends the token with every handshake, as socketcluster-client does from localStorage. */
+function tokenEngine(token: string | undefined) {
+  let current: string | null = token ?? null;
+  return {
+    saveToken: async (_name: string, value: string) => (current = value),
+    removeToken: async () => {
+      const old = current;
+      current = null;
+      return old;
+    },
+    loadToken: async () => current,
+  };
+}
+
+/**
+ * A SocketBridge client on socketcluster-client: every message of a subscribed channel exactly
+ * once and in order, across reconnects, worker restarts and broker changes, as long as the
+ * channel's history reaches back; otherwise an explicit gap.
+ */
+export class SocketBridgeClient {
+  readonly socket: AGClientSocket;
+  readonly stats: ClientStats = { delivered: 0, recovered: 0, duplicates: 0, gaps: 0 };
+  private readonly channels = new Map<string, ChannelState>();
+  private readonly recover: boolean;
+
+  constructor(options: ClientOptions = {}) {
+    this.recover = options.recover ?? true;
+    this.socket = socketClusterClient.create({
+      hostname: options.hostname ?? '127.0.0.1',
+      port: options.port ?? 8000,
+      secure: options.secure ?? false,
+      ...(options.path ? { path: options.path } : {}),
+      authEngine: tokenEngine(options.token),
+      ...options.socketOptions,
+    });
+  }
+
+  /** Resolves once connected (rejects with the refusal if the worker turned the handshake away). */
+  async connected(timeoutMs = 10000): Promise<void> {
+    if (this.socket.state === this.socket.OPEN) return;
+    const outcome = await Promise.race([
+      this.socket.listener('connect').once().then(() => undefined),
+      this.socket.listener('error').once().then(({ error }) => error),
+      new Promise<Error>((resolve) => setTimeout(() => resolve(new Error(`not connected within ${timeoutMs} ms`)), timeoutMs)),
+    ]);
+    if (outcome) throw outcome;
+  }
+
+  /** Subscribes; resolves when the worker accepted, rejects with its refusal. */
+  async subscribe(name: string, options: SubscribeOptions): Promise<void> {
+    if (this.channels.has(name)) throw new Error(`already subscribed to ${name}`);
+    const channel = this.socket.subscribe(name);
+    const state: ChannelState = {
+      name,
+      order: new ChannelOrder(options.since),
+      options,
+      recovering: false,
+      again: false,
+      close: () => channel.close(),
+    };
+    this.channels.set(name, state);
+    void (async () => {
+      for await (const data of channel) this.apply(state, state.order.accept(data as Envelope));
+    })();
+    // Every (re)subscription: recover what was published while we were not subscribed. Only
+    // after the worker confirmed, so nothing falls between the history read and the live stream.
+    void (async () => {
+      for await (const _event of channel.listener('subscribe')) {
+        if (state.order.last !== undefined) void this.recoverChannel(state);
+      }
+    })();
+    const outcome = await Promise.race([
+      channel.listener('subscribe').once().then(() => undefined),
+      channel.listener('subscribeFail').once().then(({ error }) => error),
+    ]);
+    if (outcome) {
+      this.channels.delete(name);
+      channel.close();
+      throw outcome;
+    }
+  }
+
+  lastOffset(name: string): string | undefined {
+    return this.channels.get(name)?.order.last;
+  }
+
+  unsubscribe(name: string): void {
+    const state = this.channels.get(name);
+    if (!state) return;
+    this.channels.delete(name);
+    this.socket.unsubscribe(name);
+    state.close();
+  }
+
+  close(): void {
+    for (const name of [...this.channels.keys()]) this.unsubscribe(name);
+    this.socket.disconnect();
+  }
+
+  private apply(state: ChannelState, deliveries: Delivery[], recovered = false): void {
+    for (const delivery of deliveries) {
+      if (delivery.kind === 'duplicate') {
+        this.stats.duplicates++;
+        continue;
+      }
+      this.stats.delivered++;
+      if (recovered) this.stats.recovered++;
+      state.options.onMessage(delivery.envelope, state.name);
+    }
+    if (state.order.hasGap) void this.recoverChannel(state);
+  }
+
+  private async recoverChannel(state: ChannelState): Promise<void> {
+    if (!this.recover) {
+      // Plain SCC behaviour: carry on from what arrives (in offset order), and count what was skipped.
+      if (state.order.hasGap) {
+        this.stats.gaps++;
+        state.options.onGap?.({ channel: state.name, since: state.order.last ?? '0-0', reason: 'recovery is off' });
+        this.apply(state, state.order.releaseHeld());
+      }
+      return;
+    }
+    if (state.recovering) {
+      state.again = true;
+      return;
+    }
+    state.recovering = true;
+    try {
+      do {
+        state.again = false;
+        for (let page = 0; page < 10000; page++) {
+          const since = state.order.last;
+          if (since === undefined || this.channels.get(state.name) !== state) return;
+          const reply = (await this.socket.invoke('recover', { channel: state.name, since })) as RecoverReply;
+          if (!reply.recovered) this.gap(state, reply.reason ?? 'history no longer reaches back', reply.entries ?? []);
+          else this.apply(state, state.order.recovered(reply.entries ?? []), true);
+          if (!reply.more) break;
+        }
+      } while (state.again);
+    } catch {
+      // Disconnected or refused mid-way: the next (re)subscription tries again from the last offset.
+    } finally {
+      state.recovering = false;
+    }
+  }
+
+  private gap(state: ChannelState, reason: string, entries: Envelope[]): void {
+    const since = state.order.last ?? '0-0';
+    this.stats.gaps++;
+    state.options.onGap?.({ channel: state.name, since, reason });
+    this.apply(state, state.order.skipGap(entries), true);
+  }
+}
