@@ -19,6 +19,12 @@ export const publisherEnv = {
   SOCKETBRIDGE_MAX_MESSAGE_BYTES: env.int(256 * 1024, 1, 64 * 1024 * 1024),
   SOCKETBRIDGE_EXCHANGE: env.string('socketbridge'),
   SOCKETBRIDGE_QUEUE: env.string('socketbridge.default'),
+  /**
+   * Declare the default queue with `x-single-active-consumer`: one publisher replica at a time
+   * consumes it, so per-channel order holds across replicas and failover. RabbitMQ refuses to
+   * change this on an existing queue: pick it before the queue is first declared.
+   */
+  SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER: env.bool(false),
   SOCKETBRIDGE_DEAD_LETTER_EXCHANGE: env.string('socketbridge.dead-letter'),
   SOCKETBRIDGE_DEAD_LETTER_QUEUE: env.string('socketbridge.dead-letter'),
   SOCKETBRIDGE_RECONNECT_MAX_MS: env.ms(5000),

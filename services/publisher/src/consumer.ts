@@ -154,7 +154,10 @@ export class RabbitConsumer {
     try {
       const c = this.config;
       await channel.assertExchange(c.SOCKETBRIDGE_EXCHANGE, 'topic', { durable: true });
-      await channel.assertQueue(c.SOCKETBRIDGE_QUEUE, { durable: true });
+      await channel.assertQueue(c.SOCKETBRIDGE_QUEUE, {
+        durable: true,
+        ...(c.SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER ? { arguments: { 'x-single-active-consumer': true } } : {}),
+      });
       await channel.bindQueue(c.SOCKETBRIDGE_QUEUE, c.SOCKETBRIDGE_EXCHANGE, '#');
       await channel.assertExchange(c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, 'fanout', { durable: true });
       await channel.assertQueue(c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, { durable: true });
