@@ -29,6 +29,8 @@ export const workerEnv = {
   /** A socket with more than this many bytes waiting to be sent is a client that stopped reading. */
   SOCKETBRIDGE_MAX_OUTBOUND_BYTES: env.int(4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   SOCKETBRIDGE_SLOW_CHECK_MS: env.ms(250),
+  /** Largest frame a client may send (subscribe, recover…): bigger frames close the socket (1009). */
+  SOCKETBRIDGE_MAX_PAYLOAD_BYTES: env.int(64 * 1024, 1024, 64 * 1024 * 1024),
   SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(10000),
 };
 

@@ -33,7 +33,11 @@ export async function startWorker(
   const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
   const httpServer = createServer();
   // socketcluster-server verifies client JWTs itself with the shared key (HS256).
-  const agServer = socketClusterServer.attach(httpServer, { allowClientPublish: true, authKey: config.SOCKETBRIDGE_AUTH_KEY });
+  const agServer = socketClusterServer.attach(httpServer, {
+    allowClientPublish: true,
+    authKey: config.SOCKETBRIDGE_AUTH_KEY,
+    maxPayload: config.SOCKETBRIDGE_MAX_PAYLOAD_BYTES,
+  });
   let draining = false;
   // Set once the port is known (the cluster announces it); ops routes answer before that.
   let link: ClusterLink | undefined = undefined;
