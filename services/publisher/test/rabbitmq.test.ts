@@ -52,6 +52,13 @@ async function publisherConnectionPid(): Promise<string> {
   return line.split('\t')[0]!;
 }
 
+/** How many messages the publisher took from this file's queue so far. */
+async function consumedCount(): Promise<number> {
+  const metrics = (await api.request<string>('GET', '/metrics')).body;
+  const match = new RegExp(`socketbridge_messages_consumed_total\\{queue="${names.SOCKETBRIDGE_QUEUE.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`).exec(metrics);
+  return Number(match?.[1] ?? 0);
+}
+
 describe('RabbitMQ consumption', () => {
   it('poison messages go to the dead-letter queue with a reason, and the stream behind them flows', async () => {
     const { channel, received } = await subscriber(0);
@@ -96,17 +103,24 @@ describe('RabbitMQ consumption', () => {
     const { channel, received } = await subscriber(1);
     const total = 5000;
     let closed = false;
+    // Found before the stream starts: rabbitmqctl is slow on a busy machine, the close must not be.
+    const pid = await publisherConnectionPid();
+    const consumedBefore = await consumedCount();
     const publishing = (async () => {
       for (let seq = 0; seq < total; seq++) {
         producer.channel.publish(names.SOCKETBRIDGE_EXCHANGE, channel, Buffer.from(JSON.stringify({ seq })), { contentType: 'application/json' });
-        if (seq % 250 === 249) await producer.channel.waitForConfirms();
+        // Paced (about 10 s in all) so the close lands mid-stream even though rabbitmqctl takes seconds.
+        if (seq % 100 === 99) {
+          await producer.channel.waitForConfirms();
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
       }
       await producer.channel.waitForConfirms();
     })();
     await waitFor(() => received.length >= 1000, 30000, 'the stream to be under way');
-    const pid = await publisherConnectionPid();
     await run('rabbitmqctl', ['close_connection', pid, 'test: closed by the broker side']);
     closed = true;
+    const consumedAtClose = (await consumedCount()) - consumedBefore;
     await publishing;
     const seen = new Map<number, number>();
     await waitFor(
@@ -127,8 +141,9 @@ describe('RabbitMQ consumption', () => {
     expect(seen.size).toBe(total);
     // Only messages unacked at the close can come twice: at most one prefetch window.
     expect(duplicates).toBeLessThanOrEqual(100);
-    const log = cluster.publishers[0]!.lines;
-    expect(log.some((l) => l.msg === 'rabbitmq connection closed')).toBe(true);
-    expect(log.filter((l) => l.msg === 'connected to rabbitmq').length).toBeGreaterThanOrEqual(2);
+    expect(consumedAtClose, 'the close landed mid-stream').toBeLessThan(total);
+    const publisher = cluster.publishers[0]!;
+    await publisher.waitForLog((l) => l.msg === 'rabbitmq connection closed', 10000, 'the close to be noticed');
+    expect(publisher.lines.filter((l) => l.msg === 'connected to rabbitmq').length).toBeGreaterThanOrEqual(2);
   });
 });
