@@ -20,6 +20,8 @@ export interface Options {
   clients: number;
   durationMs: number | undefined;
   count: number | undefined;
+  /** Recover what a reconnect missed from history (the client library's default); --no-recover turns it off. */
+  recover: boolean;
 }
 
 /** Bad input on the command line: main prints it with the usage and exits 2. */
@@ -28,7 +30,9 @@ export class UsageError extends Error {}
 export const usage = `Usage: socketsub [options]
 
 Subscribes to SocketBridge channels on a worker and prints every message as a JSON line
-{"channel":...,"envelope":{"id","offset","ts","data"}} on stdout; status goes to stderr.
+{"channel":...,"envelope":{"id","offset","prev","ts","data"}} on stdout; status goes to stderr.
+Each socket gets every message of a channel once and in order, recovering what a reconnect missed
+from the channel's history; what history no longer holds is reported as a gap.
 
 Connection
   --url URL              worker to connect to (ws:// or wss://)
@@ -40,10 +44,13 @@ Connection
                          without a token or login the socket is anonymous (public channels only)
   --channel NAME         channel to subscribe to (repeatable); default: the client's own
                          channel client.<clientId> (needs --token or --email)
+  --no-recover           no recovery from history: plain SocketCluster delivery, where a
+                         reconnect's missed messages are counted as gaps (for comparisons)
 
 Measuring
-  --stats                print progress once a second on stderr (rate, total, latency p50/p99/max)
-                         instead of the messages, and a JSON summary on stdout at the end
+  --stats                print progress once a second on stderr (rate, total, latency p50/p99/max,
+                         recovered, gaps) instead of the messages, and a JSON summary on stdout
+                         at the end (with duplicates dropped, messages recovered, gaps)
   --clients N            load mode: N sockets (1-${MAX_CLIENTS}), each subscribing to the channels;
                          implies --stats, totals over every socket
   --duration SECONDS     stop after this long
@@ -103,6 +110,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         clients: { type: 'string' },
         duration: { type: 'string' },
         count: { type: 'string' },
+        'no-recover': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -160,5 +168,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     clients,
     durationMs,
     count,
+    recover: values['no-recover'] !== true,
   };
 }

@@ -1,5 +1,3 @@
-import type { AGClientSocket } from 'socketcluster-client';
-
 /** What `POST /v1/tokens` answers for a returning client. */
 export interface ClientToken {
   clientId: string;
@@ -62,25 +60,4 @@ export function tokenSubject(token: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-type AuthEngine = NonNullable<AGClientSocket.ClientOptions['authEngine']>;
-type StoredToken = Awaited<ReturnType<AuthEngine['loadToken']>>;
-
-/**
- * An auth engine that hands the handshake our token from memory. The default engine starts empty
- * (the socket would connect anonymously) and uses a global localStorage where one exists, which
- * the sockets of a load run would then share.
- */
-export function memoryAuthEngine(token: string | null): AuthEngine {
-  let current: StoredToken = token;
-  return {
-    saveToken: async (_name, value) => (current = value),
-    removeToken: async () => {
-      const old = current;
-      current = null;
-      return old;
-    },
-    loadToken: async () => current,
-  };
 }

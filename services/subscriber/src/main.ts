@@ -13,7 +13,8 @@ function ms(value: number | undefined): string {
 
 function progressLine(sample: Sample, pool: SocketPool, loadMode: boolean): string {
   const sockets = loadMode ? `sockets ${pool.connected()}/${pool.size} connected ${pool.subscribed()} subscribed | ` : '';
-  return `${sockets}${Math.round(sample.rate)} msg/s | total ${sample.total} | p50 ${ms(sample.p50Ms)} p99 ${ms(sample.p99Ms)} max ${ms(sample.maxMs)}`;
+  const { recovered, gaps } = pool.stats();
+  return `${sockets}${Math.round(sample.rate)} msg/s | total ${sample.total} | p50 ${ms(sample.p50Ms)} p99 ${ms(sample.p99Ms)} max ${ms(sample.maxMs)} | recovered ${recovered} gaps ${gaps}`;
 }
 
 /** The token and channels to subscribe with; a login failure is the user's to fix, so it ends the run (exit 1). */
@@ -53,14 +54,19 @@ async function run(options: Options): Promise<number> {
     url: options.url,
     token: access.token,
     channels: access.channels,
+    recover: options.recover,
     events: {
-      message(socket, channel, data) {
+      message(socket, channel, envelope) {
         // Messages already in flight when --count is reached are not part of the run.
         if (done) return;
         received++;
-        if (stats) stats.record(socket, channel, data, Date.now());
-        else process.stdout.write(`${JSON.stringify({ channel, envelope: data })}\n`);
+        if (stats) stats.record(socket, channel, envelope, Date.now());
+        else process.stdout.write(`${JSON.stringify({ channel, envelope })}\n`);
         if (options.count !== undefined && received >= options.count) stop(0);
+      },
+      gap(_socket, { channel, since, reason }) {
+        // With --stats the progress line and the summary count them.
+        if (!stats && !done) terminal.status(`gap on ${channel} after offset ${since}: ${reason}; what was published in it is lost`);
       },
       status: (line) => terminal.status(line),
       fatal(error) {
@@ -100,7 +106,7 @@ async function run(options: Options): Promise<number> {
   if (stats && last !== undefined) {
     terminal.progress(last);
     terminal.end();
-    process.stdout.write(`${JSON.stringify(stats.summary())}\n`);
+    process.stdout.write(`${JSON.stringify(stats.summary(pool.stats()))}\n`);
   }
   return code;
 }

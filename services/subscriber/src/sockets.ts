@@ -1,5 +1,4 @@
-import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
-import { memoryAuthEngine } from './auth.js';
+import { SocketBridgeClient, type ClientOptions, type ClientStats, type Envelope, type SubscribeOptions } from '@socketbridge/client';
 
 /** Sockets opened at once in a load run: enough to ramp up quickly, few enough that 2 cores keep up with the handshakes. */
 export const CONNECT_BATCH = 50;
@@ -12,8 +11,13 @@ const SETTLE_TIMEOUT_MS = 10000;
  */
 const FATAL_HANDSHAKE_ERRORS = new Set(['AuthTokenExpiredError', 'AuthTokenInvalidError', 'AuthRequiredError']);
 
+export type Gap = Parameters<NonNullable<SubscribeOptions['onGap']>>[0];
+
 export interface PoolEvents {
-  message(socket: number, channel: string, data: unknown): void;
+  /** One message as the client library delivers it: exactly once and in order per socket and channel. */
+  message(socket: number, channel: string, envelope: Envelope): void;
+  /** Messages the library could not recover (history no longer reached back, or recovery is off). */
+  gap(socket: number, gap: Gap): void;
   /** A line for the person running this (stderr). */
   status(line: string): void;
   /** The handshake was refused for good. */
@@ -23,10 +27,9 @@ export interface PoolEvents {
 }
 
 interface Member {
-  socket: AGClientSocket;
-  /** Channels the worker has not refused this socket. */
-  wanted: number;
-  subscribed: number;
+  client: SocketBridgeClient;
+  /** Channels the worker accepted, once it answered every subscription. */
+  accepted: string[];
   /** Ends this socket's wait in its connect batch. */
   settle?: () => void;
 }
@@ -35,30 +38,34 @@ export interface PoolOptions {
   url: URL;
   token: string | null;
   channels: string[];
+  /** Recover missed messages from history (the library's default); false: plain SCC delivery. */
+  recover: boolean;
   events: PoolEvents;
 }
 
-/** socketcluster-client wants the URL in parts; a bare "/" path means its default /socketcluster/. */
-function clientOptions(url: URL, token: string | null): AGClientSocket.ClientOptions {
+/** The library wants the URL in parts; a bare "/" path means socketcluster-client's default /socketcluster/. */
+export function clientOptions(url: URL, token: string | null, recover: boolean): ClientOptions {
   const secure = url.protocol === 'wss:';
   return {
     hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port ? Number(url.port) : secure ? 443 : 80,
     secure,
     ...(url.pathname !== '/' ? { path: url.pathname } : {}),
-    authEngine: memoryAuthEngine(token),
+    ...(token !== null ? { token } : {}),
+    recover,
   };
 }
 
 /**
- * N sockets to one worker, each subscribing to the same channels. With one socket every event is
- * reported; with many, only what the aggregate needs (counts, first errors, everyone subscribed).
+ * N SocketBridge clients to one worker, each subscribing to the same channels. With one socket
+ * every event is reported; with many, only what the aggregate needs (counts, first errors,
+ * everyone subscribed).
  */
 export class SocketPool {
   private readonly members: Member[] = [];
-  private fullySubscribed = 0;
+  /** Sockets whose subscriptions the worker answered, with at least one accepted. */
+  private answered = 0;
   private closed = false;
-  private allSubscribedReported = false;
   private readonly reported = new Set<string>();
 
   constructor(private readonly options: PoolOptions) {}
@@ -69,13 +76,22 @@ export class SocketPool {
 
   connected(): number {
     let open = 0;
-    for (const { socket } of this.members) if (socket.state === socket.OPEN) open++;
+    for (const { client } of this.members) if (client.socket.state === client.socket.OPEN) open++;
     return open;
   }
 
-  /** Sockets holding every channel the worker allowed them. */
+  /** Sockets holding every channel the worker allowed them right now. */
   subscribed(): number {
-    return this.fullySubscribed;
+    let full = 0;
+    for (const { client, accepted } of this.members) if (accepted.length && accepted.every((name) => client.socket.isSubscribed(name))) full++;
+    return full;
+  }
+
+  /** The client library's counts, summed over every socket. */
+  stats(): ClientStats {
+    const sum: ClientStats = { delivered: 0, recovered: 0, duplicates: 0, gaps: 0 };
+    for (const { client } of this.members) for (const key of Object.keys(sum) as Array<keyof ClientStats>) sum[key] += client.stats[key];
+    return sum;
   }
 
   /** Opens `count` sockets, CONNECT_BATCH at a time; resolves once the last batch settled or the pool was closed. */
@@ -91,14 +107,15 @@ export class SocketPool {
     this.closed = true;
     for (const member of this.members) {
       member.settle?.();
-      member.socket.disconnect();
+      member.client.close();
     }
   }
 
   private openOne(index: number, total: number): Promise<void> {
-    const { url, token, channels, events } = this.options;
-    const socket = socketClusterClient.create(clientOptions(url, token));
-    const member: Member = { socket, wanted: channels.length, subscribed: 0 };
+    const { url, token, channels, recover, events } = this.options;
+    const client = new SocketBridgeClient(clientOptions(url, token, recover));
+    const { socket } = client;
+    const member: Member = { client, accepted: [] };
     this.members.push(member);
     const single = total === 1;
 
@@ -110,22 +127,13 @@ export class SocketPool {
         resolve();
       };
     });
-    const settleIfDone = () => {
-      if (member.subscribed >= member.wanted) member.settle?.();
-    };
     // Once per distinct text in a load run: a thousand sockets failing alike is one line, not a thousand.
     const report = (line: string) => {
       if (single || !this.reported.has(line)) events.status(line);
       if (!single) this.reported.add(line);
     };
 
-    for (const name of channels) {
-      const channel = socket.subscribe(name);
-      void (async () => {
-        for await (const data of channel) events.message(index, name, data);
-      })();
-    }
-
+    // Status only: the library itself resubscribes and recovers after every reconnect.
     void (async () => {
       for await (const { error } of socket.listener('error')) {
         if (this.closed) break;
@@ -142,47 +150,40 @@ export class SocketPool {
         if (single) events.status(`connected to ${url.href} (${socket.authState === socket.AUTHENTICATED ? 'signed in' : 'anonymous'})`);
       }
     })();
+    if (single) {
+      void (async () => {
+        for await (const { channel } of socket.listener('subscribe')) events.status(`subscribed to ${channel}`);
+      })();
+    }
     void (async () => {
       for await (const { code, reason } of socket.listener('disconnect')) {
         if (this.closed) break;
         report(`disconnected (${code}${reason ? ` ${reason}` : ''}), reconnecting`);
       }
     })();
-    void (async () => {
-      for await (const { channel, oldChannelState, newChannelState } of socket.listener('subscribeStateChange')) {
-        const wasFull = this.isFull(member);
-        if (newChannelState === 'subscribed') member.subscribed++;
-        else if (oldChannelState === 'subscribed') member.subscribed--;
-        this.updateFull(member, wasFull, total);
-        if (single && newChannelState === 'subscribed') events.status(`subscribed to ${channel}`);
-        settleIfDone();
-      }
-    })();
-    void (async () => {
-      for await (const { channel, error } of socket.listener('subscribeFail')) {
-        const wasFull = this.isFull(member);
-        member.wanted--;
-        report(`subscription to ${channel} refused: ${error.name}: ${error.message}`);
-        this.updateFull(member, wasFull, total);
-        settleIfDone();
-        if (member.wanted === 0) events.nothingSubscribed();
-      }
-    })();
+
+    const answers = channels.map((name) =>
+      client
+        .subscribe(name, {
+          onMessage: (envelope, channel) => events.message(index, channel, envelope),
+          onGap: (gap) => events.gap(index, gap),
+        })
+        .then(
+          () => name,
+          (error: Error) => {
+            if (!this.closed) report(`subscription to ${name} refused: ${error.name}: ${error.message}`);
+            return undefined;
+          },
+        ),
+    );
+    void Promise.all(answers).then((names) => {
+      member.accepted = names.filter((name) => name !== undefined);
+      member.settle?.();
+      if (this.closed) return;
+      if (!member.accepted.length) events.nothingSubscribed();
+      // Said once, for the load run's caller to know when publishing will reach every socket.
+      else if (++this.answered === total && total > 1) events.status(`all ${total} sockets subscribed`);
+    });
     return settled;
-  }
-
-  private isFull(member: Member): boolean {
-    return member.wanted > 0 && member.subscribed >= member.wanted;
-  }
-
-  private updateFull(member: Member, wasFull: boolean, total: number): void {
-    const full = this.isFull(member);
-    if (full === wasFull) return;
-    this.fullySubscribed += full ? 1 : -1;
-    // Said once, for the load run's caller to know when publishing will reach every socket.
-    if (total > 1 && !this.allSubscribedReported && this.fullySubscribed === total) {
-      this.allSubscribedReported = true;
-      this.options.events.status(`all ${total} sockets subscribed`);
-    }
   }
 }

@@ -1,12 +1,11 @@
-import type { Envelope } from '@socketbridge/common';
+import type { ClientStats } from '@socketbridge/client';
+import { compareOffsets, type Envelope } from '@socketbridge/common';
 import { LatencyHistogram } from './percentile.js';
 
-/**
- * Offsets remembered per socket and channel to spot duplicates. Bounded so a long load run over
- * thousands of sockets cannot grow without limit; a duplicate arriving more than this many
- * messages after its original goes unnoticed, far beyond any re-delivery the cluster makes.
- */
-const DEDUP_WINDOW = 4096;
+/** What the client library counted over every socket (its `stats`, summed). */
+export type LibraryCounts = Pick<ClientStats, 'recovered' | 'duplicates' | 'gaps'>;
+
+const NOTHING: LibraryCounts = { recovered: 0, duplicates: 0, gaps: 0 };
 
 export interface Summary {
   received: number;
@@ -15,7 +14,12 @@ export interface Summary {
   p50Ms: number | null;
   p99Ms: number | null;
   maxMs: number | null;
+  /** Dropped by the client library, plus any the check here still saw (should be none). */
   duplicates: number;
+  /** Delivered from history after a reconnect or a gap (by the client library). */
+  recovered: number;
+  /** Stretches the client library could not recover: their messages are lost. */
+  gaps: number;
 }
 
 export interface Sample {
@@ -33,7 +37,10 @@ export function isEnvelope(value: unknown): value is Envelope {
   return typeof id === 'string' && typeof offset === 'string' && typeof ts === 'number' && Number.isFinite(ts);
 }
 
-/** Counts, latencies and duplicates over a whole run, plus a window the progress line reads and resets each second. */
+/**
+ * Counts, latencies and duplicates over a whole run, plus a window the progress line reads and resets each second.
+ * The client library drops duplicates and delivers in order; the check here only confirms it.
+ */
 export class Stats {
   received = 0;
   duplicates = 0;
@@ -43,7 +50,8 @@ export class Stats {
   private windowStart: number;
   private firstAt: number | undefined;
   private lastAt: number | undefined;
-  private readonly seen = new Map<string, Set<string>>();
+  /** The last offset delivered per socket and channel. */
+  private readonly last = new Map<string, string>();
 
   constructor(now = Date.now()) {
     this.windowStart = now;
@@ -61,16 +69,11 @@ export class Stats {
     this.all.record(latency);
     this.window.record(latency);
 
-    // Each socket receives every message of its channels once: the same offset twice on one socket is a duplicate.
+    // Each socket receives each channel's messages once and in offset order: an offset at or below the last is a duplicate.
     const key = `${socket}\n${channel}`;
-    let offsets = this.seen.get(key);
-    if (!offsets) this.seen.set(key, (offsets = new Set()));
-    if (offsets.has(message.offset)) {
-      this.duplicates++;
-      return;
-    }
-    offsets.add(message.offset);
-    if (offsets.size > DEDUP_WINDOW) offsets.delete(offsets.values().next().value!);
+    const last = this.last.get(key);
+    if (last !== undefined && compareOffsets(message.offset, last) <= 0) this.duplicates++;
+    else this.last.set(key, message.offset);
   }
 
   /** What happened since the previous sample; starts the next window. */
@@ -89,7 +92,7 @@ export class Stats {
     return sample;
   }
 
-  summary(): Summary {
+  summary(library: LibraryCounts = NOTHING): Summary {
     // N messages span N-1 gaps; a burst inside one clock millisecond counts as taking a millisecond.
     const span = this.firstAt !== undefined && this.lastAt !== undefined ? Math.max(0.001, (this.lastAt - this.firstAt) / 1000) : 0;
     const rate = this.received > 1 ? (this.received - 1) / span : 0;
@@ -99,7 +102,9 @@ export class Stats {
       p50Ms: this.all.percentile(50) ?? null,
       p99Ms: this.all.percentile(99) ?? null,
       maxMs: this.all.count ? this.all.max : null,
-      duplicates: this.duplicates,
+      duplicates: library.duplicates + this.duplicates,
+      recovered: library.recovered,
+      gaps: library.gaps,
     };
   }
 }

@@ -23,7 +23,7 @@ interface Published {
 
 interface Line {
   channel: string;
-  envelope: { id: string; offset: string; ts: number; data: unknown };
+  envelope: { id: string; offset: string; prev: string; ts: number; data: unknown };
 }
 
 /** One run of the built CLI, with its stdout lines and stderr text kept for waiting on. */
@@ -161,6 +161,8 @@ interface Summary {
   p99Ms: number | null;
   maxMs: number | null;
   duplicates: number;
+  recovered: number;
+  gaps: number;
 }
 
 describe('socketsub', () => {
@@ -195,9 +197,12 @@ describe('socketsub', () => {
     expect(lines.map((l) => l.envelope.offset)).toEqual(sent.map((e) => e.offset));
     expect(lines.map((l) => l.channel)).toEqual(sent.map(() => client.channel));
     expect(lines.map((l) => l.envelope.data)).toEqual(sent.map((_, n) => expect.objectContaining({ fake: true, n })));
+    // The envelopes chain: each names the one before it.
+    for (let n = 1; n < lines.length; n++) expect(lines[n]!.envelope.prev).toBe(lines[n - 1]!.envelope.offset);
+    expect(sub.stderr).not.toContain('gap on');
   });
 
-  it('--stats --count prints progress on stderr and one JSON summary on stdout', async () => {
+  it('--stats --count prints progress on stderr and one JSON summary on stdout: nothing recovered, no gap, no duplicate', async () => {
     const client = await api.createClient('stats');
     const sub = new Socketsub(['--url', workerUrls[0]!, '--token', client.token, '--stats', '--count', '50']);
     await sub.untilStderr(`subscribed to ${client.channel}`);
@@ -205,12 +210,32 @@ describe('socketsub', () => {
     expect(await sub.exit()).toEqual({ code: 0, signal: null });
     expect(sub.stdout).toHaveLength(1);
     const [summary] = sub.json<Summary>();
-    expect(summary).toEqual({ received: 50, rate: expect.any(Number), p50Ms: expect.any(Number), p99Ms: expect.any(Number), maxMs: expect.any(Number), duplicates: 0 });
+    expect(summary).toEqual({
+      received: 50,
+      rate: expect.any(Number),
+      p50Ms: expect.any(Number),
+      p99Ms: expect.any(Number),
+      maxMs: expect.any(Number),
+      duplicates: 0,
+      recovered: 0,
+      gaps: 0,
+    });
     expect(summary!.rate).toBeGreaterThan(0);
     expect(summary!.p50Ms!).toBeLessThanOrEqual(summary!.p99Ms!);
     expect(summary!.p99Ms!).toBeLessThanOrEqual(summary!.maxMs!);
     // The last progress line, written as the run stopped.
-    expect(sub.stderr).toMatch(/msg\/s \| total 50 \| p50 (\d+ ms|-) p99 (\d+ ms|-) max (\d+ ms|-)\n/);
+    expect(sub.stderr).toMatch(/msg\/s \| total 50 \| p50 (\d+ ms|-) p99 (\d+ ms|-) max (\d+ ms|-) \| recovered 0 gaps 0\n/);
+  });
+
+  // On the client's own channel: the history of `broadcast` is shared by every local cluster on this Redis.
+  it('--no-recover --clients 3: plain delivery of every message to every socket, nothing recovered', async () => {
+    const client = await api.createClient('no-recover');
+    const sub = new Socketsub(['--url', workerUrls[1]!, '--token', client.token, '--clients', '3', '--no-recover', '--count', String(3 * 30)]);
+    await sub.untilStderr('all 3 sockets subscribed');
+    await publishFake(client.channel, 30);
+    expect(await sub.exit()).toEqual({ code: 0, signal: null });
+    expect(sub.json<Summary>()).toEqual([expect.objectContaining({ received: 3 * 30, duplicates: 0, recovered: 0, gaps: 0 })]);
+    expect(sub.stderr).toMatch(/sockets 3\/3 connected 3 subscribed \| .* \| recovered 0 gaps 0\n/);
   });
 
   it('--clients 20 on broadcast: every socket subscribes and receives every message, once', async () => {
@@ -229,7 +254,7 @@ describe('socketsub', () => {
     const client = await api.createClient('duration');
     const sub = new Socketsub(['--url', workerUrls[0]!, '--token', client.token, '--stats', '--duration', '1']);
     expect(await sub.exit()).toEqual({ code: 0, signal: null });
-    expect(sub.json<Summary>()).toEqual([{ received: 0, rate: 0, p50Ms: null, p99Ms: null, maxMs: null, duplicates: 0 }]);
+    expect(sub.json<Summary>()).toEqual([{ received: 0, rate: 0, p50Ms: null, p99Ms: null, maxMs: null, duplicates: 0, recovered: 0, gaps: 0 }]);
   });
 });
 

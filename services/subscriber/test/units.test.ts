@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError, parseOptions, type Options } from '../src/args.js';
-import { memoryAuthEngine, tokenSubject } from '../src/auth.js';
+import { tokenSubject } from '../src/auth.js';
 import { LatencyHistogram } from '../src/percentile.js';
+import { clientOptions } from '../src/sockets.js';
 import { Stats } from '../src/stats.js';
 
 /** A JWT-shaped string with this payload; the signature is never checked here. */
@@ -57,7 +58,24 @@ describe('Stats', () => {
     stats.record(0, 'a', envelope('1-0', 1000), 1050);
     // Not an envelope: counted, without a latency.
     stats.record(0, 'a', { hello: true }, 1060);
-    expect(stats.summary()).toEqual({ received: 6, rate: 100, p50Ms: 30, p99Ms: 50, maxMs: 50, duplicates: 1 });
+    expect(stats.summary()).toEqual({ received: 6, rate: 100, p50Ms: 30, p99Ms: 50, maxMs: 50, duplicates: 1, recovered: 0, gaps: 0 });
+  });
+
+  it('counts an offset at or below the last one as a duplicate, comparing offsets as numbers', () => {
+    const stats = new Stats(0);
+    stats.record(0, 'a', envelope('999-9', 0), 1);
+    stats.record(0, 'a', envelope('1000-0', 0), 1);
+    stats.record(0, 'a', envelope('999-10', 0), 1);
+    stats.record(0, 'a', envelope('1000-0', 0), 1);
+    stats.record(0, 'a', envelope('1000-1', 0), 1);
+    expect(stats.summary()).toMatchObject({ received: 5, duplicates: 2 });
+  });
+
+  it("adds the client library's counts to the summary: its dropped duplicates to those seen here", () => {
+    const stats = new Stats(0);
+    stats.record(0, 'a', envelope('1-0', 0), 1);
+    stats.record(0, 'a', envelope('1-0', 0), 1);
+    expect(stats.summary({ recovered: 7, duplicates: 3, gaps: 2 })).toMatchObject({ received: 2, duplicates: 4, recovered: 7, gaps: 2 });
   });
 
   it('samples the last window and starts the next one', () => {
@@ -69,7 +87,7 @@ describe('Stats', () => {
   });
 
   it('summarizes an empty run with nulls', () => {
-    expect(new Stats().summary()).toEqual({ received: 0, rate: 0, p50Ms: null, p99Ms: null, maxMs: null, duplicates: 0 });
+    expect(new Stats().summary()).toEqual({ received: 0, rate: 0, p50Ms: null, p99Ms: null, maxMs: null, duplicates: 0, recovered: 0, gaps: 0 });
   });
 });
 
@@ -79,15 +97,6 @@ describe('tokens', () => {
     expect(tokenSubject(unsignedToken({ channels: [] }))).toBeUndefined();
     expect(tokenSubject('not-a-jwt')).toBeUndefined();
     expect(tokenSubject('a.!!!.c')).toBeUndefined();
-  });
-
-  it('keeps the token in memory for the handshake, and what the server sends back', async () => {
-    const engine = memoryAuthEngine('first');
-    expect(await engine.loadToken('socketcluster.authToken')).toBe('first');
-    await engine.saveToken('socketcluster.authToken', 'renewed');
-    expect(await engine.loadToken('socketcluster.authToken')).toBe('renewed');
-    expect(await engine.removeToken('socketcluster.authToken')).toBe('renewed');
-    expect(await engine.loadToken('socketcluster.authToken')).toBeNull();
   });
 });
 
@@ -102,6 +111,7 @@ describe('parseOptions', () => {
       clients: 1,
       durationMs: undefined,
       count: undefined,
+      recover: true,
     });
     expect(parse(['--channel', 'x'], { SOCKETBRIDGE_WORKER_URL: 'ws://worker:9000' }).url.href).toBe('ws://worker:9000/');
     expect(parse(['--channel', 'x', '--url', 'wss://w.example/ws'], { SOCKETBRIDGE_WORKER_URL: 'ws://worker:9000' }).url.href).toBe('wss://w.example/ws');
@@ -122,8 +132,16 @@ describe('parseOptions', () => {
     expect(parseOptions(['--help'], {})).toBe('help');
   });
 
+  it('--no-recover turns recovery off; it is on without it', () => {
+    expect(parse(['--channel', 'a']).recover).toBe(true);
+    expect(parse(['--channel', 'a', '--no-recover']).recover).toBe(false);
+    expect(parse(['--channel', 'a', '--no-recover', '--clients', '3'])).toMatchObject({ recover: false, clients: 3, stats: true });
+  });
+
   it.each([
     [['--bogus'], /Unknown option '--bogus'/],
+    [['--channel', 'a', '--recover'], /Unknown option '--recover'/],
+    [['--channel', 'a', '--no-recover=yes'], /Option '--no-recover' does not take an argument/],
     [['extra'], /Unexpected argument 'extra'/],
     [['--channel', 'a', '--clients', '0'], /--clients must be a whole number from 1 to 10000, not "0"/],
     [['--channel', 'a', '--clients', '10001'], /--clients must be/],
@@ -147,5 +165,13 @@ describe('parseOptions', () => {
 
   it('names the environment variable when its value is bad', () => {
     expect(() => parseOptions(['--channel', 'a'], { SOCKETBRIDGE_WORKER_URL: 'nope' })).toThrow(/\$SOCKETBRIDGE_WORKER_URL is not a URL/);
+  });
+});
+
+describe('clientOptions', () => {
+  it('splits the worker URL for the client library and passes the token and --no-recover', () => {
+    expect(clientOptions(new URL('ws://127.0.0.1:8000'), 'jwt', true)).toEqual({ hostname: '127.0.0.1', port: 8000, secure: false, token: 'jwt', recover: true });
+    expect(clientOptions(new URL('wss://w.example/ws/'), null, false)).toEqual({ hostname: 'w.example', port: 443, secure: true, path: '/ws/', recover: false });
+    expect(clientOptions(new URL('ws://[::1]'), null, true)).toEqual({ hostname: '::1', port: 80, secure: false, recover: true });
   });
 });
