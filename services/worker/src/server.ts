@@ -16,6 +16,7 @@ import {
 } from '@socketbridge/common';
 import type { WorkerConfig } from './config.js';
 import { CLOSE_CODES } from './close-codes.js';
+import { installDirectFanout } from './fanout.js';
 import { Refusal, type HandshakeAuth, type WorkerHooks } from './hooks.js';
 
 export interface WorkerServer {
@@ -104,6 +105,7 @@ export async function startWorker(
     }
   });
 
+  installDirectFanout(agServer);
   void (async () => {
     for await (const { error } of agServer.listener('error')) logger.error({ err: error }, 'socketcluster server error');
   })();

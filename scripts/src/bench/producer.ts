@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Feeds RabbitMQ: `perChannel` messages on each channel, round robin, at `rate` per second (0: as
+// fast as confirms allow). Each body carries its channel, sequence number and send time.
+import amqp from 'amqplib';
+
+const exchange = process.env.BENCH_EXCHANGE!;
+const channels = process.env.BENCH_CHANNELS!.split(',');
+const perChannel = Number(process.env.BENCH_PER_CHANNEL);
+const rate = Number(process.env.BENCH_RATE ?? 0);
+const connection = await amqp.connect(process.env.BENCH_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+const channel = await connection.createConfirmChannel();
+await channel.assertExchange(exchange, 'topic', { durable: true });
+const started = Date.now();
+let sent = 0;
+const batch = rate > 0 ? Math.max(1, Math.round(rate / 50)) : 200;
+for (let seq = 0; seq < perChannel; seq++) {
+  for (const ch of channels) {
+    const body = JSON.stringify({ ch, seq, t: Date.now() });
+    channel.publish(exchange, ch, Buffer.from(body), { contentType: 'application/json', messageId: `${ch}:${seq}` });
+    sent++;
+    if (sent % batch === 0) {
+      await channel.waitForConfirms();
+      if (rate > 0) {
+        const due = started + (sent / rate) * 1000;
+        if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+      }
+    }
+  }
+}
+await channel.waitForConfirms();
+process.stdout.write(`${JSON.stringify({ msg: 'sent', sent, seconds: (Date.now() - started) / 1000 })}\n`);
+await connection.close();

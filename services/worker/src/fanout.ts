@@ -1,0 +1,34 @@
+import type { AGServer } from 'socketcluster-server';
+
+interface SimpleBrokerInternals {
+  _codec?: { encode(object: unknown): string };
+  _clientSubscribers: Record<string, Record<string, { state: string; OPEN: string; socket: { send(data: string): void } }>>;
+  emit(event: string, data: unknown): void;
+  transmitPublish(channel: string, data: unknown, suppressEvent?: boolean): Promise<void>;
+}
+
+/**
+ * The delivery hot path. ag-simple-broker already encodes a publish once per worker, but then
+ * hands it to every socket through `transmit`: an async call, a per-socket consumable stream and
+ * a middleware pass each, per message per socket. With no outbound middleware (the worker sets
+ * none) all of that does nothing, so the encoded frame goes straight to each open socket's
+ * WebSocket. Written against ag-simple-broker 6's internals, which the worker pins.
+ */
+export function installDirectFanout(agServer: AGServer): void {
+  if (agServer.hasMiddleware(agServer.MIDDLEWARE_OUTBOUND)) return;
+  const broker = agServer.brokerEngine as unknown as SimpleBrokerInternals;
+  const codec = broker._codec;
+  if (!codec || typeof broker._clientSubscribers !== 'object') return;
+  const original = broker.transmitPublish.bind(broker);
+  broker.transmitPublish = async (channel, data, suppressEvent) => {
+    const subscribers = broker._clientSubscribers[channel];
+    if (!subscribers) return original(channel, data, suppressEvent);
+    const packet = { channel, data };
+    const frame = codec.encode({ event: '#publish', data: packet });
+    for (const id in subscribers) {
+      const socket = subscribers[id]!;
+      if (socket.state === socket.OPEN) socket.socket.send(frame);
+    }
+    if (!suppressEvent) broker.emit('publish', packet);
+  };
+}
