@@ -130,7 +130,9 @@ describe('recovery: every message exactly once and in order', () => {
     client.socket.connect();
     const third = publishRounds([channel], 3, 0, 'third');
     await third.done;
-    await waitFor(() => gaps.length === 1 && seen.get(channel)!.length >= 6, 10000, 'the gap report and the next messages');
+    await waitFor(() => gaps.length === 1 && seen.get(channel)!.length >= 6, 10000, 'the gap report and the next messages').catch((error: Error) => {
+      throw new Error(`${error.message}: gaps ${JSON.stringify(gaps)}, seen ${JSON.stringify(seen.get(channel))}, stats ${JSON.stringify(client.stats)}, ${client.socket.state}`);
+    });
     expect(gaps).toEqual([channel]);
     expect(client.stats.gaps).toBe(1);
   });
