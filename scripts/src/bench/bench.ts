@@ -22,6 +22,8 @@ interface Side {
 
 interface Report {
   deliveries: number;
+  recovered?: number;
+  reconnects?: number;
   duplicates: number;
   firstAt: number;
   lastAt: number;
@@ -91,7 +93,19 @@ async function startSocketBridge(workers = 2): Promise<Side & { cluster: LocalCl
 
 interface SideResult {
   side: string;
-  throughput: { messages: number; deliveries: number; expected: number; lost: number; duplicates: number; seconds: number; deliveriesPerSecond: number; serverCpuSeconds: number; deliveriesPerCoreSecond: number };
+  throughput: {
+    messages: number;
+    deliveries: number;
+    expected: number;
+    lost: number;
+    duplicates: number;
+    recovered: number;
+    reconnects: number;
+    seconds: number;
+    deliveriesPerSecond: number;
+    serverCpuSeconds: number;
+    deliveriesPerCoreSecond: number;
+  };
   latency: { rate: number; deliveries: number; lost: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null };
   rssMiB: number;
 }
@@ -106,15 +120,17 @@ async function measure(side: Side, options: { clients: number; channels: string[
     const serverPids = [...side.pids(), ...infrastructurePids()];
     const cpuBefore = serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
     const expected = perChannel * channels.length * receivers;
-    const sending = produce(side.exchange, channels, perChannel, 0);
+    let produced = false;
+    const sending = produce(side.exchange, channels, perChannel, 0).then(() => void (produced = true));
     let report = await ask(loadgen);
-    const deadline = Date.now() + 600000;
-    for (let last = -1; report.deliveries < expected && Date.now() < deadline; ) {
+    const deadline = Date.now() + 300000;
+    for (let stalled = 0; report.deliveries < expected && Date.now() < deadline && stalled < 10; ) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
+      const before = report.deliveries;
       report = await ask(loadgen);
       progress(`${side.name}: ${report.deliveries.toLocaleString()} / ${expected.toLocaleString()} deliveries`);
-      if (report.deliveries === last) break; // nothing moved for a second after the producer: stalled
-      if ((await Promise.race([sending.then(() => true), Promise.resolve(false)])) === true) last = report.deliveries;
+      // Ten seconds with nothing new after the producer finished: what is missing is lost.
+      stalled = produced && report.deliveries === before ? stalled + 1 : 0;
     }
     await sending;
     const cpuAfter = serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
@@ -126,6 +142,8 @@ async function measure(side: Side, options: { clients: number; channels: string[
       expected,
       lost: expected - report.deliveries,
       duplicates: report.duplicates,
+      recovered: report.recovered ?? 0,
+      reconnects: report.reconnects ?? 0,
       seconds,
       deliveriesPerSecond: Math.round(report.deliveries / seconds),
       serverCpuSeconds: Math.round(serverCpuSeconds * 100) / 100,
@@ -197,6 +215,7 @@ function markdown(results: SideResult[], idle?: Awaited<ReturnType<typeof idleCo
     `| server CPU seconds | ${base.throughput.serverCpuSeconds} | ${sb.throughput.serverCpuSeconds} | |`,
     `| deliveries per server core-second | ${base.throughput.deliveriesPerCoreSecond} | ${sb.throughput.deliveriesPerCoreSecond} | ${ratio(sb.throughput.deliveriesPerCoreSecond, base.throughput.deliveriesPerCoreSecond)} |`,
     `| lost / duplicates | ${base.throughput.lost} / ${base.throughput.duplicates} | ${sb.throughput.lost} / ${sb.throughput.duplicates} | |`,
+    `| client reconnects / messages recovered | – | ${sb.throughput.reconnects} / ${sb.throughput.recovered} | |`,
     `| latency p50 / p99 / max at ${base.latency.rate} msg/s (ms) | ${base.latency.p50Ms} / ${base.latency.p99Ms} / ${base.latency.maxMs} | ${sb.latency.p50Ms} / ${sb.latency.p99Ms} / ${sb.latency.maxMs} | p99 ${ratio(sb.latency.p99Ms ?? 0, base.latency.p99Ms ?? 0)} |`,
     `| latency run lost | ${base.latency.lost} | ${sb.latency.lost} | |`,
     `| server RSS (MiB) | ${base.rssMiB} | ${sb.rssMiB} | |`,

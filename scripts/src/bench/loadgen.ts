@@ -3,7 +3,7 @@
 // channels. Counts deliveries, duplicates and end-to-end latency (receive time − producer's send
 // time). Commands on stdin: `reset` (new measurement window), `report` (print JSON), `exit`.
 import { createInterface } from 'node:readline';
-import socketClusterClient from 'socketcluster-client';
+import { SocketBridgeClient } from '@socketbridge/client';
 import WebSocket from 'ws';
 
 const kind = process.env.BENCH_KIND as 'sb' | 'ws';
@@ -33,13 +33,18 @@ function record(client: number, body: { ch: string; seq: number; t: number }): v
   if (latencies.length < 2_000_000) latencies.push(now - body.t);
 }
 
+// SocketBridge clients are what users run: the client library, recovering after any reconnect.
+const libraryClients: SocketBridgeClient[] = [];
+let reconnects = 0;
+
 async function connectSocketBridge(i: number, port: number, channel: string): Promise<void> {
-  const socket = socketClusterClient.create({ hostname: '127.0.0.1', port, autoReconnect: true });
-  const sub = socket.subscribe(channel);
+  const client = new SocketBridgeClient({ port });
+  libraryClients.push(client);
+  await client.connected(60000);
   void (async () => {
-    for await (const envelope of sub) record(i, (envelope as { data: { ch: string; seq: number; t: number } }).data);
+    for await (const _event of client.socket.listener('connect')) reconnects++;
   })();
-  await sub.listener('subscribe').once();
+  await client.subscribe(channel, { onMessage: (envelope) => record(i, envelope.data as { ch: string; seq: number; t: number }) });
 }
 
 async function connectWs(i: number, port: number, channel: string): Promise<void> {
@@ -75,7 +80,18 @@ for await (const line of createInterface({ input: process.stdin })) {
     latencies.sort((a, b) => a - b);
     const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? null;
     process.stdout.write(
-      `${JSON.stringify({ msg: 'report', deliveries, duplicates, firstAt, lastAt, p50: at(0.5), p99: at(0.99), max: latencies.at(-1) ?? null })}\n`,
+      `${JSON.stringify({
+        msg: 'report',
+        deliveries,
+        duplicates,
+        firstAt,
+        lastAt,
+        p50: at(0.5),
+        p99: at(0.99),
+        max: latencies.at(-1) ?? null,
+        recovered: libraryClients.reduce((sum, c) => sum + c.stats.recovered, 0),
+        reconnects,
+      })}\n`,
     );
   } else if (line === 'exit') {
     process.exit(0);
