@@ -73,6 +73,8 @@ async function retry<T>(what: string, deadline: number, log: (line: string) => v
   throw new Error(`${what}: gave up: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
 }
 
+// The same in-memory token store as @socketbridge/client's tokenAuthEngine, kept here because the
+// helm test runs in the service image, which carries socketcluster-client but not the client package.
 function tokenAuthEngine(token: string) {
   let current: string | null = token;
   return {

@@ -47,8 +47,11 @@ interface ChannelState {
   close: () => void;
 }
 
-/** An in-memory token store: the client sends the token with every handshake, as socketcluster-client does from localStorage. */
-function tokenEngine(token: string | undefined) {
+/**
+ * An in-memory token store for socketcluster-client's `authEngine` option: the client sends the
+ * token with every handshake, as it would from localStorage in a browser.
+ */
+export function tokenAuthEngine(token: string | null | undefined) {
   let current: string | null = token ?? null;
   return {
     saveToken: async (_name: string, value: string) => (current = value),
@@ -79,7 +82,7 @@ export class SocketBridgeClient {
       port: options.port ?? 8000,
       secure: options.secure ?? false,
       ...(options.path ? { path: options.path } : {}),
-      authEngine: tokenEngine(options.token),
+      authEngine: tokenAuthEngine(options.token),
       ...options.socketOptions,
     });
   }

@@ -1,24 +1,8 @@
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
+import { tokenAuthEngine } from '@socketbridge/client';
 import { withTimeout } from '@socketbridge/common';
 
 export type ClientOptions = Parameters<typeof socketClusterClient.create>[0];
-
-/**
- * A socketcluster-client auth engine holding one token in memory: the client sends it with the
- * handshake, as a browser does from localStorage.
- */
-export function tokenAuthEngine(token: string | null) {
-  let current = token;
-  return {
-    saveToken: async (_name: string, value: string) => (current = value),
-    removeToken: async () => {
-      const old = current;
-      current = null;
-      return old;
-    },
-    loadToken: async () => current,
-  };
-}
 
 /** Connects a socketcluster-client to a local port (with `token`, signed in) and resolves once the handshake succeeded. */
 export async function connectClient(port: number, options: ClientOptions & { token?: string } = {}): Promise<AGClientSocket> {
