@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm start`: the whole cluster on this machine, one command.
+import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { LocalCluster } from '@socketbridge/devkit';
+import { LocalCluster, repoRoot } from '@socketbridge/devkit';
 import { checkRabbitMQ, checkRedis } from './preflight.js';
 import { formatLine } from './log-format.js';
 
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
     ...cluster.workers.map((w) => `    ws://127.0.0.1:${w.port}/socketcluster/`),
     ...cluster.publishers.map((p) => `  publisher API:   http://127.0.0.1:${p.port}/  (OpenAPI at /docs)`),
     `  admin API key:   ${cluster.env.SOCKETBRIDGE_API_KEY}  (header x-api-key)`,
+    `  console:         http://127.0.0.1:${cluster.publishers[0]!.port}/console?key=${cluster.env.SOCKETBRIDGE_API_KEY}`,
     `  RabbitMQ:        publish to exchange "socketbridge" with the channel as routing key (npm run amqp-publish -- <channel> '<json>')`,
     `  cluster state:   http://127.0.0.1:${cluster.state.port}/state`,
     `  metrics:         http://127.0.0.1:<port>/metrics on every process (ports ${members().map((p) => p.port).join(', ')})`,
@@ -138,6 +140,22 @@ async function main(): Promise<void> {
       if (!stopping) console.error(`${member.name} exited unexpectedly (code ${code}, signal ${signal}); the rest keeps running`);
     });
   }
+  // The operator's local mode declares the example SocketBridges (manifests/examples); a failure is reported and the cluster runs on.
+  await new Promise<void>((resolve) => {
+    const apply = spawn(process.execPath, [`${repoRoot}operator/dist/cli.js`, 'apply', '-f', `${repoRoot}manifests/examples`], {
+      env: { ...process.env, SOCKETBRIDGE_RABBITMQ_URL: rabbitUrl, SOCKETBRIDGE_REDIS_URL: redisUrl },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    apply.once('error', (error) => {
+      console.warn(`example SocketBridges not applied: ${error.message}`);
+      resolve();
+    });
+    apply.once('exit', (code) => {
+      if (code === 0) console.log('example SocketBridges applied (npm run bridge -- get shows them)');
+      else console.warn(`example SocketBridges: npm run bridge -- apply exited with ${code}; the cluster runs on`);
+      resolve();
+    });
+  });
 }
 
 void main();

@@ -49,6 +49,15 @@ export const metricDefs = {
     help: 'recover calls answered by a worker, by outcome: recovered, gap, refused.',
     labelNames: ['outcome'] as const,
   },
+  deliveries: {
+    name: 'socketbridge_deliveries_total',
+    help: 'Publish frames a worker wrote to client sockets (one per subscribed socket per message).',
+  },
+  publishToDelivery: {
+    name: 'socketbridge_publish_to_delivery_seconds',
+    help: 'From the publisher taking a message (its envelope ts) to a worker writing it to its subscribed sockets.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  },
   messagesConsumed: {
     name: 'socketbridge_messages_consumed_total',
     help: 'Messages taken from RabbitMQ, by queue.',
@@ -86,5 +95,38 @@ export const metricDefs = {
   consumers: {
     name: 'socketbridge_rabbitmq_consumers',
     help: 'Queues this publisher is consuming.',
+  },
+  operatorReconciles: {
+    name: 'socketbridge_operator_reconciles_total',
+    help: 'SocketBridge reconciles the operator finished, by result (success, error).',
+    labelNames: ['result'] as const,
+  },
+  operatorReconcileErrors: {
+    name: 'socketbridge_operator_reconcile_errors_total',
+    help: 'Failed SocketBridge reconciles, by reason (the Ready condition reason, such as InvalidSpec or RabbitMQUnavailable).',
+    labelNames: ['reason'] as const,
+  },
+  operatorReconcileDuration: {
+    name: 'socketbridge_operator_reconcile_duration_seconds',
+    help: 'How long one SocketBridge reconcile took, RabbitMQ and Redis included.',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  },
+  operatorLeader: {
+    name: 'socketbridge_operator_leader',
+    help: '1 while this operator replica holds the leader Lease and reconciles.',
+  },
+  operatorQueueDepth: {
+    name: 'socketbridge_operator_workqueue_depth',
+    help: 'SocketBridges waiting to be reconciled (ready or waiting out a backoff).',
+  },
+  operatorBridges: {
+    name: 'socketbridge_operator_bridges',
+    help: 'SocketBridges the leader knows, by Ready condition status (True, False, Unknown).',
+    labelNames: ['ready'] as const,
+  },
+  operatorWatchRestarts: {
+    name: 'socketbridge_operator_watch_restarts_total',
+    help: 'Times the SocketBridge informer listed again, by reason (error: the watch failed; relist: 410 Gone or a restart).',
+    labelNames: ['reason'] as const,
   },
 } as const;

@@ -1,0 +1,70 @@
+import { DEFAULT_HISTORY, bridgeProblems, type Bridge, type BridgeQueue, type ChannelPolicy } from '@socketbridge/common';
+import type { SocketBridgeSpec } from './resource.js';
+
+/** What a SocketBridge's spec becomes in the registry, with every default applied. */
+export function toBridge(name: string, spec: SocketBridgeSpec): Bridge {
+  return {
+    name,
+    queues: (spec.queues ?? []).map(
+      (q): BridgeQueue => ({
+        name: q.name,
+        durable: q.durable ?? true,
+        singleActiveConsumer: q.singleActiveConsumer ?? false,
+        bindings: (q.bindings ?? []).map((b) => ({ exchange: b.exchange, type: b.type, routingKey: b.routingKey ?? '' })),
+        route: { channel: q.route?.channel ?? '' },
+      }),
+    ),
+    channels: (spec.channels ?? []).map(
+      (c): ChannelPolicy => ({
+        pattern: c.pattern,
+        access: c.access,
+        ...(c.history
+          ? { history: { size: c.history.size ?? DEFAULT_HISTORY.size, ttlSeconds: c.history.ttlSeconds ?? DEFAULT_HISTORY.ttlSeconds } }
+          : {}),
+      }),
+    ),
+  };
+}
+
+/**
+ * Everything wrong with a bridge that needs no RabbitMQ or Redis to see: the common
+ * `bridgeProblems` (duplicate queues, templates naming unknown fields, bad patterns) plus the
+ * CRD's CEL rules again (a cluster without CEL, or local mode, does not run them) and what only
+ * the operator cares about. One readable sentence each; empty means valid.
+ */
+export function specProblems(bridge: Bridge): string[] {
+  const problems = bridgeProblems(bridge);
+  if (bridge.queues.length === 0) problems.push('spec.queues must declare at least one queue');
+  const patterns = new Set<string>();
+  for (const policy of bridge.channels) {
+    if (patterns.has(policy.pattern)) problems.push(`channel pattern ${policy.pattern} is declared twice`);
+    patterns.add(policy.pattern);
+  }
+  const exchangeTypes = new Map<string, string>();
+  for (const queue of bridge.queues) {
+    if (queue.name.startsWith('amq.')) problems.push(`queue ${queue.name}: names starting with amq. are reserved by RabbitMQ`);
+    if (!queue.route.channel) problems.push(`queue ${queue.name}: route.channel is empty`);
+    for (const binding of queue.bindings) {
+      const seen = exchangeTypes.get(binding.exchange);
+      if (seen !== undefined && seen !== binding.type) {
+        problems.push(`exchange ${binding.exchange} is bound as ${seen} and as ${binding.type}; an exchange has one type`);
+      }
+      exchangeTypes.set(binding.exchange, seen ?? binding.type);
+    }
+  }
+  return [...new Set(problems)];
+}
+
+/** The bridge name in the registry: `<name>` in local mode, `<namespace>-<name>` in Kubernetes. */
+export function registryName(name: string, namespace?: string): string {
+  return namespace ? `${namespace}-${name}` : name;
+}
+
+/** The publisher's REST route addresses bridges by DNS label; keep the registry's names to that. */
+export const BRIDGE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function bridgeNameProblem(name: string): string | undefined {
+  if (name.length > 63) return `bridge name ${name} is ${name.length} characters; the registry takes at most 63 (in Kubernetes: <namespace>-<name>)`;
+  if (!BRIDGE_NAME.test(name)) return `bridge name ${name} is not a DNS label (a-z, 0-9 and -, starting and ending with a letter or digit)`;
+  return undefined;
+}
