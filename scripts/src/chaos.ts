@@ -228,4 +228,8 @@ async function main(): Promise<void> {
   process.exit(withRecovery.lost === 0 && withRecovery.deliveredTwice === 0 && withRecovery.outOfOrder === 0 ? 0 : 1);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) void main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  // Ctrl-C: exit through 'exit', where devkit kills every process the run started.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+  void main();
+}

@@ -265,4 +265,6 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
+// Ctrl-C: exit through 'exit', where devkit kills every process the run started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 void main();
