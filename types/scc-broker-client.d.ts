@@ -21,6 +21,8 @@ declare module 'scc-broker-client' {
     sccBrokerURIList: string[];
     sccBrokerClientPools: Record<string, ClientPool>;
     setBrokers(uris: string[]): void;
+    subscribe(channel: string): void;
+    unsubscribe(channel: string): void;
     invokePublish(channel: string, data: unknown): void;
     mapChannelNameToBrokerURI(channel: string): string;
     listener(event: 'error'): AsyncIterable<{ error: Error }>;

@@ -127,7 +127,29 @@ function installLosslessRemap(client: ClusterBrokerClient, options: RemapOptions
     else invokePublish(channel, data);
   };
 
-  return { publishPool, inTransition: () => publishing === 'previous' || retained.size > 0 || deferred.length > 0 };
+  /**
+   * Subscribes `channel` at the cluster level now, on the shard it maps to and, mid-change, on the
+   * shard publishes still go to, and resolves once the shards confirmed (false if not within
+   * `timeoutMs`). Called before a client's subscription is acknowledged, so an acknowledged
+   * subscription receives every message published after it.
+   */
+  async function ensureSubscribed(channel: string, timeoutMs: number): Promise<boolean> {
+    const pools = new Set<ClientPool>();
+    const target = client.sccBrokerClientPools[client.mapChannelNameToBrokerURI(channel)];
+    if (target) pools.add(target);
+    const during = publishing === 'previous' ? publishPool(channel) : undefined;
+    if (during) pools.add(during);
+    for (const pool of pools) {
+      if (pool.isSubscribed(channel, true)) continue;
+      // The same subscribe-and-watch scc-broker-client uses, so its later subscribe is a no-op.
+      (client as unknown as { _subscribeClientPoolToChannelAndWatch(pool: ClientPool, channel: string): void })._subscribeClientPoolToChannelAndWatch(pool, channel);
+      // A shard other than the channel's current one is only for the hand-over: drop it with the rest.
+      if (pool !== target) deferred.push([pool, channel]);
+    }
+    return waitUntil(() => [...pools].every((pool) => !isOpen(pool) || pool.isSubscribed(channel, false)), timeoutMs, 5);
+  }
+
+  return { publishPool, ensureSubscribed, inTransition: () => publishing === 'previous' || retained.size > 0 || deferred.length > 0 };
 }
 
 /** What scc-broker-client needs of the local broker: socketcluster-server's brokerEngine, or a bare AGSimpleBroker. */
@@ -140,6 +162,10 @@ export interface ClusterLink {
   brokerURIs(): string[];
   workerURIs(): string[];
   inTransition(): boolean;
+  /** See installLosslessRemap's ensureSubscribed; pair with releaseIfUnused when the local subscription did not happen. */
+  ensureSubscribed(channel: string, timeoutMs: number): Promise<boolean>;
+  /** Drops a cluster-level subscription no local socket took up. */
+  releaseIfUnused(channel: string): void;
   /**
    * Publishes into the cluster and resolves once the channel's broker shard acknowledged it: the
    * point after which the message is the cluster's to deliver. Rejects when no shard is reachable.
@@ -177,6 +203,11 @@ export function joinCluster(broker: LocalBroker, options: ClusterLinkOptions, on
     brokerURIs: () => brokerURIs,
     workerURIs: () => workerURIs,
     inTransition: remap.inTransition,
+    ensureSubscribed: remap.ensureSubscribed,
+    releaseIfUnused(channel) {
+      const local = broker as unknown as { isSubscribed?(channel: string): boolean };
+      if (local.isSubscribed && !local.isSubscribed(channel)) client.unsubscribe(channel);
+    },
     async publish(channel, data) {
       const pool = remap.publishPool(channel);
       if (!pool) throw new Error(`no broker shard known for channel ${channel}: the cluster has no brokers yet`);
