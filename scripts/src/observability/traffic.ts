@@ -85,14 +85,18 @@ export class Traffic {
     this.counts.published += this.clients.length + 1;
   }
 
+  /** Pause between rounds while trickling; may change while it runs. */
+  intervalMs = 250;
+
   /** Rounds every `intervalMs` until stop(), so rates stay above zero while Prometheus scrapes. */
-  trickle(intervalMs = 250): void {
+  trickle(intervalMs = this.intervalMs): void {
+    this.intervalMs = intervalMs;
     if (this.running) return;
     this.running = true;
     this.loop = (async () => {
       while (this.running) {
         await this.round().catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, intervalMs));
+        await new Promise((resolve) => setTimeout(resolve, this.intervalMs));
       }
     })();
   }

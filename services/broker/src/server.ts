@@ -42,6 +42,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
 
   const published = new Counter({ ...metricDefs.brokerPublishes, registers: [registry] });
   const refusals = new Counter({ ...metricDefs.handshakeRejections, registers: [registry] });
+  refusals.inc({ reason: 'auth_key' }, 0);
   new Gauge({
     ...metricDefs.brokerConnections,
     registers: [registry],

@@ -19,6 +19,7 @@ import {
 } from '@socketbridge/common';
 import { ClientStore, DuplicateEmailError } from './clients.js';
 import type { PublisherConfig } from './config.js';
+import { consolePlugin } from './console/index.js';
 import type { RabbitConsumer } from './consumer.js';
 import type { Pipeline } from './pipeline.js';
 import { BridgeBody, BridgeName, ClientToken, ClientView, ErrorBody, Login, NewClient, PublishBody, Published } from './schemas.js';
@@ -270,6 +271,9 @@ export async function buildApp(deps: AppDeps) {
     preHandler: [admin],
     schema: { summary: 'Publish on a channel over HTTP (admin)', security: [{ apiKey: [] }], body: PublishBody, response: { 202: Published, ...errors } },
   }, async (request, reply) => reply.code(202).send(await publish(request.body.channel, request.body.data, request.body.id)));
+
+  // The web console at /console (docs/observability.md).
+  await app.register(consolePlugin, { config, link, logger: deps.logger });
 
   return app;
 }

@@ -13,6 +13,8 @@ export const publisherEnv = {
   SOCKETBRIDGE_TOKEN_TTL_SECONDS: env.int(86400, 60, 30 * 86400),
   /** Enables `GET /v1/publish-data-over-ch` (fake data); 404 otherwise. */
   SOCKETBRIDGE_TEST_MODE: env.bool(false),
+  /** The worker WebSocket URL the console's channel tail connects to (e.g. wss://ws.example.com); unset: the first worker the cluster lists. */
+  SOCKETBRIDGE_CONSOLE_WORKER_URL: env.optionalString(),
   /** Start consuming at boot; `GET /v1/create-rabbit-ch` is then a status call. */
   SOCKETBRIDGE_CONSUME_ON_START: env.bool(true),
   SOCKETBRIDGE_PREFETCH: env.int(200, 1, 65535),

@@ -211,6 +211,8 @@ export class RabbitConsumer {
       else this.scheduleSync(500);
     });
     this.consumers.set(spec.name, { spec, channel, tag: consumerTag });
+    // Each queue's series start at 0, so dashboards show the queue before its first message.
+    for (const counter of [this.metrics.consumed, this.metrics.acked, this.metrics.requeued]) counter.inc({ queue: spec.name }, 0);
     this.logger.info({ queue: spec.name, route: spec.route, prefetch: this.config.SOCKETBRIDGE_PREFETCH }, 'consuming');
   }
 

@@ -62,6 +62,8 @@ export async function startStateServer(config: StateConfig, logger: Logger, regi
   let closing = false;
 
   const refusals = new Counter({ ...metricDefs.clusterRefusals, registers: [registry] });
+  // Every reason starts at 0: dashboards show a flat line, not "no data", until the first refusal.
+  for (const reason of ['auth_key', 'version', 'instance_type', 'instance_port', 'malformed_join', 'startup_delay']) refusals.inc({ reason }, 0);
   const snapshots = new Counter({ ...metricDefs.clusterSnapshots, registers: [registry] });
   new Gauge({
     ...metricDefs.clusterBrokers,

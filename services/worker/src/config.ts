@@ -10,6 +10,8 @@ export const workerEnv = {
   SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: env.ms(1000),
   SOCKETBRIDGE_REMAP_GRACE_MS: env.ms(2000),
   SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS: env.ms(5000),
+  /** Longest a client's first subscription to a channel waits for the channel's shard to confirm. */
+  SOCKETBRIDGE_SUBSCRIBE_CONFIRM_TIMEOUT_MS: env.ms(3000),
   /** Whether client sockets may publish. Off: only the publisher publishes. */
   SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: env.bool(false),
   /** The key client JWTs are signed with (shared with the publisher); socketcluster-server verifies them. */

@@ -12,9 +12,10 @@ interface SimpleBrokerInternals {
  * hands it to every socket through `transmit`: an async call, a per-socket consumable stream and
  * a middleware pass each, per message per socket. With no outbound middleware (the worker sets
  * none) all of that does nothing, so the encoded frame goes straight to each open socket's
- * WebSocket. Written against ag-simple-broker 6's internals, which the worker pins.
+ * WebSocket. `delivered` hears, once per publish, how many sockets it was written to (for metrics).
+ * Written against ag-simple-broker 6's internals, which the worker pins.
  */
-export function installDirectFanout(agServer: AGServer): void {
+export function installDirectFanout(agServer: AGServer, delivered?: (sockets: number, data: unknown) => void): void {
   if (agServer.hasMiddleware(agServer.MIDDLEWARE_OUTBOUND)) return;
   const broker = agServer.brokerEngine as unknown as SimpleBrokerInternals;
   const codec = broker._codec;
@@ -25,10 +26,15 @@ export function installDirectFanout(agServer: AGServer): void {
     if (!subscribers) return original(channel, data, suppressEvent);
     const packet = { channel, data };
     const frame = codec.encode({ event: '#publish', data: packet });
+    let sent = 0;
     for (const id in subscribers) {
       const socket = subscribers[id]!;
-      if (socket.state === socket.OPEN) socket.socket.send(frame);
+      if (socket.state === socket.OPEN) {
+        socket.socket.send(frame);
+        sent++;
+      }
     }
+    if (sent > 0) delivered?.(sent, data);
     if (!suppressEvent) broker.emit('publish', packet);
   };
 }

@@ -13,9 +13,11 @@ runMain('worker', async () => {
   const registry = new RegistryWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS);
   const publicPolicies = config.SOCKETBRIDGE_PUBLIC_CHANNELS.map((pattern) => ({ pattern, access: 'public' as const }));
   const policies = () => [...registry.policies(), ...publicPolicies];
+  const recoveries = new Counter({ ...metricDefs.recoveries, registers: [metrics] });
+  for (const outcome of ['recovered', 'gap', 'refused']) recoveries.inc({ outcome }, 0);
   const hooks = {
     ...accessHooks({ requireAuth: config.SOCKETBRIDGE_REQUIRE_AUTH, policies }),
-    procedures: { recover: recoverProcedure(redis, policies, new Counter({ ...metricDefs.recoveries, registers: [metrics] })) },
+    procedures: { recover: recoverProcedure(redis, policies, recoveries) },
   };
   const worker = await startWorker(config, logger, metrics, hooks);
   logger.info({ port: worker.port, instanceId: worker.instanceId }, 'listening');

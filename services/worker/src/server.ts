@@ -5,6 +5,7 @@ import socketClusterServer, { type AGServerSocket } from 'socketcluster-server';
 import {
   Counter,
   Gauge,
+  Histogram,
   joinCluster,
   listen,
   type ClusterLink,
@@ -48,6 +49,13 @@ export async function startWorker(
   const publishRejections = new Counter({ ...metricDefs.publishRejections, registers: [registry] });
   const remaps = new Counter({ ...metricDefs.clusterRemaps, registers: [registry] });
   const evictions = new Counter({ ...metricDefs.evictions, registers: [registry] });
+  const deliveries = new Counter({ ...metricDefs.deliveries, registers: [registry] });
+  const publishToDelivery = new Histogram({ ...metricDefs.publishToDelivery, buckets: [...metricDefs.publishToDelivery.buckets], registers: [registry] });
+  // Known label values start at 0, so dashboards show a flat line rather than "no data" before the first one.
+  for (const reason of ['slow', 'draining']) evictions.inc({ reason }, 0);
+  for (const reason of ['draining', 'no_token', 'bad_token', 'expired_token', 'bad_claims']) handshakeRejections.inc({ reason }, 0);
+  for (const reason of ['bad_channel', 'no_policy', 'unauthenticated', 'not_owner']) subscribeRejections.inc({ reason }, 0);
+  publishRejections.inc({ reason: 'client_publish' }, 0);
   new Gauge({ ...metricDefs.connections, registers: [registry], collect() { this.set(agServer.clientsCount); } });
   new Gauge({
     ...metricDefs.subscriptions,
@@ -89,6 +97,13 @@ export async function startWorker(
       try {
         if (action.type === action.SUBSCRIBE && action.socket && action.channel !== undefined) {
           await hooks.subscribe?.(action.socket, action.channel);
+          // Acknowledge only once the channel's shard has us subscribed: from the client's ack on,
+          // nothing published can miss it. (Later subscribers of the channel find it subscribed.)
+          if (link && !agServer.brokerEngine.isSubscribed(action.channel)) {
+            const channel = action.channel;
+            await link.ensureSubscribed(channel, config.SOCKETBRIDGE_SUBSCRIBE_CONFIRM_TIMEOUT_MS);
+            setTimeout(() => link?.releaseIfUnused(channel), 2000).unref();
+          }
         } else if (action.type === action.PUBLISH_IN && action.socket && action.channel !== undefined) {
           if (!config.SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH) {
             throw new Refusal('client_publish', 'clients may not publish: only the publisher does', 'PublishRefusedError');
@@ -105,7 +120,11 @@ export async function startWorker(
     }
   });
 
-  installDirectFanout(agServer);
+  installDirectFanout(agServer, (sockets, data) => {
+    deliveries.inc(sockets);
+    const ts = (data as { ts?: unknown } | null)?.ts;
+    if (typeof ts === 'number') publishToDelivery.observe(Math.max(0, Date.now() - ts) / 1000);
+  });
   void (async () => {
     for await (const { error } of agServer.listener('error')) logger.error({ err: error }, 'socketcluster server error');
   })();
