@@ -1,5 +1,6 @@
 import { isIPv6 } from 'node:net';
 import { z } from 'zod';
+import type { Logger } from 'pino';
 import { env } from './config.js';
 
 /**
@@ -76,3 +77,36 @@ export const clusterMemberEnv = {
   SCC_STATE_SERVER_ACK_TIMEOUT: env.ms(2000),
   SOCKETBRIDGE_LOG_LEVEL: env.logLevel(),
 };
+
+/** Members that join like a worker (workers, publishers) also run scc-broker-client and the hand-over. */
+export const clusterLinkEnv = {
+  ...clusterMemberEnv,
+  SCC_BROKER_CLIENT_RETRY_DELAY: env.ms(2000),
+  /** After a broker change, how long after our new subscriptions are confirmed we switch publishing. */
+  SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: env.ms(1000),
+  /** After switching, how long we keep the old subscriptions. */
+  SOCKETBRIDGE_REMAP_GRACE_MS: env.ms(2000),
+  SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS: env.ms(5000),
+};
+
+type ClusterLinkConfig = z.infer<z.ZodObject<typeof clusterLinkEnv>>;
+
+/** joinCluster's options from a member's validated config. */
+export function clusterLinkOptions(config: ClusterLinkConfig, instanceId: string, instancePort: number, logger: Logger) {
+  return {
+    instanceId,
+    instancePort,
+    instanceIp: config.SCC_INSTANCE_IP ?? null,
+    instanceIpFamily: config.SCC_INSTANCE_IP_FAMILY,
+    stateServerHost: config.SCC_STATE_SERVER_HOST,
+    stateServerPort: config.SCC_STATE_SERVER_PORT,
+    authKey: config.SCC_AUTH_KEY ?? null,
+    stateServerConnectTimeout: config.SCC_STATE_SERVER_CONNECT_TIMEOUT,
+    stateServerAckTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
+    brokerRetryDelay: config.SCC_BROKER_CLIENT_RETRY_DELAY,
+    switchDelayMs: config.SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS,
+    graceMs: config.SOCKETBRIDGE_REMAP_GRACE_MS,
+    confirmTimeoutMs: config.SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS,
+    logger,
+  };
+}

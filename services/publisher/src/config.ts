@@ -1,7 +1,7 @@
-import { clusterMemberEnv, env, loadConfig } from '@socketbridge/common';
+import { clusterLinkEnv, env, loadConfig } from '@socketbridge/common';
 
 export const publisherEnv = {
-  ...clusterMemberEnv,
+  ...clusterLinkEnv,
   SOCKETBRIDGE_PORT: env.port(3000),
   SOCKETBRIDGE_HOST: env.string('0.0.0.0'),
   SOCKETBRIDGE_RABBITMQ_URL: env.string('amqp://guest:guest@127.0.0.1:5672'),
@@ -40,10 +40,6 @@ export const publisherEnv = {
   SOCKETBRIDGE_AUTH_RATE_LIMIT: env.int(30, 1, 100000),
   SOCKETBRIDGE_BODY_LIMIT_BYTES: env.int(64 * 1024, 1024, 16 * 1024 * 1024),
   SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(15000),
-  SCC_BROKER_CLIENT_RETRY_DELAY: env.ms(2000),
-  SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: env.ms(1000),
-  SOCKETBRIDGE_REMAP_GRACE_MS: env.ms(2000),
-  SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS: env.ms(5000),
 };
 
 export type PublisherConfig = ReturnType<typeof loadPublisherConfig>;

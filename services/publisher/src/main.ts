@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createRequire } from 'node:module';
 import AGSimpleBroker from 'ag-simple-broker';
-import { connectRedis, createLogger, createRegistry, installShutdown, joinCluster, runMain, RegistryWatcher } from '@socketbridge/common';
+import { clusterLinkOptions, connectRedis, createLogger, createRegistry, installShutdown, joinCluster, runMain, RegistryWatcher } from '@socketbridge/common';
 import { buildApp } from './app.js';
 import { loadPublisherConfig } from './config.js';
 import { RabbitConsumer } from './consumer.js';
@@ -21,22 +21,8 @@ runMain('publisher', async () => {
 
   // The publisher joins the cluster like a worker with no client sockets: a bare in-process broker
   // engine stands where socketcluster-server's would, and publishes go straight to the shards.
-  const link = joinCluster(new AGSimpleBroker(), {
-    instanceId,
-    instancePort: config.SOCKETBRIDGE_PORT,
-    instanceIp: config.SCC_INSTANCE_IP ?? null,
-    instanceIpFamily: config.SCC_INSTANCE_IP_FAMILY,
-    stateServerHost: config.SCC_STATE_SERVER_HOST,
-    stateServerPort: config.SCC_STATE_SERVER_PORT,
-    authKey: config.SCC_AUTH_KEY ?? null,
-    stateServerConnectTimeout: config.SCC_STATE_SERVER_CONNECT_TIMEOUT,
-    stateServerAckTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
-    brokerRetryDelay: config.SCC_BROKER_CLIENT_RETRY_DELAY,
-    switchDelayMs: config.SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS,
-    graceMs: config.SOCKETBRIDGE_REMAP_GRACE_MS,
-    confirmTimeoutMs: config.SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS,
-    logger,
-  });
+  // (Its cluster URI names the configured port; only workers' URIs are ever connected to.)
+  const link = joinCluster(new AGSimpleBroker(), clusterLinkOptions(config, instanceId, config.SOCKETBRIDGE_PORT, logger));
   const pipeline = new Pipeline(redis, link);
   let consumer: RabbitConsumer | undefined = undefined;
   const watcher = new RegistryWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS, () => consumer?.bridgesChanged());

@@ -1,15 +1,11 @@
-import { clusterMemberEnv, env, loadConfig } from '@socketbridge/common';
+import { clusterLinkEnv, env, loadConfig } from '@socketbridge/common';
 
 export const workerEnv = {
-  ...clusterMemberEnv,
+  ...clusterLinkEnv,
   /** SocketCluster's own name for a worker's port. */
   SOCKETCLUSTER_PORT: env.port(8000),
   /** Must be unique per process: workers drop cluster messages stamped with their own id. Generated when unset. */
   SOCKETBRIDGE_INSTANCE_ID: env.optionalString(),
-  SCC_BROKER_CLIENT_RETRY_DELAY: env.ms(2000),
-  SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: env.ms(1000),
-  SOCKETBRIDGE_REMAP_GRACE_MS: env.ms(2000),
-  SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS: env.ms(5000),
   /** Longest a client's first subscription to a channel waits for the channel's shard to confirm. */
   SOCKETBRIDGE_SUBSCRIBE_CONFIRM_TIMEOUT_MS: env.ms(3000),
   /** Whether client sockets may publish. Off: only the publisher publishes. */

@@ -6,6 +6,7 @@ import {
   Counter,
   Gauge,
   Histogram,
+  clusterLinkOptions,
   joinCluster,
   listen,
   type ClusterLink,
@@ -170,26 +171,7 @@ export async function startWorker(
   });
 
   const port = await listen(httpServer, config.SOCKETCLUSTER_PORT);
-  link = joinCluster(
-    agServer.brokerEngine,
-    {
-      instanceId,
-      instancePort: port,
-      instanceIp: config.SCC_INSTANCE_IP ?? null,
-      instanceIpFamily: config.SCC_INSTANCE_IP_FAMILY,
-      stateServerHost: config.SCC_STATE_SERVER_HOST,
-      stateServerPort: config.SCC_STATE_SERVER_PORT,
-      authKey: config.SCC_AUTH_KEY ?? null,
-      stateServerConnectTimeout: config.SCC_STATE_SERVER_CONNECT_TIMEOUT,
-      stateServerAckTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
-      brokerRetryDelay: config.SCC_BROKER_CLIENT_RETRY_DELAY,
-      switchDelayMs: config.SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS,
-      graceMs: config.SOCKETBRIDGE_REMAP_GRACE_MS,
-      confirmTimeoutMs: config.SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS,
-      logger,
-    },
-    () => remaps.inc(),
-  );
+  link = joinCluster(agServer.brokerEngine, clusterLinkOptions(config, instanceId, port, logger), () => remaps.inc());
 
   // A client that stops reading makes its outbound buffer grow without bound; close it instead,
   // so one slow phone cannot take the worker's memory (and every other client) down with it.
