@@ -4,15 +4,14 @@ import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { registryKeys } from '@socketbridge/common';
 import {
-  AmqpProducer,
   LocalCluster,
   PublisherApi,
   connectClient,
   devSecrets,
   handshakeRefusal,
-  killAll,
-  rabbitNames,
+  startPublisherTestbed,
   waitFor,
+  type PublisherTestbed,
 } from '@socketbridge/devkit';
 
 // A seeded generator: the same 1,000+ requests every run, so a failure can be replayed.
@@ -63,26 +62,20 @@ const segment = (text: unknown, max: number) => encodeURIComponent(String(text).
 const deep = (depth: number): unknown => (depth === 0 ? 'bottom' : { d: deep(depth - 1) });
 const value = (): unknown => (random.next() < 0.1 ? deep(50 + Math.floor(random.next() * 500)) : random.pick(nasty));
 
-const names = rabbitNames('security');
+let testbed: PublisherTestbed;
 let cluster: LocalCluster;
 let api: PublisherApi;
 let anonymous: PublisherApi;
 const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
 
 beforeAll(async () => {
-  cluster = await LocalCluster.start({ brokers: 1, workers: 1, publishers: 1, env: { ...names, SOCKETBRIDGE_AUTH_RATE_LIMIT: '100000' } });
-  const base = `http://127.0.0.1:${cluster.publishers[0]!.port}`;
-  api = new PublisherApi(base, devSecrets.SOCKETBRIDGE_API_KEY);
-  anonymous = new PublisherApi(base);
+  testbed = await startPublisherTestbed('security', { env: { SOCKETBRIDGE_AUTH_RATE_LIMIT: '100000' } });
+  ({ cluster, api, anonymous } = testbed);
   await redis.connect();
 });
 afterAll(async () => {
-  const producer = await AmqpProducer.connect();
-  await producer.deleteTopology(names);
-  await producer.close();
   redis.disconnect();
-  await cluster.stop();
-  await killAll();
+  await testbed.teardown();
 });
 
 describe('security and bad-input pass', () => {

@@ -53,6 +53,7 @@ async function produce(exchange: string, channels: string[], perChannel: number,
     BENCH_CHANNELS: channels.join(','),
     BENCH_PER_CHANNEL: String(perChannel),
     BENCH_RATE: String(rate),
+    BENCH_RUN: randomUUID(),
   });
   await producer.waitForLog((l) => l.msg === 'sent', 600000, 'the producer to finish');
 }

@@ -7,6 +7,8 @@ const exchange = process.env.BENCH_EXCHANGE!;
 const channels = process.env.BENCH_CHANNELS!.split(',');
 const perChannel = Number(process.env.BENCH_PER_CHANNEL);
 const rate = Number(process.env.BENCH_RATE ?? 0);
+// Message ids are unique per run: SocketBridge treats a repeated id as a redelivery (same offset).
+const run = process.env.BENCH_RUN ?? String(Date.now());
 const connection = await amqp.connect(process.env.BENCH_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
 const channel = await connection.createConfirmChannel();
 await channel.assertExchange(exchange, 'topic', { durable: true });
@@ -16,7 +18,7 @@ const batch = rate > 0 ? Math.max(1, Math.round(rate / 50)) : 200;
 for (let seq = 0; seq < perChannel; seq++) {
   for (const ch of channels) {
     const body = JSON.stringify({ ch, seq, t: Date.now() });
-    channel.publish(exchange, ch, Buffer.from(body), { contentType: 'application/json', messageId: `${ch}:${seq}` });
+    channel.publish(exchange, ch, Buffer.from(body), { contentType: 'application/json', messageId: `${run}:${ch}:${seq}` });
     sent++;
     if (sent % batch === 0) {
       await channel.waitForConfirms();

@@ -2,22 +2,15 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Envelope } from '@socketbridge/common';
-import { LocalCluster, PublisherApi, devSecrets, killAll, rabbitNames, repoRoot, waitFor, AmqpProducer } from '@socketbridge/devkit';
+import { repoRoot, startPublisherTestbed, waitFor, type PublisherTestbed } from '@socketbridge/devkit';
 
 const bundle = `${repoRoot}services/client/dist/browser/socketbridge-client.mjs`;
-const names = rabbitNames('bundle');
-let cluster: LocalCluster;
+let testbed: PublisherTestbed;
 
 beforeAll(async () => {
-  cluster = await LocalCluster.start({ brokers: 1, workers: 1, publishers: 1, env: names });
+  testbed = await startPublisherTestbed('bundle');
 });
-afterAll(async () => {
-  const producer = await AmqpProducer.connect();
-  await producer.deleteTopology(names);
-  await producer.close();
-  await cluster.stop();
-  await killAll();
-});
+afterAll(() => testbed.teardown());
 
 describe('the browser bundle', () => {
   it('carries socketcluster-client with the browser WebSocket, not Node modules', () => {
@@ -30,7 +23,7 @@ describe('the browser bundle', () => {
   it('signs in, subscribes and receives, given only a window with a WebSocket, as a browser has', async () => {
     Object.assign(globalThis, { window: globalThis, WebSocket });
     const { SocketBridgeClient } = (await import(bundle)) as typeof import('../src/index.js');
-    const api = new PublisherApi(`http://127.0.0.1:${cluster.publishers[0]!.port}`, devSecrets.SOCKETBRIDGE_API_KEY);
+    const { api, cluster } = testbed;
     const created = await api.createClient('Browser');
     const client = new SocketBridgeClient({ port: cluster.workers[0]!.port, token: created.token });
     await client.connected();

@@ -3,3 +3,4 @@ export * from './cluster.js';
 export * from './clients.js';
 export * from './publisher-api.js';
 export * from './balancer.js';
+export * from './testbed.js';

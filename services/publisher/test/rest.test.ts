@@ -1,28 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
-import { AmqpProducer, LocalCluster, PublisherApi, devSecrets, killAll, rabbitNames } from '@socketbridge/devkit';
+import { PublisherApi, devSecrets, startPublisherTestbed, type PublisherTestbed } from '@socketbridge/devkit';
 
-const names = rabbitNames('rest');
-let cluster: LocalCluster;
+let testbed: PublisherTestbed;
 let api: PublisherApi;
 let anonymous: PublisherApi;
 const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
 
 beforeAll(async () => {
-  cluster = await LocalCluster.start({ brokers: 1, workers: 1, publishers: 1, env: { ...names, SOCKETBRIDGE_AUTH_RATE_LIMIT: '40' } });
-  const base = `http://127.0.0.1:${cluster.publishers[0]!.port}`;
-  api = new PublisherApi(base, devSecrets.SOCKETBRIDGE_API_KEY);
-  anonymous = new PublisherApi(base);
+  testbed = await startPublisherTestbed('rest', { env: { SOCKETBRIDGE_AUTH_RATE_LIMIT: '40' } });
+  ({ api, anonymous } = testbed);
   await redis.connect();
 });
 afterAll(async () => {
-  const producer = await AmqpProducer.connect();
-  await producer.deleteTopology(names);
-  await producer.close();
   redis.disconnect();
-  await cluster.stop();
-  await killAll();
+  await testbed.teardown();
 });
 
 const good = () => ({ name: 'Ada', email: `ada-${Math.random().toString(36).slice(2)}@example.test`, password: 'long enough password' });
