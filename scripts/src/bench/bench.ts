@@ -14,8 +14,8 @@ const progress = (text: string) => process.stderr.write(`\r\x1b[K${text}`);
 interface Side {
   name: string;
   ports: number[];
-  /** Server-side processes whose CPU and memory count. */
-  pids: () => number[];
+  /** Server-side processes whose CPU and memory count, by role. */
+  pids: () => Array<{ role: string; pid: number }>;
   exchange: string;
   stop: () => Promise<void>;
 }
@@ -63,7 +63,13 @@ async function startBaseline(): Promise<Side> {
   const exchange = `bench-ws-${id}`;
   const server = spawnNode('ws-baseline', script('ws-baseline'), { BENCH_EXCHANGE: exchange, BENCH_QUEUE: `${exchange}.q` });
   const line = await server.waitForLog((l) => l.msg === 'listening', 20000, 'the baseline to listen');
-  return { name: 'bare ws baseline', ports: [Number(line.port)], pids: () => [server.child.pid!], exchange, stop: async () => void (await server.stop()) };
+  return {
+    name: 'bare ws baseline',
+    ports: [Number(line.port)],
+    pids: () => [{ role: 'ws server', pid: server.child.pid! }],
+    exchange,
+    stop: async () => void (await server.stop()),
+  };
 }
 
 async function startSocketBridge(workers = 2): Promise<Side & { cluster: LocalCluster }> {
@@ -81,12 +87,17 @@ async function startSocketBridge(workers = 2): Promise<Side & { cluster: LocalCl
       SOCKETBRIDGE_PUBLIC_CHANNELS: 'bench.*',
     },
   });
-  const members = () => [cluster.state, ...cluster.brokers, ...cluster.workers, ...cluster.publishers];
+  const members = () => [
+    { role: 'state', list: [cluster.state] },
+    { role: 'broker', list: cluster.brokers },
+    { role: 'worker', list: cluster.workers },
+    { role: 'publisher', list: cluster.publishers },
+  ];
   return {
     name: 'SocketBridge cluster',
     cluster,
     ports: cluster.workers.map((w) => w.port),
-    pids: () => members().map((p) => p.child.pid!),
+    pids: () => members().flatMap(({ role, list }) => list.map((p) => ({ role, pid: p.child.pid! }))),
     exchange,
     stop: () => cluster.stop(),
   };
@@ -94,6 +105,8 @@ async function startSocketBridge(workers = 2): Promise<Side & { cluster: LocalCl
 
 interface SideResult {
   side: string;
+  /** CPU seconds of the throughput run by role (RabbitMQ and Redis included). */
+  cpuByRole: Record<string, number>;
   throughput: {
     messages: number;
     deliveries: number;
@@ -118,8 +131,8 @@ async function measure(side: Side, options: { clients: number; channels: string[
   try {
     await loadgen.waitForLog((l) => l.msg === 'ready', 120000, 'every client to subscribe');
     // Throughput: as fast as the producer's confirms allow; counted until the last delivery.
-    const serverPids = [...side.pids(), ...infrastructurePids()];
-    const cpuBefore = serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const serverPids = [...side.pids(), ...infrastructurePids().map((pid) => ({ role: 'rabbitmq+redis', pid }))];
+    const before = new Map(serverPids.map(({ pid }) => [pid, cpuSeconds(pid)]));
     const expected = perChannel * channels.length * receivers;
     let produced = false;
     const sending = produce(side.exchange, channels, perChannel, 0).then(() => void (produced = true));
@@ -134,9 +147,12 @@ async function measure(side: Side, options: { clients: number; channels: string[
       stalled = produced && report.deliveries === before ? stalled + 1 : 0;
     }
     await sending;
-    const cpuAfter = serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const cpuByRole: Record<string, number> = {};
+    for (const { role, pid } of serverPids) {
+      cpuByRole[role] = Math.round(((cpuByRole[role] ?? 0) + cpuSeconds(pid) - (before.get(pid) ?? 0)) * 100) / 100;
+    }
     const seconds = (report.lastAt - report.firstAt) / 1000;
-    const serverCpuSeconds = cpuAfter - cpuBefore;
+    const serverCpuSeconds = Object.values(cpuByRole).reduce((a, b) => a + b, 0);
     const throughput = {
       messages: perChannel * channels.length,
       deliveries: report.deliveries,
@@ -161,9 +177,10 @@ async function measure(side: Side, options: { clients: number; channels: string[
     progress('');
     return {
       side: side.name,
+      cpuByRole,
       throughput,
       latency: { rate: options.latencyRate, deliveries: lat.deliveries, lost: latencyExpected - lat.deliveries, p50Ms: lat.p50, p99Ms: lat.p99, maxMs: lat.max },
-      rssMiB: Math.round(side.pids().reduce((sum, pid) => sum + rssBytes(pid), 0) / 1048576),
+      rssMiB: Math.round(side.pids().reduce((sum, { pid }) => sum + rssBytes(pid), 0) / 1048576),
     };
   } finally {
     loadgen.child.stdin!.write('exit\n');
@@ -206,6 +223,8 @@ async function idleCost(connections: number): Promise<{ connections: number; rss
   }
 }
 
+const roles = (r: SideResult) => Object.entries(r.cpuByRole).map(([role, cpu]) => `${role} ${cpu}`).join(', ');
+
 function markdown(results: SideResult[], idle?: Awaited<ReturnType<typeof idleCost>>): string {
   const [base, sb] = results as [SideResult, SideResult];
   const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : 'n/a');
@@ -220,6 +239,7 @@ function markdown(results: SideResult[], idle?: Awaited<ReturnType<typeof idleCo
     `| latency p50 / p99 / max at ${base.latency.rate} msg/s (ms) | ${base.latency.p50Ms} / ${base.latency.p99Ms} / ${base.latency.maxMs} | ${sb.latency.p50Ms} / ${sb.latency.p99Ms} / ${sb.latency.maxMs} | p99 ${ratio(sb.latency.p99Ms ?? 0, base.latency.p99Ms ?? 0)} |`,
     `| latency run lost | ${base.latency.lost} | ${sb.latency.lost} | |`,
     `| server RSS (MiB) | ${base.rssMiB} | ${sb.rssMiB} | |`,
+    `| CPU seconds by process | ${roles(base)} | ${roles(sb)} | |`,
   ];
   if (idle) lines.push('', `Idle cost: ${idle.connections} subscribed connections on one worker: RSS ${idle.rssBeforeMiB} → ${idle.rssAfterMiB} MiB, ${(idle.bytesPerConnection / 1024).toFixed(1)} KiB per connection.`);
   return lines.join('\n');
