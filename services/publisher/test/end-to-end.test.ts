@@ -2,25 +2,35 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
 import type { AGClientSocket } from 'socketcluster-client';
 import type { Envelope } from '@socketbridge/common';
-import { AmqpProducer, LocalCluster, PublisherApi, connectClient, devSecrets, handshakeRefusal, killAll, rabbitNames, waitFor } from '@socketbridge/devkit';
+import {
+  AmqpProducer,
+  LocalCluster,
+  PublisherApi,
+  connectClient,
+  devSecrets,
+  handshakeRefusal,
+  startPublisherTestbed,
+  waitFor,
+  type PublisherTestbed,
+  type RabbitNames,
+} from '@socketbridge/devkit';
 
-const names = rabbitNames('e2e');
+let testbed: PublisherTestbed;
+let names: RabbitNames;
 let cluster: LocalCluster;
 let api: PublisherApi;
 let producer: AmqpProducer;
 const sockets: AGClientSocket[] = [];
 
 beforeAll(async () => {
-  cluster = await LocalCluster.start({ brokers: 2, workers: 2, publishers: 1, env: names });
-  api = new PublisherApi(`http://127.0.0.1:${cluster.publishers[0]!.port}`, devSecrets.SOCKETBRIDGE_API_KEY);
+  testbed = await startPublisherTestbed('e2e', { brokers: 2, workers: 2 });
+  ({ names, cluster, api } = testbed);
   producer = await AmqpProducer.connect();
 });
 afterAll(async () => {
   for (const socket of sockets) socket.disconnect();
-  await producer.deleteTopology(names);
   await producer.close();
-  await cluster.stop();
-  await killAll();
+  await testbed.teardown();
 });
 
 async function client(port: number, token?: string): Promise<AGClientSocket> {

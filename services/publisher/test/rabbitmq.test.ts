@@ -3,31 +3,34 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AGClientSocket } from 'socketcluster-client';
 import type { Envelope } from '@socketbridge/common';
-import { AmqpProducer, LocalCluster, PublisherApi, connectClient, devSecrets, killAll, rabbitNames, waitFor } from '@socketbridge/devkit';
+import {
+  AmqpProducer,
+  LocalCluster,
+  PublisherApi,
+  connectClient,
+  startPublisherTestbed,
+  waitFor,
+  type PublisherTestbed,
+  type RabbitNames,
+} from '@socketbridge/devkit';
 
 const run = promisify(execFile);
-const names = rabbitNames('amqp');
+let testbed: PublisherTestbed;
+let names: RabbitNames;
 let cluster: LocalCluster;
 let api: PublisherApi;
 let producer: AmqpProducer;
 const sockets: AGClientSocket[] = [];
 
 beforeAll(async () => {
-  cluster = await LocalCluster.start({
-    brokers: 2,
-    workers: 2,
-    publishers: 1,
-    env: { ...names, SOCKETBRIDGE_MAX_MESSAGE_BYTES: '4096', SOCKETBRIDGE_PREFETCH: '100' },
-  });
-  api = new PublisherApi(`http://127.0.0.1:${cluster.publishers[0]!.port}`, devSecrets.SOCKETBRIDGE_API_KEY);
+  testbed = await startPublisherTestbed('amqp', { brokers: 2, workers: 2, env: { SOCKETBRIDGE_MAX_MESSAGE_BYTES: '4096', SOCKETBRIDGE_PREFETCH: '100' } });
+  ({ names, cluster, api } = testbed);
   producer = await AmqpProducer.connect();
 });
 afterAll(async () => {
   for (const socket of sockets) socket.disconnect();
-  await producer.deleteTopology(names);
   await producer.close();
-  await cluster.stop();
-  await killAll();
+  await testbed.teardown();
 });
 
 async function subscriber(worker: number): Promise<{ channel: string; received: Envelope[] }> {
