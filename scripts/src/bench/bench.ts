@@ -120,7 +120,7 @@ interface SideResult {
     serverCpuSeconds: number;
     deliveriesPerCoreSecond: number;
   };
-  latency: { rate: number; deliveries: number; lost: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null };
+  latency: { rate: number; deliveries: number; lost: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; loadgenCpuSeconds: number };
   rssMiB: number;
 }
 
@@ -169,17 +169,28 @@ async function measure(side: Side, options: { clients: number; channels: string[
 
     // Latency at a fixed moderate rate.
     loadgen.child.stdin!.write('reset\n');
+    // The load generator's own CPU in the latency run: when it nears a core, its queueing is in the latency.
+    const loadgenBefore = cpuSeconds(loadgen.child.pid!);
     const latencyPerChannel = Math.round((options.latencyRate * options.latencySeconds) / channels.length);
     await produce(side.exchange, channels.map((c) => c), latencyPerChannel, options.latencyRate);
     const latencyExpected = latencyPerChannel * channels.length * receivers;
     await waitFor(async () => (await ask(loadgen)).deliveries >= latencyExpected, 30000, 'the latency run to be delivered').catch(() => undefined);
     const lat = await ask(loadgen);
+    const loadgenCpuSeconds = Math.round((cpuSeconds(loadgen.child.pid!) - loadgenBefore) * 100) / 100;
     progress('');
     return {
       side: side.name,
       cpuByRole,
       throughput,
-      latency: { rate: options.latencyRate, deliveries: lat.deliveries, lost: latencyExpected - lat.deliveries, p50Ms: lat.p50, p99Ms: lat.p99, maxMs: lat.max },
+      latency: {
+        rate: options.latencyRate,
+        deliveries: lat.deliveries,
+        lost: latencyExpected - lat.deliveries,
+        p50Ms: lat.p50,
+        p99Ms: lat.p99,
+        maxMs: lat.max,
+        loadgenCpuSeconds,
+      },
       rssMiB: Math.round(side.pids().reduce((sum, { pid }) => sum + rssBytes(pid), 0) / 1048576),
     };
   } finally {
@@ -225,7 +236,7 @@ async function idleCost(connections: number): Promise<{ connections: number; rss
 
 const roles = (r: SideResult) => Object.entries(r.cpuByRole).map(([role, cpu]) => `${role} ${cpu}`).join(', ');
 
-function markdown(results: SideResult[], idle?: Awaited<ReturnType<typeof idleCost>>): string {
+function markdown(results: SideResult[], options: { latencySeconds: number }, idle?: Awaited<ReturnType<typeof idleCost>>): string {
   const [base, sb] = results as [SideResult, SideResult];
   const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : 'n/a');
   const lines = [
@@ -238,6 +249,7 @@ function markdown(results: SideResult[], idle?: Awaited<ReturnType<typeof idleCo
     `| client reconnects / messages recovered | – | ${sb.throughput.reconnects} / ${sb.throughput.recovered} | |`,
     `| latency p50 / p99 / max at ${base.latency.rate} msg/s (ms) | ${base.latency.p50Ms} / ${base.latency.p99Ms} / ${base.latency.maxMs} | ${sb.latency.p50Ms} / ${sb.latency.p99Ms} / ${sb.latency.maxMs} | p99 ${ratio(sb.latency.p99Ms ?? 0, base.latency.p99Ms ?? 0)} |`,
     `| latency run lost | ${base.latency.lost} | ${sb.latency.lost} | |`,
+    `| load generator CPU seconds in the latency run (${options.latencySeconds} s) | ${base.latency.loadgenCpuSeconds} | ${sb.latency.loadgenCpuSeconds} | |`,
     `| server RSS (MiB) | ${base.rssMiB} | ${sb.rssMiB} | |`,
     `| CPU seconds by process | ${roles(base)} | ${roles(sb)} | |`,
   ];
@@ -255,8 +267,11 @@ async function main(): Promise<void> {
       'latency-seconds': { type: 'string', default: '10' },
       idle: { type: 'string', default: '10000' },
       out: { type: 'string', default: 'bench-results' },
+      /** SocketBridge's load generator: the client library (default) or bare socketcluster-client. */
+      'sb-client': { type: 'string', default: 'library' },
     },
   });
+  process.env.BENCH_SB_CLIENT = values['sb-client'];
   const channels = Array.from({ length: Number(values.channels) }, (_, i) => `bench.ch-${i}`);
   const options = {
     clients: Number(values.clients),
@@ -277,7 +292,7 @@ async function main(): Promise<void> {
     }
   }
   const idle = Number(values.idle) > 0 ? await idleCost(Number(values.idle)) : undefined;
-  const table = markdown(results, idle);
+  const table = markdown(results, options, idle);
   mkdirSync(values.out, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   writeFileSync(`${values.out}/bench-${stamp}.json`, `${JSON.stringify({ options: { ...options, channels: channels.length }, results, idle }, null, 2)}\n`);

@@ -3,6 +3,7 @@
 // channels. Counts deliveries, duplicates and end-to-end latency (receive time − producer's send
 // time). Commands on stdin: `reset` (new measurement window), `report` (print JSON), `exit`.
 import { createInterface } from 'node:readline';
+import socketClusterClient from 'socketcluster-client';
 import { SocketBridgeClient } from '@socketbridge/client';
 import WebSocket from 'ws';
 
@@ -37,7 +38,18 @@ function record(client: number, body: { ch: string; seq: number; t: number }): v
 const libraryClients: SocketBridgeClient[] = [];
 let reconnects = 0;
 
+/** A bare socketcluster-client (no ordering, no recovery): what the client library costs, by difference. */
+async function connectRaw(i: number, port: number, channel: string): Promise<void> {
+  const socket = socketClusterClient.create({ hostname: '127.0.0.1', port });
+  const sub = socket.subscribe(channel);
+  void (async () => {
+    for await (const envelope of sub) record(i, (envelope as { data: { ch: string; seq: number; t: number } }).data);
+  })();
+  await sub.listener('subscribe').once();
+}
+
 async function connectSocketBridge(i: number, port: number, channel: string): Promise<void> {
+  if (process.env.BENCH_SB_CLIENT === 'raw') return connectRaw(i, port, channel);
   const client = new SocketBridgeClient({ port });
   libraryClients.push(client);
   await client.connected(60000);
