@@ -1,4 +1,4 @@
-import { clusterLinkEnv, env, loadConfig } from '@socketbridge/common';
+import { DEFAULT_HISTORY, clusterLinkEnv, env, loadConfig } from '@socketbridge/common';
 
 export const publisherEnv = {
   ...clusterLinkEnv,
@@ -34,8 +34,8 @@ export const publisherEnv = {
   SOCKETBRIDGE_REQUEUE_DELAY_MS: env.ms(500),
   SOCKETBRIDGE_REGISTRY_RESYNC_MS: env.ms(30000),
   /** History kept for channels whose policy names none: entries per channel, and their age. */
-  SOCKETBRIDGE_HISTORY_SIZE: env.int(1000, 1, 10_000_000),
-  SOCKETBRIDGE_HISTORY_TTL_SECONDS: env.int(3600, 1, 30 * 86400),
+  SOCKETBRIDGE_HISTORY_SIZE: env.int(DEFAULT_HISTORY.size, 1, 10_000_000),
+  SOCKETBRIDGE_HISTORY_TTL_SECONDS: env.int(DEFAULT_HISTORY.ttlSeconds, 1, 30 * 86400),
   /** Per client IP per minute, on client creation and token routes. */
   SOCKETBRIDGE_AUTH_RATE_LIMIT: env.int(30, 1, 100000),
   SOCKETBRIDGE_BODY_LIMIT_BYTES: env.int(64 * 1024, 1024, 16 * 1024 * 1024),

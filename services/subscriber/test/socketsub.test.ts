@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmqpProducer, LocalCluster, PublisherApi, devSecrets, killAll, repoRoot, waitFor, type RabbitNames } from '@socketbridge/devkit';
+import type { Summary } from '../src/stats.js';
 
 // This file's own RabbitMQ names, so no other test file's queue or exchange is shared.
 const run = randomUUID().slice(0, 8);
@@ -154,16 +155,6 @@ function signToken(key: string, claims: { sub: string; channels: string[] }, exp
   return `${unsigned}.${createHmac('sha256', key).update(unsigned).digest('base64url')}`;
 }
 
-interface Summary {
-  received: number;
-  rate: number;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  maxMs: number | null;
-  duplicates: number;
-  recovered: number;
-  gaps: number;
-}
 
 describe('socketsub', () => {
   it('signs in with email and password and prints what arrives on its own channel as JSON lines', async () => {
