@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // `npm run bench`: SocketBridge against a bare `ws` baseline on the same RabbitMQ queue feed, the
-// same producer and the same client load generator (separate processes, not counted as server).
-import { spawn } from 'node:child_process';
+// same producer and the same client load generators (separate processes, not counted as server).
+// Both sides stay up with their clients connected; max-rate rounds alternate between them.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { AmqpProducer, LocalCluster, ManagedProcess, repoRoot, spawnNode, waitFor } from '@socketbridge/devkit';
-import { cpuSeconds, infrastructurePids, rssBytes } from './proc.js';
+import { AmqpProducer, LocalCluster, repoRoot, spawnNode, waitFor } from '@socketbridge/devkit';
+import { cpuSeconds, histogramBuckets, histogramPercentile, infrastructurePids, rssBytes } from './proc.js';
 
 const script = (name: string) => `${repoRoot}scripts/dist/bench/${name}.js`;
 const progress = (text: string) => process.stderr.write(`\r\x1b[K${text}`);
@@ -20,11 +22,27 @@ interface Side {
   stop: () => Promise<void>;
 }
 
+/** What one load generator prints for `report` / `report histogram`. */
+interface LoadgenReport {
+  deliveries: number;
+  duplicates: number;
+  misrouted: number;
+  firstAt: number;
+  lastAt: number;
+  histogram: Array<[number, number]>;
+  overflow: number;
+  max: number | null;
+  recovered: number;
+  reconnects: number;
+}
+
+/** All of a side's load generators together. */
 interface Report {
   deliveries: number;
-  recovered?: number;
-  reconnects?: number;
   duplicates: number;
+  misrouted: number;
+  recovered: number;
+  reconnects: number;
   firstAt: number;
   lastAt: number;
   p50: number | null;
@@ -32,19 +50,114 @@ interface Report {
   max: number | null;
 }
 
-function startLoadgen(kind: 'sb' | 'ws', ports: number[], clients: number, channels: string[]): ManagedProcess {
-  const child = spawn(process.execPath, [script('loadgen')], {
-    env: { ...process.env, BENCH_KIND: kind, BENCH_PORTS: ports.join(','), BENCH_CLIENTS: String(clients), BENCH_CHANNELS: channels.join(',') },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  return new ManagedProcess(`loadgen-${kind}`, child);
+/** Every load generator still running, killed if the bench exits early. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** One load generator process: commands on its stdin, JSON lines back on its stdout. */
+class Loadgen {
+  readonly child: ChildProcess;
+  private readonly inbox: Array<Record<string, unknown>> = [];
+  private stderr = '';
+
+  constructor(env: Record<string, string>) {
+    this.child = spawn(process.execPath, ['--expose-gc', script('loadgen')], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    running.add(this.child);
+    this.child.once('exit', () => running.delete(this.child));
+    // Whole lines, however the pipe splits them: a report with a histogram can be long.
+    createInterface({ input: this.child.stdout! }).on('line', (text) => {
+      try {
+        this.inbox.push(JSON.parse(text) as Record<string, unknown>);
+      } catch {
+        // not a reply
+      }
+    });
+    this.child.stdin!.on('error', () => undefined); // a load generator that died is reported by request()
+    this.child.stderr!.on('data', (chunk: Buffer) => void (this.stderr = (this.stderr + chunk.toString()).slice(-4000)));
+  }
+
+  /** Sends `command` (if any) and takes the next line whose msg is `reply`. */
+  async request(command: string | undefined, reply: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    if (command) this.child.stdin!.write(`${command}\n`);
+    let line: Record<string, unknown> | undefined;
+    await waitFor(
+      () => {
+        if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`a load generator exited:\n${this.stderr}`);
+        const at = this.inbox.findIndex((l) => l.msg === reply);
+        if (at >= 0) line = this.inbox.splice(at, 1)[0];
+        return line !== undefined;
+      },
+      timeoutMs,
+      `a load generator's ${reply}`,
+      10,
+    );
+    return line!;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.stdin!.write('exit\n');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
 }
 
-async function ask(loadgen: ManagedProcess): Promise<Report> {
-  const before = loadgen.lines.filter((l) => l.msg === 'report').length;
-  loadgen.child.stdin!.write('report\n');
-  await waitFor(() => loadgen.lines.filter((l) => l.msg === 'report').length > before, 30000, 'a load generator report');
-  return loadgen.lines.filter((l) => l.msg === 'report').at(-1) as unknown as Report;
+/** A side's clients split over `count` load generator processes, started, asked and stopped together. */
+class Loadgens {
+  readonly procs: Loadgen[];
+
+  constructor(kind: 'sb' | 'ws', ports: number[], clients: number, channels: string[], count: number) {
+    this.procs = Array.from({ length: count }, (_, n) => {
+      const first = Math.floor((clients * n) / count);
+      const next = Math.floor((clients * (n + 1)) / count);
+      return new Loadgen({ BENCH_KIND: kind, BENCH_PORTS: ports.join(','), BENCH_FIRST: String(first), BENCH_CLIENTS: String(next - first), BENCH_CHANNELS: channels.join(',') });
+    });
+  }
+
+  async ready(timeoutMs: number): Promise<void> {
+    await Promise.all(this.procs.map((p) => p.request(undefined, 'ready', timeoutMs)));
+  }
+
+  /** A new measurement window on every load generator (each collects its garbage before replying). */
+  async reset(): Promise<void> {
+    await Promise.all(this.procs.map((p) => p.request('reset', 'reset', 30000)));
+  }
+
+  /** Counts summed over the load generators; percentiles from their merged histograms (with `histogram`). */
+  async report(histogram = false): Promise<Report> {
+    const parts = (await Promise.all(this.procs.map((p) => p.request(histogram ? 'report histogram' : 'report', 'report', 30000)))) as unknown as LoadgenReport[];
+    const sum = (key: 'deliveries' | 'duplicates' | 'misrouted' | 'recovered' | 'reconnects' | 'overflow') => parts.reduce((total, part) => total + part[key], 0);
+    const counts = new Uint32Array(histogramBuckets);
+    for (const part of parts) for (const [ms, count] of part.histogram) counts[ms]! += count;
+    const maxes = parts.map((part) => part.max).filter((max) => max !== null);
+    const max = maxes.length ? Math.max(...maxes) : null;
+    const started = parts.map((part) => part.firstAt).filter((at) => at > 0);
+    return {
+      deliveries: sum('deliveries'),
+      duplicates: sum('duplicates'),
+      misrouted: sum('misrouted'),
+      recovered: sum('recovered'),
+      reconnects: sum('reconnects'),
+      firstAt: started.length ? Math.min(...started) : 0,
+      lastAt: Math.max(0, ...parts.map((part) => part.lastAt)),
+      p50: histogram ? histogramPercentile(counts, sum('overflow'), max, 0.5) : null,
+      p99: histogram ? histogramPercentile(counts, sum('overflow'), max, 0.99) : null,
+      max,
+    };
+  }
+
+  /** CPU seconds the load generators have used so far, together. */
+  cpuSeconds(): number {
+    return this.procs.reduce((total, p) => total + cpuSeconds(p.child.pid!), 0);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.procs.map((p) => p.stop()));
+  }
 }
 
 async function produce(exchange: string, channels: string[], perChannel: number, rate: number): Promise<void> {
@@ -103,100 +216,127 @@ async function startSocketBridge(workers = 2): Promise<Side & { cluster: LocalCl
   };
 }
 
+interface Options {
+  clients: number;
+  channels: string[];
+  perChannel: number;
+  latencyRate: number;
+  latencySeconds: number;
+  loadgens: number;
+  rounds: number;
+}
+
+/** One max-rate round of one side. */
+interface Throughput {
+  round: number;
+  messages: number;
+  deliveries: number;
+  expected: number;
+  lost: number;
+  duplicates: number;
+  misrouted: number;
+  recovered: number;
+  reconnects: number;
+  seconds: number;
+  deliveriesPerSecond: number;
+  serverCpuSeconds: number;
+  deliveriesPerCoreSecond: number;
+  /** CPU seconds of the round by role (RabbitMQ and Redis included). */
+  cpuByRole: Record<string, number>;
+  loadgenCpuSeconds: number;
+}
+
+interface Latency {
+  rate: number;
+  deliveries: number;
+  expected: number;
+  lost: number;
+  duplicates: number;
+  misrouted: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  loadgenCpuSeconds: number;
+}
+
 interface SideResult {
   side: string;
-  /** CPU seconds of the throughput run by role (RabbitMQ and Redis included). */
-  cpuByRole: Record<string, number>;
-  throughput: {
-    messages: number;
-    deliveries: number;
-    expected: number;
-    lost: number;
-    duplicates: number;
-    recovered: number;
-    reconnects: number;
-    seconds: number;
-    deliveriesPerSecond: number;
-    serverCpuSeconds: number;
-    deliveriesPerCoreSecond: number;
-  };
-  latency: { rate: number; deliveries: number; lost: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; loadgenCpuSeconds: number };
+  /** One entry per round, in order. */
+  throughput: Throughput[];
+  latency: Latency;
   rssMiB: number;
 }
 
-async function measure(side: Side, options: { clients: number; channels: string[]; perChannel: number; latencyRate: number; latencySeconds: number }): Promise<SideResult> {
-  const { clients, channels, perChannel } = options;
-  const receivers = clients / channels.length;
-  const loadgen = startLoadgen(side.name.startsWith('bare') ? 'ws' : 'sb', side.ports, clients, channels);
-  try {
-    await loadgen.waitForLog((l) => l.msg === 'ready', 120000, 'every client to subscribe');
-    // Throughput: as fast as the producer's confirms allow; counted until the last delivery.
-    const serverPids = [...side.pids(), ...infrastructurePids().map((pid) => ({ role: 'rabbitmq+redis', pid }))];
-    const before = new Map(serverPids.map(({ pid }) => [pid, cpuSeconds(pid)]));
-    const expected = perChannel * channels.length * receivers;
-    let produced = false;
-    const sending = produce(side.exchange, channels, perChannel, 0).then(() => void (produced = true));
-    let report = await ask(loadgen);
-    const deadline = Date.now() + 300000;
-    for (let stalled = 0; report.deliveries < expected && Date.now() < deadline && stalled < 10; ) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      const before = report.deliveries;
-      report = await ask(loadgen);
-      progress(`${side.name}: ${report.deliveries.toLocaleString()} / ${expected.toLocaleString()} deliveries`);
-      // Ten seconds with nothing new after the producer finished: what is missing is lost.
-      stalled = produced && report.deliveries === before ? stalled + 1 : 0;
-    }
-    await sending;
-    const cpuByRole: Record<string, number> = {};
-    for (const { role, pid } of serverPids) {
-      cpuByRole[role] = Math.round(((cpuByRole[role] ?? 0) + cpuSeconds(pid) - (before.get(pid) ?? 0)) * 100) / 100;
-    }
-    const seconds = (report.lastAt - report.firstAt) / 1000;
-    const serverCpuSeconds = Object.values(cpuByRole).reduce((a, b) => a + b, 0);
-    const throughput = {
-      messages: perChannel * channels.length,
-      deliveries: report.deliveries,
-      expected,
-      lost: expected - report.deliveries,
-      duplicates: report.duplicates,
-      recovered: report.recovered ?? 0,
-      reconnects: report.reconnects ?? 0,
-      seconds,
-      deliveriesPerSecond: Math.round(report.deliveries / seconds),
-      serverCpuSeconds: Math.round(serverCpuSeconds * 100) / 100,
-      deliveriesPerCoreSecond: Math.round(report.deliveries / serverCpuSeconds),
-    };
+const round2 = (n: number) => Math.round(n * 100) / 100;
 
-    // Latency at a fixed moderate rate.
-    loadgen.child.stdin!.write('reset\n');
-    // The load generator's own CPU in the latency run: when it nears a core, its queueing is in the latency.
-    const loadgenBefore = cpuSeconds(loadgen.child.pid!);
-    const latencyPerChannel = Math.round((options.latencyRate * options.latencySeconds) / channels.length);
-    await produce(side.exchange, channels.map((c) => c), latencyPerChannel, options.latencyRate);
-    const latencyExpected = latencyPerChannel * channels.length * receivers;
-    await waitFor(async () => (await ask(loadgen)).deliveries >= latencyExpected, 30000, 'the latency run to be delivered').catch(() => undefined);
-    const lat = await ask(loadgen);
-    const loadgenCpuSeconds = Math.round((cpuSeconds(loadgen.child.pid!) - loadgenBefore) * 100) / 100;
-    progress('');
-    return {
-      side: side.name,
-      cpuByRole,
-      throughput,
-      latency: {
-        rate: options.latencyRate,
-        deliveries: lat.deliveries,
-        lost: latencyExpected - lat.deliveries,
-        p50Ms: lat.p50,
-        p99Ms: lat.p99,
-        maxMs: lat.max,
-        loadgenCpuSeconds,
-      },
-      rssMiB: Math.round(side.pids().reduce((sum, { pid }) => sum + rssBytes(pid), 0) / 1048576),
-    };
-  } finally {
-    loadgen.child.stdin!.write('exit\n');
-    await loadgen.stop('SIGTERM', 5000);
+/** Messages as fast as the producer's confirms allow, counted from the first delivery to the last. */
+async function throughputRound(side: Side, load: Loadgens, options: Options, round: number): Promise<Throughput> {
+  const { channels, perChannel } = options;
+  await load.reset();
+  const serverPids = [...side.pids(), ...infrastructurePids().map((pid) => ({ role: 'rabbitmq+redis', pid }))];
+  const before = new Map(serverPids.map(({ pid }) => [pid, cpuSeconds(pid)]));
+  const loadgenBefore = load.cpuSeconds();
+  const expected = perChannel * options.clients;
+  let produced = false;
+  const sending = produce(side.exchange, channels, perChannel, 0).then(() => void (produced = true));
+  let report = await load.report();
+  const deadline = Date.now() + 300000;
+  for (let stalled = 0; report.deliveries < expected && Date.now() < deadline && stalled < 10; ) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const before = report.deliveries;
+    report = await load.report();
+    progress(`${side.name}, round ${round + 1} of ${options.rounds}: ${report.deliveries.toLocaleString()} / ${expected.toLocaleString()} deliveries`);
+    // Ten seconds with nothing new after the producer finished: what is missing is lost.
+    stalled = produced && report.deliveries === before ? stalled + 1 : 0;
   }
+  await sending;
+  report = await load.report();
+  const cpuByRole: Record<string, number> = {};
+  for (const { role, pid } of serverPids) cpuByRole[role] = round2((cpuByRole[role] ?? 0) + cpuSeconds(pid) - (before.get(pid) ?? 0));
+  const seconds = (report.lastAt - report.firstAt) / 1000;
+  const serverCpuSeconds = Object.values(cpuByRole).reduce((a, b) => a + b, 0);
+  return {
+    round: round + 1,
+    messages: perChannel * channels.length,
+    deliveries: report.deliveries,
+    expected,
+    lost: expected - report.deliveries,
+    duplicates: report.duplicates,
+    misrouted: report.misrouted,
+    recovered: report.recovered,
+    reconnects: report.reconnects,
+    seconds,
+    deliveriesPerSecond: Math.round(report.deliveries / seconds),
+    serverCpuSeconds: round2(serverCpuSeconds),
+    deliveriesPerCoreSecond: Math.round(report.deliveries / serverCpuSeconds),
+    cpuByRole,
+    loadgenCpuSeconds: round2(load.cpuSeconds() - loadgenBefore),
+  };
+}
+
+/** Latency at a fixed moderate rate. */
+async function latencyRun(side: Side, load: Loadgens, options: Options): Promise<Latency> {
+  await load.reset();
+  // The load generators' own CPU in the latency run: when it nears their cores, their queueing is in the latency.
+  const loadgenBefore = load.cpuSeconds();
+  const perChannel = Math.round((options.latencyRate * options.latencySeconds) / options.channels.length);
+  progress(`${side.name}: latency at ${options.latencyRate} messages/s for ${options.latencySeconds} s`);
+  await produce(side.exchange, options.channels, perChannel, options.latencyRate);
+  const expected = perChannel * options.clients;
+  await waitFor(async () => (await load.report()).deliveries >= expected, 30000, 'the latency run to be delivered', 200).catch(() => undefined);
+  const report = await load.report(true);
+  return {
+    rate: options.latencyRate,
+    deliveries: report.deliveries,
+    expected,
+    lost: expected - report.deliveries,
+    duplicates: report.duplicates,
+    misrouted: report.misrouted,
+    p50Ms: report.p50,
+    p99Ms: report.p99,
+    maxMs: report.max,
+    loadgenCpuSeconds: round2(load.cpuSeconds() - loadgenBefore),
+  };
 }
 
 /** The bench's exchanges and queues are durable (as the publisher declares them): remove them after. */
@@ -211,47 +351,74 @@ async function removeTopology(exchange: string): Promise<void> {
   await amqp.close();
 }
 
-async function idleCost(connections: number): Promise<{ connections: number; rssBeforeMiB: number; rssAfterMiB: number; bytesPerConnection: number }> {
+async function idleCost(connections: number, loadgens: number): Promise<{ connections: number; rssBeforeMiB: number; rssAfterMiB: number; bytesPerConnection: number }> {
   const side = await startSocketBridge(1);
   const worker = side.cluster.workers[0]!;
   try {
     const before = rssBytes(worker.child.pid!);
-    const loadgen = startLoadgen('sb', [worker.port], connections, Array.from({ length: 10 }, (_, i) => `bench.idle-${i}`));
-    await loadgen.waitForLog((l) => l.msg === 'ready', 300000, `${connections} clients to subscribe`);
-    await new Promise((resolve) => setTimeout(resolve, 3000)); // let the worker's heap settle before reading RSS
-    const after = rssBytes(worker.child.pid!);
-    loadgen.child.stdin!.write('exit\n');
-    await loadgen.stop('SIGTERM', 10000);
-    return {
-      connections,
-      rssBeforeMiB: Math.round(before / 1048576),
-      rssAfterMiB: Math.round(after / 1048576),
-      bytesPerConnection: Math.round((after - before) / connections),
-    };
+    progress(`idle cost: connecting ${connections} clients to one worker`);
+    const load = new Loadgens('sb', [worker.port], connections, Array.from({ length: 10 }, (_, i) => `bench.idle-${i}`), loadgens);
+    try {
+      await load.ready(300000);
+      await new Promise((resolve) => setTimeout(resolve, 3000)); // let the worker's heap settle before reading RSS
+      const after = rssBytes(worker.child.pid!);
+      return {
+        connections,
+        rssBeforeMiB: Math.round(before / 1048576),
+        rssAfterMiB: Math.round(after / 1048576),
+        bytesPerConnection: Math.round((after - before) / connections),
+      };
+    } finally {
+      await load.stop();
+    }
   } finally {
+    progress('');
     await side.stop();
     await removeTopology(side.exchange);
   }
 }
 
-const roles = (r: SideResult) => Object.entries(r.cpuByRole).map(([role, cpu]) => `${role} ${cpu}`).join(', ');
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 
-function markdown(results: SideResult[], options: { latencySeconds: number }, idle?: Awaited<ReturnType<typeof idleCost>>): string {
+/** SocketBridge's deliveries per server core-second over the baseline's, for each round. */
+const roundRatios = (base: SideResult, sb: SideResult) =>
+  base.throughput.map((b, i) => round2(sb.throughput[i]!.deliveriesPerCoreSecond / b.deliveriesPerCoreSecond));
+
+function markdown(results: SideResult[], options: Options, idle?: Awaited<ReturnType<typeof idleCost>>): string {
   const [base, sb] = results as [SideResult, SideResult];
   const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : 'n/a');
+  const each = (r: SideResult, f: (t: Throughput) => number) => r.throughput.map(f);
+  const list = (r: SideResult, f: (t: Throughput) => number) => each(r, f).join(', ');
+  const total = (r: SideResult, f: (t: Throughput) => number) => each(r, f).reduce((a, b) => a + b, 0);
+  const losses = (r: SideResult) => `${total(r, (t) => t.lost)} / ${total(r, (t) => t.duplicates)} / ${total(r, (t) => t.misrouted)}`;
+  const roles = (r: SideResult) => {
+    const cpu: Record<string, number> = {};
+    for (const t of r.throughput) for (const [role, seconds] of Object.entries(t.cpuByRole)) cpu[role] = round2((cpu[role] ?? 0) + seconds);
+    return Object.entries(cpu).map(([role, seconds]) => `${role} ${seconds}`).join(', ');
+  };
+  const perCore = (t: Throughput) => t.deliveriesPerCoreSecond;
+  const perSecond = (t: Throughput) => t.deliveriesPerSecond;
+  const ratios = roundRatios(base, sb);
+  const rounds = `${options.rounds} rounds, ${base.throughput[0]?.messages} messages each`;
+  const lat = (r: SideResult) => `${r.latency.p50Ms} / ${r.latency.p99Ms} / ${r.latency.maxMs}`;
   const lines = [
     `| | ${base.side} | ${sb.side} | ratio |`,
     '|---|---|---|---|',
-    `| deliveries/s (max rate, ${base.throughput.messages} messages) | ${base.throughput.deliveriesPerSecond} | ${sb.throughput.deliveriesPerSecond} | ${ratio(sb.throughput.deliveriesPerSecond, base.throughput.deliveriesPerSecond)} |`,
-    `| server CPU seconds | ${base.throughput.serverCpuSeconds} | ${sb.throughput.serverCpuSeconds} | |`,
-    `| deliveries per server core-second | ${base.throughput.deliveriesPerCoreSecond} | ${sb.throughput.deliveriesPerCoreSecond} | ${ratio(sb.throughput.deliveriesPerCoreSecond, base.throughput.deliveriesPerCoreSecond)} |`,
-    `| lost / duplicates | ${base.throughput.lost} / ${base.throughput.duplicates} | ${sb.throughput.lost} / ${sb.throughput.duplicates} | |`,
-    `| client reconnects / messages recovered | – | ${sb.throughput.reconnects} / ${sb.throughput.recovered} | |`,
-    `| latency p50 / p99 / max at ${base.latency.rate} msg/s (ms) | ${base.latency.p50Ms} / ${base.latency.p99Ms} / ${base.latency.maxMs} | ${sb.latency.p50Ms} / ${sb.latency.p99Ms} / ${sb.latency.maxMs} | p99 ${ratio(sb.latency.p99Ms ?? 0, base.latency.p99Ms ?? 0)} |`,
-    `| latency run lost | ${base.latency.lost} | ${sb.latency.lost} | |`,
-    `| load generator CPU seconds in the latency run (${options.latencySeconds} s) | ${base.latency.loadgenCpuSeconds} | ${sb.latency.loadgenCpuSeconds} | |`,
+    `| deliveries per server core-second, median (${rounds}; ratio: median of the rounds' ratios) | ${median(each(base, perCore))} | ${median(each(sb, perCore))} | ${median(ratios).toFixed(2)} |`,
+    `| deliveries per server core-second, each round | ${list(base, perCore)} | ${list(sb, perCore)} | ${ratios.map((r) => r.toFixed(2)).join(', ')} |`,
+    `| deliveries/s at max rate, each round | ${list(base, perSecond)} | ${list(sb, perSecond)} | |`,
+    `| server CPU seconds, each round | ${list(base, (t) => t.serverCpuSeconds)} | ${list(sb, (t) => t.serverCpuSeconds)} | |`,
+    `| lost / duplicates / misrouted, all rounds | ${losses(base)} | ${losses(sb)} | |`,
+    `| client reconnects / messages recovered, all rounds | – | ${total(sb, (t) => t.reconnects)} / ${total(sb, (t) => t.recovered)} | |`,
+    `| latency p50 / p99 / max at ${base.latency.rate} msg/s (ms) | ${lat(base)} | ${lat(sb)} | p99 ${ratio(sb.latency.p99Ms ?? 0, base.latency.p99Ms ?? 0)} |`,
+    `| latency run lost / duplicates / misrouted | ${base.latency.lost} / ${base.latency.duplicates} / ${base.latency.misrouted} | ${sb.latency.lost} / ${sb.latency.duplicates} / ${sb.latency.misrouted} | |`,
+    `| load generator CPU seconds in the latency run (${options.latencySeconds} s, ${options.loadgens} processes) | ${base.latency.loadgenCpuSeconds} | ${sb.latency.loadgenCpuSeconds} | |`,
     `| server RSS (MiB) | ${base.rssMiB} | ${sb.rssMiB} | |`,
-    `| CPU seconds by process | ${roles(base)} | ${roles(sb)} | |`,
+    `| CPU seconds by process, all rounds | ${roles(base)} | ${roles(sb)} | |`,
   ];
   if (idle) lines.push('', `Idle cost: ${idle.connections} subscribed connections on one worker: RSS ${idle.rssBeforeMiB} → ${idle.rssAfterMiB} MiB, ${(idle.bytesPerConnection / 1024).toFixed(1)} KiB per connection.`);
   return lines.join('\n');
@@ -266,6 +433,10 @@ async function main(): Promise<void> {
       'latency-rate': { type: 'string', default: '200' },
       'latency-seconds': { type: 'string', default: '10' },
       idle: { type: 'string', default: '10000' },
+      /** Load generator processes per side; the clients are split over them. */
+      loadgens: { type: 'string', default: '2' },
+      /** Max-rate rounds, alternating baseline and SocketBridge. */
+      rounds: { type: 'string', default: '2' },
       out: { type: 'string', default: 'bench-results' },
       /** SocketBridge's load generator: the client library (default) or bare socketcluster-client. */
       'sb-client': { type: 'string', default: 'library' },
@@ -273,29 +444,51 @@ async function main(): Promise<void> {
   });
   process.env.BENCH_SB_CLIENT = values['sb-client'];
   const channels = Array.from({ length: Number(values.channels) }, (_, i) => `bench.ch-${i}`);
-  const options = {
+  const options: Options = {
     clients: Number(values.clients),
     channels,
     perChannel: Math.round(Number(values.messages) / channels.length),
     latencyRate: Number(values['latency-rate']),
     latencySeconds: Number(values['latency-seconds']),
+    loadgens: Number(values.loadgens),
+    rounds: Number(values.rounds),
   };
+  for (const key of ['clients', 'perChannel', 'loadgens', 'rounds'] as const) {
+    if (!Number.isInteger(options[key]) || options[key] < 1) throw new Error(`${key} must be a positive whole number`);
+  }
+  const sides: Array<{ side: Side; load: Loadgens; rounds: Throughput[] }> = [];
   const results: SideResult[] = [];
-  for (const start of [startBaseline, startSocketBridge]) {
-    const side = await start();
-    try {
+  try {
+    for (const start of [startBaseline, startSocketBridge]) {
+      const side = await start();
+      const load = new Loadgens(side.name.startsWith('bare') ? 'ws' : 'sb', side.ports, options.clients, channels, options.loadgens);
+      sides.push({ side, load, rounds: [] });
       progress(`${side.name}: connecting ${options.clients} clients`);
-      results.push(await measure(side, options));
-    } finally {
+      await load.ready(120000);
+    }
+    for (let round = 0; round < options.rounds; round++) {
+      for (const { side, load, rounds } of sides) rounds.push(await throughputRound(side, load, options, round));
+    }
+    for (const { side, load, rounds } of sides) {
+      const latency = await latencyRun(side, load, options);
+      const rssMiB = Math.round(side.pids().reduce((sum, { pid }) => sum + rssBytes(pid), 0) / 1048576);
+      results.push({ side: side.name, throughput: rounds, latency, rssMiB });
+    }
+  } finally {
+    progress('');
+    for (const { side, load } of sides) {
+      await load.stop();
       await side.stop();
       await removeTopology(side.exchange);
     }
   }
-  const idle = Number(values.idle) > 0 ? await idleCost(Number(values.idle)) : undefined;
+  const idle = Number(values.idle) > 0 ? await idleCost(Number(values.idle), options.loadgens) : undefined;
   const table = markdown(results, options, idle);
+  const ratios = roundRatios(results[0]!, results[1]!);
   mkdirSync(values.out, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  writeFileSync(`${values.out}/bench-${stamp}.json`, `${JSON.stringify({ options: { ...options, channels: channels.length }, results, idle }, null, 2)}\n`);
+  const json = { options: { ...options, channels: channels.length }, results, ratios, medianRatio: median(ratios), idle };
+  writeFileSync(`${values.out}/bench-${stamp}.json`, `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(`${values.out}/bench-${stamp}.md`, `${table}\n`);
   process.stdout.write(`\n${table}\n\n(written to ${values.out}/bench-${stamp}.{json,md})\n`);
   process.exit(0);

@@ -1,37 +1,75 @@
 #!/usr/bin/env node
-// The client load: N sockets spread over the server's ports, each subscribed to one of the
-// channels. Counts deliveries, duplicates and end-to-end latency (receive time − producer's send
-// time). Commands on stdin: `reset` (new measurement window), `report` (print JSON), `exit`.
+// The client load: N sockets spread over the server's ports, each subscribed to one channel.
+// Counts deliveries, duplicates and end-to-end latency (receive time − producer's send time).
+// Recording allocates nothing: both sides deliver a channel in order, so each client keeps its last
+// sequence number, and latencies go into a fixed histogram. Commands on stdin: `reset` (a new
+// measurement window; collects garbage first, so a major GC does not start inside it), `report`
+// (counts as JSON), `report histogram` (with the latency histogram), `exit`. Run with --expose-gc.
+// The bench may split the clients over several of these processes: BENCH_FIRST is the index of
+// this process's first client among all of them.
 import { createInterface } from 'node:readline';
 import socketClusterClient from 'socketcluster-client';
 import { SocketBridgeClient } from '@socketbridge/client';
 import WebSocket from 'ws';
+import { histogramBuckets as buckets } from './proc.js';
 
 const kind = process.env.BENCH_KIND as 'sb' | 'ws';
 const ports = process.env.BENCH_PORTS!.split(',').map(Number);
 const clients = Number(process.env.BENCH_CLIENTS);
+const first = Number(process.env.BENCH_FIRST ?? 0);
 const channels = process.env.BENCH_CHANNELS!.split(',');
 
+/** Latency histogram: one bucket per millisecond, then an overflow count and the maximum. */
+const histogram = new Uint32Array(buckets);
+let overflow = 0;
+let max = -1;
+/** Per client, the highest sequence number it has received in this window (-1: none yet). */
+const last = new Int32Array(clients).fill(-1);
+/** Per client, the channel it subscribed to. */
+const channelOf = Array.from({ length: clients }, (_, k) => channels[(first + k) % channels.length]!);
 let deliveries = 0;
+/** Sequence numbers at or below one the client already had: repeated or out of order. */
 let duplicates = 0;
-let latencies: number[] = [];
-let seen = new Map<string, Set<number>>();
+/** Messages of a channel the client did not subscribe to. */
+let misrouted = 0;
 let firstAt = 0;
 let lastAt = 0;
 
-function record(client: number, body: { ch: string; seq: number; t: number }): void {
+interface Body {
+  ch: string;
+  seq: number;
+  t: number;
+}
+
+function record(client: number, body: Body): void {
   const now = Date.now();
   if (!firstAt) firstAt = now;
   lastAt = now;
-  const key = `${client}:${body.ch}`;
-  let set = seen.get(key);
-  if (!set) seen.set(key, (set = new Set()));
-  if (set.has(body.seq)) duplicates++;
+  if (body.ch !== channelOf[client]) misrouted++;
+  else if (body.seq <= last[client]!) duplicates++;
   else {
-    set.add(body.seq);
+    last[client] = body.seq;
     deliveries++;
   }
-  if (latencies.length < 2_000_000) latencies.push(now - body.t);
+  const ms = Math.max(0, now - body.t);
+  if (ms < buckets) histogram[ms]!++;
+  else overflow++;
+  if (ms > max) max = ms;
+}
+
+function reset(): void {
+  deliveries = duplicates = misrouted = overflow = firstAt = lastAt = 0;
+  max = -1;
+  histogram.fill(0);
+  last.fill(-1);
+  globalThis.gc?.();
+}
+
+/** The non-empty buckets as [ms, count] pairs, for the bench to merge across load generators. */
+function sparseHistogram(): Array<[number, number]> {
+  const pairs: Array<[number, number]> = [];
+  for (let ms = 0; ms < buckets; ms++) if (histogram[ms]) pairs.push([ms, histogram[ms]!]);
+  return pairs;
 }
 
 // SocketBridge clients are what users run: the client library, recovering after any reconnect.
@@ -43,7 +81,7 @@ async function connectRaw(i: number, port: number, channel: string): Promise<voi
   const socket = socketClusterClient.create({ hostname: '127.0.0.1', port });
   const sub = socket.subscribe(channel);
   void (async () => {
-    for await (const envelope of sub) record(i, (envelope as { data: { ch: string; seq: number; t: number } }).data);
+    for await (const envelope of sub) record(i, (envelope as { data: Body }).data);
   })();
   await sub.listener('subscribe').once();
 }
@@ -56,7 +94,7 @@ async function connectSocketBridge(i: number, port: number, channel: string): Pr
   void (async () => {
     for await (const _event of client.socket.listener('connect')) reconnects++;
   })();
-  await client.subscribe(channel, { onMessage: (envelope) => record(i, envelope.data as { ch: string; seq: number; t: number }) });
+  await client.subscribe(channel, { onMessage: (envelope) => record(i, envelope.data as Body) });
 }
 
 async function connectWs(i: number, port: number, channel: string): Promise<void> {
@@ -66,16 +104,15 @@ async function connectWs(i: number, port: number, channel: string): Promise<void
     socket.once('message', () => resolve());
     socket.send(JSON.stringify({ subscribe: channel }));
   });
-  socket.on('message', (data) => record(i, JSON.parse(data.toString()) as { ch: string; seq: number; t: number }));
+  socket.on('message', (data) => record(i, JSON.parse(data.toString()) as Body));
 }
 
 for (let start = 0; start < clients; start += 100) {
   await Promise.all(
     Array.from({ length: Math.min(100, clients - start) }, (_, k) => {
       const i = start + k;
-      const port = ports[i % ports.length]!;
-      const channel = channels[i % channels.length]!;
-      return kind === 'sb' ? connectSocketBridge(i, port, channel) : connectWs(i, port, channel);
+      const port = ports[(first + i) % ports.length]!;
+      return kind === 'sb' ? connectSocketBridge(i, port, channelOf[i]!) : connectWs(i, port, channelOf[i]!);
     }),
   );
 }
@@ -83,24 +120,20 @@ process.stdout.write(`${JSON.stringify({ msg: 'ready', clients })}\n`);
 
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'reset') {
-    deliveries = 0;
-    duplicates = 0;
-    latencies = [];
-    seen = new Map();
-    firstAt = lastAt = 0;
-  } else if (line === 'report') {
-    latencies.sort((a, b) => a - b);
-    const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? null;
+    reset();
+    process.stdout.write(`${JSON.stringify({ msg: 'reset' })}\n`);
+  } else if (line === 'report' || line === 'report histogram') {
     process.stdout.write(
       `${JSON.stringify({
         msg: 'report',
         deliveries,
         duplicates,
+        misrouted,
         firstAt,
         lastAt,
-        p50: at(0.5),
-        p99: at(0.99),
-        max: latencies.at(-1) ?? null,
+        histogram: line === 'report histogram' ? sparseHistogram() : [],
+        overflow,
+        max: max < 0 ? null : max,
         recovered: libraryClients.reduce((sum, c) => sum + c.stats.recovered, 0),
         reconnects,
       })}\n`,

@@ -37,7 +37,22 @@ export function infrastructurePids(): number[] {
   return pids;
 }
 
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+/** The load generator's latency histogram: one bucket per millisecond up to a minute, then an overflow count. */
+export const histogramBuckets = 60_000;
+
+/**
+ * The sample at index floor(p × n) of all n samples in order (p in 0..1), read from a histogram of
+ * 1 ms buckets; a sample past the last bucket reads as `max`. Null without samples.
+ */
+export function histogramPercentile(counts: Uint32Array, overflow: number, max: number | null, p: number): number | null {
+  let total = overflow;
+  for (const count of counts) total += count;
+  if (total === 0) return null;
+  const rank = Math.min(total - 1, Math.floor(p * total));
+  let below = 0;
+  for (let ms = 0; ms < counts.length; ms++) {
+    below += counts[ms]!;
+    if (below > rank) return ms;
+  }
+  return max;
 }
