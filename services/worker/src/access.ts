@@ -1,8 +1,8 @@
-import type { AGServerSocket } from 'socketcluster-server';
+import type { ClientSocket } from './socket-server.js';
 import { decideSubscribe, type ChannelPolicy, type TokenClaims } from '@socketbridge/common';
 import { Refusal, type HandshakeAuth, type WorkerHooks } from './hooks.js';
 
-/** The claims socketcluster-server verified, if they are of our shape. */
+/** The claims the socket server verified, if they are of our shape. */
 export function claimsOf(token: unknown): TokenClaims | undefined {
   if (!token || typeof token !== 'object') return undefined;
   const { sub, channels } = token as Partial<TokenClaims>;
@@ -11,12 +11,12 @@ export function claimsOf(token: unknown): TokenClaims | undefined {
 }
 
 /**
- * Who may connect and what they may subscribe to. socketcluster-server has already verified the
+ * Who may connect and what they may subscribe to. The socket server has already verified the
  * JWT's signature and expiry with the shared key; this turns its verdict into refusals.
  */
 export function accessHooks(options: { requireAuth: boolean; policies: () => ChannelPolicy[] }): WorkerHooks {
   return {
-    handshake(_socket: AGServerSocket, auth: HandshakeAuth) {
+    handshake(_socket: ClientSocket, auth: HandshakeAuth) {
       if (auth.signedAuthToken == null) {
         if (options.requireAuth) throw new Refusal('no_token', 'this worker requires a token: sign in first', 'AuthRequiredError');
         return;
@@ -31,7 +31,7 @@ export function accessHooks(options: { requireAuth: boolean; policies: () => Cha
       }
       if (!claimsOf(auth.authToken)) throw new Refusal('bad_claims', 'the token does not carry SocketBridge claims', 'AuthTokenInvalidError');
     },
-    subscribe(socket: AGServerSocket, channel: string) {
+    subscribe(socket: ClientSocket, channel: string) {
       const decision = decideSubscribe(options.policies(), channel, claimsOf(socket.authToken));
       if (!decision.allowed) throw new Refusal(decision.reason, decision.message, 'SubscribeRefusedError');
     },

@@ -10,7 +10,7 @@ export const workerEnv = {
   SOCKETBRIDGE_SUBSCRIBE_CONFIRM_TIMEOUT_MS: env.ms(3000),
   /** Whether client sockets may publish. Off: only the publisher publishes. */
   SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: env.bool(false),
-  /** The key client JWTs are signed with (shared with the publisher); socketcluster-server verifies them. */
+  /** The key client JWTs are signed with (shared with the publisher); the worker verifies them (HS256). */
   SOCKETBRIDGE_AUTH_KEY: env.secret(32),
   /** Refuse sockets that present no token at all (a bad or expired token is always refused). */
   SOCKETBRIDGE_REQUIRE_AUTH: env.bool(false),
@@ -29,6 +29,11 @@ export const workerEnv = {
   SOCKETBRIDGE_SLOW_CHECK_MS: env.ms(250),
   /** Largest frame a client may send (subscribe, recover…): bigger frames close the socket (1009). */
   SOCKETBRIDGE_MAX_PAYLOAD_BYTES: env.int(64 * 1024, 1024, 64 * 1024 * 1024),
+  /** Heartbeat: a ping to each client this often; a client silent for the timeout is closed (4001). */
+  SOCKETBRIDGE_PING_INTERVAL_MS: env.ms(8000),
+  SOCKETBRIDGE_PING_TIMEOUT_MS: env.ms(30000),
+  /** A socket that has not completed the SocketCluster handshake within this is closed (4005). */
+  SOCKETBRIDGE_HANDSHAKE_TIMEOUT_MS: env.ms(10000),
   SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(10000),
 };
 

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { AGServerSocket } from 'socketcluster-server';
+import type { ClientSocket } from './socket-server.js';
 import { z } from 'zod';
 import { OFFSET, compareOffsets, decideSubscribe, registryKeys, type ChannelPolicy, type Counter, type Envelope } from '@socketbridge/common';
 import { claimsOf } from './access.js';
@@ -28,7 +28,7 @@ export type RecoverReply =
  * (the entry at `since` itself was trimmed or expired, so entries after it may have been too).
  */
 export function recoverProcedure(redis: Redis, policies: () => ChannelPolicy[], outcomes?: Counter<'outcome'>) {
-  return async (socket: AGServerSocket, data: unknown): Promise<RecoverReply> => {
+  return async (socket: ClientSocket, data: unknown): Promise<RecoverReply> => {
     const reply = await recover(socket, data).catch((error: unknown) => {
       outcomes?.inc({ outcome: 'refused' });
       throw error;
@@ -37,7 +37,7 @@ export function recoverProcedure(redis: Redis, policies: () => ChannelPolicy[], 
     return reply;
   };
 
-  async function recover(socket: AGServerSocket, data: unknown): Promise<RecoverReply> {
+  async function recover(socket: ClientSocket, data: unknown): Promise<RecoverReply> {
     const parsed = request.safeParse(data);
     if (!parsed.success) {
       throw new Refusal('bad_request', `recover wants {channel, since, limit?}: ${parsed.error.issues.map((i) => i.message).join('; ')}`, 'BadRecoverRequestError');

@@ -1,0 +1,346 @@
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import scErrors from 'sc-errors';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { verifyHandshakeToken, type HandshakeAuth } from './tokens.js';
+
+/**
+ * The worker's side of the SocketCluster protocol (v2), what socketcluster-client speaks: the
+ * handshake with its JWT, ping/pong, #subscribe/#unsubscribe, #publish, #authenticate,
+ * #removeAuthToken, RPCs with cid/rid, batches as JSON arrays, SocketCluster's close codes.
+ *
+ * Why not socketcluster-server: it gives every socket five consumable streams, three demuxes,
+ * their async loops and three timers, 13.5 KiB of heap per idle connection against ws's 3 KiB,
+ * and the worker holds the connections (memory, not CPU, sizes that tier). Here a socket is the
+ * ws WebSocket plus one small object, and pings and timeouts run from one sweep for all sockets.
+ */
+
+export type SocketState = 'connecting' | 'open' | 'closed';
+
+/** Where the worker's policy plugs in; each gate throws (a Refusal) to say no. */
+export interface SocketGates {
+  handshake(socket: ClientSocket, auth: HandshakeAuth): void | Promise<void>;
+  subscribe(socket: ClientSocket, channel: string): void | Promise<void>;
+  publish(socket: ClientSocket, channel: string, data: unknown): void | Promise<void>;
+  procedures: Record<string, (socket: ClientSocket, data: unknown) => unknown>;
+}
+
+/** The part of ag-simple-broker (the broker engine scc-broker-client attaches to) a socket needs. */
+export interface SocketBroker {
+  subscribeSocket(socket: ClientSocket, channel: string): Promise<void>;
+  unsubscribeSocket(socket: ClientSocket, channel: string): Promise<void>;
+  invokePublish(channel: string, data: unknown): Promise<void>;
+}
+
+export interface SocketServerOptions {
+  httpServer: Server;
+  path: string;
+  authKey: string;
+  maxPayload: number;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  broker: SocketBroker;
+  gates: SocketGates;
+  onError(error: unknown, socket?: ClientSocket): void;
+}
+
+interface Packet {
+  event?: unknown;
+  data?: unknown;
+  cid?: unknown;
+}
+
+/** Most inbound requests a socket may have waiting; a client that floods past it is closed (1008). */
+const MAX_PENDING = 1000;
+const HANDSHAKE_REJECTED = 4008;
+/** The heartbeat sweep visits an eighth of the sockets per tick. */
+const SLICES = 8;
+
+export class ClientSocket {
+  state: SocketState = 'connecting';
+  /** The verified JWT claims, or null: unauthenticated (or the token expired). */
+  authToken: Record<string, unknown> | null = null;
+  readonly channels = new Set<string>();
+  /** Pings sent since the client last said anything. */
+  silentPings = 0;
+  /** Inbound requests waiting their turn: a socket's requests are handled in the order they came. */
+  pending = 0;
+  tail: Promise<void> | undefined = undefined;
+
+  constructor(
+    readonly id: string,
+    readonly ws: WebSocket,
+    readonly connectedAt: number,
+    /** Which tick of the heartbeat sweep pings this socket. */
+    readonly slice: number,
+  ) {}
+
+  subscriptions(): string[] {
+    return [...this.channels];
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  send(object: unknown): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(object));
+  }
+
+  respond(cid: number, data: unknown): void {
+    this.send(data === undefined ? { rid: cid } : { rid: cid, data });
+  }
+
+  respondError(cid: number, error: unknown): void {
+    this.send({ rid: cid, error: scErrors.dehydrateError(error) });
+  }
+
+  /** Closes with a SocketCluster close code; the reason defaults to SocketCluster's text for it. */
+  disconnect(code = 1000, reason?: string): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
+      this.ws.close(code, reason ?? scErrors.socketProtocolErrorStatuses[code as keyof typeof scErrors.socketProtocolErrorStatuses]);
+    }
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+}
+
+export class SocketServer {
+  /** Sockets that completed the handshake. */
+  readonly clients = new Map<string, ClientSocket>();
+  private readonly all = new Set<ClientSocket>();
+  private readonly wss: WebSocketServer;
+  private readonly sweep: NodeJS.Timeout;
+  private readonly idPrefix = randomBytes(6).toString('base64url');
+  private nextId = 0;
+  private readonly key: Uint8Array;
+
+  constructor(private readonly options: SocketServerOptions) {
+    this.key = new TextEncoder().encode(options.authKey);
+    this.wss = new WebSocketServer({
+      server: options.httpServer,
+      path: options.path,
+      maxPayload: options.maxPayload,
+      clientTracking: false,
+      perMessageDeflate: false,
+    });
+    this.wss.on('error', (error) => options.onError(error));
+    this.wss.on('connection', (ws) => this.accept(ws));
+    // One timer for every socket: a ping to each, and the close of those that stay silent. Spread
+    // over the interval (a slice of sockets per tick) so 50,000 pings do not leave in one burst.
+    let tick = 0;
+    this.sweep = setInterval(() => this.pingSlice(tick++ % SLICES), options.pingIntervalMs / SLICES);
+    this.sweep.unref();
+  }
+
+  get clientsCount(): number {
+    return this.clients.size;
+  }
+
+  /** Stops accepting sockets and drops those still open (drain first for a gentle stop). */
+  async close(): Promise<void> {
+    clearInterval(this.sweep);
+    for (const socket of this.all) socket.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private accept(ws: WebSocket): void {
+    const n = this.nextId++;
+    const socket = new ClientSocket(`${this.idPrefix}-${n.toString(36)}`, ws, Date.now(), n % SLICES);
+    this.all.add(socket);
+    ws.on('message', (raw) => this.receive(socket, String(raw)));
+    ws.on('close', () => this.closed(socket));
+    // An 'error' is followed by 'close': report it and let 'close' clean up.
+    ws.on('error', (error) => this.options.onError(error, socket));
+  }
+
+  private closed(socket: ClientSocket): void {
+    socket.state = 'closed';
+    this.all.delete(socket);
+    this.clients.delete(socket.id);
+    for (const channel of socket.channels) void this.options.broker.unsubscribeSocket(socket, channel);
+    socket.channels.clear();
+  }
+
+  private pingSlice(slice: number): void {
+    const now = Date.now();
+    const maxSilent = Math.ceil(this.options.pingTimeoutMs / this.options.pingIntervalMs);
+    for (const socket of this.all) {
+      if (socket.slice !== slice) continue;
+      if (socket.state === 'connecting') {
+        if (now - socket.connectedAt > this.options.handshakeTimeoutMs) socket.disconnect(4005);
+        continue;
+      }
+      if (socket.silentPings >= maxSilent) {
+        socket.disconnect(4001);
+        continue;
+      }
+      socket.silentPings++;
+      if (socket.ws.readyState === socket.ws.OPEN) socket.ws.send('');
+    }
+  }
+
+  private receive(socket: ClientSocket, message: string): void {
+    socket.silentPings = 0;
+    if (message === '') {
+      this.expireToken(socket); // a pong
+      return;
+    }
+    let packet: unknown;
+    try {
+      packet = JSON.parse(message);
+    } catch {
+      this.options.onError(new scErrors.InvalidMessageError('a frame that is not JSON'), socket);
+      return;
+    }
+    for (const one of Array.isArray(packet) ? packet : [packet]) {
+      if (!one || typeof one !== 'object' || typeof (one as Packet).event !== 'string') continue; // responses, raw: nothing to do
+      if (++socket.pending > MAX_PENDING) {
+        socket.disconnect(1008, 'too many requests waiting');
+        return;
+      }
+      const done = () => void socket.pending--;
+      const { event, cid } = one as Packet;
+      if (socket.state === 'open' && typeof cid === 'number' && !(event as string).startsWith('#')) {
+        // Procedures answer out of order: a slow one does not hold up the socket's next request.
+        void this.call(socket, event as string, cid, (one as Packet).data).finally(done);
+        continue;
+      }
+      const run = () => this.handle(socket, one as Packet).catch((error: unknown) => this.options.onError(error, socket));
+      const tail = (socket.tail = socket.tail ? socket.tail.then(run) : run());
+      void tail.then(() => {
+        done();
+        if (socket.tail === tail) socket.tail = undefined;
+      });
+    }
+  }
+
+  private async call(socket: ClientSocket, event: string, cid: number, data: unknown): Promise<void> {
+    this.expireToken(socket);
+    const procedure = this.options.gates.procedures[event];
+    try {
+      if (!procedure) throw new scErrors.InvalidActionError(`there is no procedure named ${event.slice(0, 100)}`);
+      socket.respond(cid, await procedure(socket, data));
+    } catch (error) {
+      socket.respondError(cid, error);
+    }
+  }
+
+  private async handle(socket: ClientSocket, packet: Packet): Promise<void> {
+    if (socket.state === 'closed') return;
+    const event = packet.event as string;
+    const cid = typeof packet.cid === 'number' ? packet.cid : undefined;
+    if (event === '#handshake') return this.handshake(socket, cid, packet.data);
+    if (socket.state !== 'open') {
+      // As socketcluster-server's strict mode: nothing before the handshake.
+      socket.disconnect(4009);
+      return;
+    }
+    this.expireToken(socket);
+    switch (event) {
+      case '#authenticate':
+        return this.authenticate(socket, cid, packet.data);
+      case '#removeAuthToken':
+        socket.authToken = null;
+        return;
+      case '#subscribe':
+        return this.subscribe(socket, cid, packet.data);
+      case '#unsubscribe':
+        return this.unsubscribe(socket, cid, packet.data);
+      case '#publish':
+        return this.publish(socket, cid, packet.data);
+    }
+    // Anything else is a transmit to a receiver (the worker has none) or a procedure call made
+    // before the handshake completed (refused above): nothing to do.
+  }
+
+  private async handshake(socket: ClientSocket, cid: number | undefined, data: unknown): Promise<void> {
+    if (cid === undefined || socket.state !== 'connecting') {
+      socket.disconnect(HANDSHAKE_REJECTED);
+      return;
+    }
+    const auth = await verifyHandshakeToken((data as { authToken?: unknown } | null)?.authToken, this.key);
+    try {
+      await this.options.gates.handshake(socket, auth);
+    } catch (error) {
+      socket.respondError(cid, error);
+      socket.disconnect((error as { statusCode?: number }).statusCode ?? HANDSHAKE_REJECTED);
+      return;
+    }
+    if (socket.state !== 'connecting') return; // closed while the hook ran
+    socket.authToken = auth.authToken;
+    const status: Record<string, unknown> = { id: socket.id, pingTimeout: this.options.pingTimeoutMs, isAuthenticated: auth.authToken !== null };
+    if (auth.authTokenError && auth.signedAuthToken != null) {
+      status.authError = scErrors.dehydrateError(auth.authTokenError);
+      socket.send({ event: '#removeAuthToken' });
+    }
+    socket.state = 'open';
+    this.clients.set(socket.id, socket);
+    socket.respond(cid, status);
+  }
+
+  private async authenticate(socket: ClientSocket, cid: number | undefined, data: unknown): Promise<void> {
+    const auth = await verifyHandshakeToken(data, this.key);
+    if (auth.authTokenError) {
+      socket.authToken = null;
+      socket.send({ event: '#removeAuthToken' });
+      if (cid !== undefined) socket.respondError(cid, auth.authTokenError);
+      return;
+    }
+    socket.authToken = auth.authToken;
+    if (cid !== undefined) socket.respond(cid, { isAuthenticated: true, authError: null });
+  }
+
+  private async subscribe(socket: ClientSocket, cid: number | undefined, data: unknown): Promise<void> {
+    const channel = (data as { channel?: unknown } | null)?.channel;
+    if (typeof channel !== 'string') {
+      if (cid !== undefined) socket.respondError(cid, new scErrors.InvalidActionError('Subscribe channel name was malformatted'));
+      return;
+    }
+    try {
+      await this.options.gates.subscribe(socket, channel);
+      if (socket.state !== 'open') return;
+      socket.channels.add(channel);
+      await this.options.broker.subscribeSocket(socket, channel);
+    } catch (error) {
+      if (cid !== undefined) socket.respondError(cid, error);
+      return;
+    }
+    if (cid !== undefined) socket.respond(cid, undefined);
+  }
+
+  private async unsubscribe(socket: ClientSocket, cid: number | undefined, channel: unknown): Promise<void> {
+    if (typeof channel !== 'string' || !socket.channels.delete(channel)) {
+      const error = new scErrors.InvalidActionError(`Socket ${socket.id} is not subscribed to that channel`);
+      if (cid !== undefined) socket.respondError(cid, error);
+      return;
+    }
+    await this.options.broker.unsubscribeSocket(socket, channel);
+    if (cid !== undefined) socket.respond(cid, undefined);
+  }
+
+  private async publish(socket: ClientSocket, cid: number | undefined, data: unknown): Promise<void> {
+    const { channel, data: payload } = (data ?? {}) as { channel?: unknown; data?: unknown };
+    try {
+      if (typeof channel !== 'string') throw new scErrors.InvalidActionError('Publish channel name was malformatted');
+      await this.options.gates.publish(socket, channel, payload);
+      await this.options.broker.invokePublish(channel, payload);
+    } catch (error) {
+      if (cid !== undefined) socket.respondError(cid, error);
+      return;
+    }
+    if (cid !== undefined) socket.respond(cid, undefined);
+  }
+
+  /** A token that expired while connected: the socket goes on unauthenticated, as socketcluster-server does. */
+  private expireToken(socket: ClientSocket): void {
+    const exp = socket.authToken?.exp;
+    if (typeof exp === 'number' && Date.now() > exp * 1000) {
+      socket.authToken = null;
+      socket.send({ event: '#removeAuthToken' });
+    }
+  }
+}
