@@ -109,6 +109,25 @@ describe('the worker socket server (SocketCluster protocol v2)', () => {
     await waitFor(() => server.clientsCount === 0, 5000, 'the socket to be gone');
   });
 
+  it('fans a publish out as one pre-built frame: every length encoding arrives intact, in order', async () => {
+    const { port, broker } = await start();
+    const sockets = [await client(port), await client(port)];
+    const channels = sockets.map((socket) => socket.subscribe('sizes'));
+    await Promise.all(channels.map((channel) => withTimeout(channel.listener('subscribe').once(), 5000, 'the subscription')));
+    // 7-bit, 16-bit and 64-bit payload lengths, and UTF-8 beyond ASCII.
+    const bodies = ['x', 'é'.repeat(200), 'y'.repeat(70_000)].map((text, seq) => ({ seq, text }));
+    const received = channels.map(async (channel) => {
+      const got: unknown[] = [];
+      for await (const data of channel) {
+        got.push(data);
+        if (got.length === bodies.length) break;
+      }
+      return got;
+    });
+    for (const body of bodies) await broker.transmitPublish('sizes', body);
+    for (const got of received) expect(await withTimeout(got, 5000, 'every body')).toEqual(bodies);
+  });
+
   it('verifies tokens: claims for a good one, named errors for expired, forged and non-string ones', async () => {
     const { port, handshakes } = await start();
     const good = await client(port, await sign({ channels: ['a'] }, '1h'));
