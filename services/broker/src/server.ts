@@ -76,7 +76,9 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
   agServer.setMiddleware(agServer.MIDDLEWARE_INBOUND, async (stream) => {
     for await (const action of stream) {
       if (action.type === action.PUBLISH_IN) {
-        published.inc();
+        // A cluster publish carries a batch of messages ({sender, messages}); count the messages.
+        const messages = (action.data as { messages?: unknown } | undefined)?.messages;
+        published.inc(Array.isArray(messages) ? messages.length : 1);
         lastPublishAt = Date.now();
       }
       action.allow();

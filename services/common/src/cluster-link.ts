@@ -1,6 +1,7 @@
 import SkeletonRendezvousHasher from 'skeleton-rendezvous';
 import sccBrokerClient, { type AttachOptions, type ClientPool, type ClusterBrokerClient } from 'scc-broker-client';
 import type { Logger } from 'pino';
+import type { AGClientSocket } from 'socketcluster-client';
 import { waitUntil } from './wait.js';
 
 export interface RemapOptions {
@@ -167,11 +168,37 @@ export interface ClusterLink {
   /** Drops a cluster-level subscription no local socket took up. */
   releaseIfUnused(channel: string): void;
   /**
-   * Publishes into the cluster and resolves once the channel's broker shard acknowledged it: the
-   * point after which the message is the cluster's to deliver. Rejects when no shard is reachable.
+   * Publishes messages (in order) into the cluster and resolves once the channel's broker shard
+   * acknowledged them: the point after which they are the cluster's to deliver. Rejects when no
+   * shard is reachable.
    */
-  publish(channel: string, data: unknown): Promise<void>;
+  publish(channel: string, messages: unknown[]): Promise<void>;
   readonly client: ClusterBrokerClient;
+}
+
+/**
+ * Publishes made in one turn of the event loop leave for each broker as one frame, through
+ * socketcluster-client's own batching (the broker handles a batch's packets in order): a busy
+ * publisher makes one write per broker per turn instead of one per message, and waits for nothing.
+ */
+function tickBatcher(): (socket: AGClientSocket) => void {
+  const batching = new Set<AGClientSocket>();
+  const flush = () => {
+    for (const socket of batching) {
+      try {
+        socket.flushBatch();
+      } catch {
+        // The connection went in between: its pending invokes fail with it, and callers retry.
+      }
+    }
+    batching.clear();
+  };
+  return (socket) => {
+    if (batching.has(socket) || socket.state !== socket.OPEN) return;
+    socket.startBatch();
+    if (batching.size === 0) process.nextTick(flush);
+    batching.add(socket);
+  };
 }
 
 /**
@@ -182,6 +209,7 @@ export function joinCluster(broker: LocalBroker, options: ClusterLinkOptions, on
   const client = sccBrokerClient.attach(broker, options);
   let brokerURIs: string[] = [];
   let workerURIs: string[] = [];
+  const batch = tickBatcher();
   const remap = installLosslessRemap(client, {
     ...options,
     onRemap: (uris) => {
@@ -208,11 +236,13 @@ export function joinCluster(broker: LocalBroker, options: ClusterLinkOptions, on
       const local = broker as unknown as { isSubscribed?(channel: string): boolean };
       if (local.isSubscribed && !local.isSubscribed(channel)) client.unsubscribe(channel);
     },
-    async publish(channel, data) {
+    async publish(channel, messages) {
       const pool = remap.publishPool(channel);
       if (!pool) throw new Error(`no broker shard known for channel ${channel}: the cluster has no brokers yet`);
-      // The packet shape scc-broker-client uses, so every worker (ours or upstream) delivers it.
-      await pool.selectClient(channel).invokePublish(channel, { sender: options.instanceId, messages: [data] });
+      const socket = pool.selectClient(channel);
+      batch(socket);
+      // The packet shape scc-broker-client uses, so every worker (ours or upstream) delivers each message.
+      await socket.invokePublish(channel, { sender: options.instanceId, messages });
     },
   };
 }

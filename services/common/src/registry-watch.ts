@@ -10,6 +10,8 @@ import { DEFAULT_POLICIES, type ChannelPolicy } from './channels.js';
 export function connectRedis(url: string, logger: Logger, name: string): Redis {
   const redis = new Redis(url, {
     connectionName: name,
+    // Commands issued in one turn of the event loop go out in one write (a busy publisher's appends).
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 5000),

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
+import { Redis } from 'ioredis';
 import type { AGClientSocket } from 'socketcluster-client';
 import type { Envelope } from '@socketbridge/common';
 import {
@@ -88,6 +89,33 @@ describe('RabbitMQ to a client, end to end', () => {
     expect(received[0]).toMatchObject({ id: 'order-1', data: { price: 42 }, offset: expect.stringMatching(/^\d+-\d+$/) });
     expect(received[0]!.ts).toBeGreaterThan(Date.now() - 60000);
     expect(received[1]!.offset > received[0]!.offset || received[1]!.offset.length > received[0]!.offset.length).toBe(true);
+  });
+
+  it('a burst on one channel goes in batches: each message once, in order, each prev the offset before; fewer appends than messages', async () => {
+    const created = await api.createClient();
+    const received = await collect(await client(cluster.workers[1]!.port, created.token), created.channel);
+    const redis = new Redis({ lazyConnect: true });
+    await redis.connect();
+    const appends = async () => {
+      const stats = await redis.info('commandstats');
+      return [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    try {
+      const before = await appends();
+      const burst = 300;
+      await Promise.all(Array.from({ length: burst }, (_, seq) => producer.publish(names.SOCKETBRIDGE_EXCHANGE, created.channel, { seq }, { messageId: `burst-${seq}` })));
+      await waitFor(() => received.length >= burst, 20000, 'the burst');
+      await producer.publish(names.SOCKETBRIDGE_EXCHANGE, created.channel, { fence: true });
+      await waitFor(() => received.length >= burst + 1, 10000, 'the fence');
+      const burstReceived = received.slice(0, burst);
+      expect(burstReceived.map((e) => (e.data as { seq: number }).seq)).toEqual(Array.from({ length: burst }, (_, i) => i));
+      for (let i = 1; i < received.length; i++) expect(received[i]!.prev, `message ${i}`).toBe(received[i - 1]!.offset);
+      const used = (await appends()) - before;
+      console.log(`burst of ${burst}: ${used} history appends`);
+      expect(used).toBeLessThan(burst);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('broadcast messages reach signed-in clients on both workers', async () => {
