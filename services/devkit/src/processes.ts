@@ -113,7 +113,9 @@ export function spawnNode(
   onLine?: (name: string, line: string) => void,
   ownProcessGroup = false,
 ): ManagedProcess {
-  const child = spawn(process.execPath, [script], {
+  // DEVKIT_PROFILE=<dir>: every service writes a CPU profile there when it exits (node --cpu-prof).
+  const profile = process.env.DEVKIT_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DEVKIT_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, script], {
     cwd: repoRoot,
     // In its own group a terminal's Ctrl-C reaches only the supervisor, which then stops members in order.
     detached: ownProcessGroup,
