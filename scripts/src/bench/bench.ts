@@ -30,6 +30,9 @@ interface LoadgenReport {
   firstAt: number;
   lastAt: number;
   histogram: Array<[number, number]>;
+  hop: Array<[number, number]>;
+  gcPauseMs: number;
+  gcMaxPauseMs: number;
   overflow: number;
   max: number | null;
   recovered: number;
@@ -47,6 +50,12 @@ interface Report {
   lastAt: number;
   p50: number | null;
   p99: number | null;
+  /** The load generators' garbage collection pauses: total (summed over them) and longest, ms. */
+  gcPauseMs: number;
+  gcMaxPauseMs: number;
+  /** SocketBridge: from the publisher's receipt (the envelope's ts) to the client. */
+  hopP50: number | null;
+  hopP99: number | null;
   max: number | null;
 }
 
@@ -63,7 +72,8 @@ class Loadgen {
   private stderr = '';
 
   constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, ['--expose-gc', script('loadgen')], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const profile = process.env.DEVKIT_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DEVKIT_PROFILE}`] : [];
+    this.child = spawn(process.execPath, ['--expose-gc', ...profile, script('loadgen')], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     running.add(this.child);
     this.child.once('exit', () => running.delete(this.child));
     // Whole lines, however the pipe splits them: a report with a histogram can be long.
@@ -106,15 +116,25 @@ class Loadgen {
   }
 }
 
+type SbClient = 'library' | 'raw' | 'wire';
+
 /** A side's clients split over `count` load generator processes, started, asked and stopped together. */
 class Loadgens {
   readonly procs: Loadgen[];
 
-  constructor(kind: 'sb' | 'ws', ports: number[], clients: number, channels: string[], count: number) {
+  /** `sbClient`: SocketBridge's clients are the client library, bare socketcluster-client (raw) or the wire protocol on ws. */
+  constructor(kind: 'sb' | 'ws', ports: number[], clients: number, channels: string[], count: number, sbClient: SbClient = 'library') {
     this.procs = Array.from({ length: count }, (_, n) => {
       const first = Math.floor((clients * n) / count);
       const next = Math.floor((clients * (n + 1)) / count);
-      return new Loadgen({ BENCH_KIND: kind, BENCH_PORTS: ports.join(','), BENCH_FIRST: String(first), BENCH_CLIENTS: String(next - first), BENCH_CHANNELS: channels.join(',') });
+      return new Loadgen({
+        BENCH_KIND: kind,
+        BENCH_SB_CLIENT: sbClient,
+        BENCH_PORTS: ports.join(','),
+        BENCH_FIRST: String(first),
+        BENCH_CLIENTS: String(next - first),
+        BENCH_CHANNELS: channels.join(','),
+      });
     });
   }
 
@@ -133,6 +153,8 @@ class Loadgens {
     const sum = (key: 'deliveries' | 'duplicates' | 'misrouted' | 'recovered' | 'reconnects' | 'overflow') => parts.reduce((total, part) => total + part[key], 0);
     const counts = new Uint32Array(histogramBuckets);
     for (const part of parts) for (const [ms, count] of part.histogram) counts[ms]! += count;
+    const hop = new Uint32Array(histogramBuckets);
+    for (const part of parts) for (const [ms, count] of part.hop ?? []) hop[ms]! += count;
     const maxes = parts.map((part) => part.max).filter((max) => max !== null);
     const max = maxes.length ? Math.max(...maxes) : null;
     const started = parts.map((part) => part.firstAt).filter((at) => at > 0);
@@ -147,6 +169,10 @@ class Loadgens {
       p50: histogram ? histogramPercentile(counts, sum('overflow'), max, 0.5) : null,
       p99: histogram ? histogramPercentile(counts, sum('overflow'), max, 0.99) : null,
       max,
+      gcPauseMs: Math.round(parts.reduce((total, part) => total + part.gcPauseMs, 0)),
+      gcMaxPauseMs: Math.round(Math.max(0, ...parts.map((part) => part.gcMaxPauseMs))),
+      hopP50: histogramPercentile(hop, 0, null, 0.5),
+      hopP99: histogramPercentile(hop, 0, null, 0.99),
     };
   }
 
@@ -225,6 +251,7 @@ interface Options {
   latencySeconds: number;
   loadgens: number;
   rounds: number;
+  sbClient: SbClient;
 }
 
 /** One max-rate round of one side. */
@@ -257,7 +284,11 @@ interface Latency {
   p50Ms: number | null;
   p99Ms: number | null;
   maxMs: number | null;
+  afterPublisherP50Ms: number | null;
+  afterPublisherP99Ms: number | null;
   loadgenCpuSeconds: number;
+  loadgenGcPauseMs: number;
+  loadgenGcMaxPauseMs: number;
 }
 
 interface SideResult {
@@ -265,6 +296,8 @@ interface SideResult {
   /** One entry per round, in order. */
   throughput: Throughput[];
   latency: Latency;
+  /** SocketBridge only: the latency run again with clients as light as the baseline's (the wire protocol on ws). */
+  latencyWire?: Latency;
   rssMiB: number;
 }
 
@@ -336,7 +369,11 @@ async function latencyRun(side: Side, load: Loadgens, options: Options): Promise
     p50Ms: report.p50,
     p99Ms: report.p99,
     maxMs: report.max,
+    afterPublisherP50Ms: report.hopP50,
+    afterPublisherP99Ms: report.hopP99,
     loadgenCpuSeconds: round2(load.cpuSeconds() - loadgenBefore),
+    loadgenGcPauseMs: report.gcPauseMs,
+    loadgenGcMaxPauseMs: report.gcMaxPauseMs,
   };
 }
 
@@ -389,9 +426,23 @@ function median(values: number[]): number {
 const roundRatios = (base: SideResult, sb: SideResult) =>
   base.throughput.map((b, i) => round2(sb.throughput[i]!.deliveriesPerCoreSecond / b.deliveriesPerCoreSecond));
 
+/** One latency run of SocketBridge's against the baseline's: latency, where it goes, and what the clients cost. */
+function latencyRows(base: Latency, sb: Latency | undefined, clients: string, options: Options): string[] {
+  if (!sb) return [];
+  const ratio = base.p99Ms ? ((sb.p99Ms ?? 0) / base.p99Ms).toFixed(2) : 'n/a';
+  const lat = (l: Latency) => `${l.p50Ms} / ${l.p99Ms} / ${l.maxMs}`;
+  const lost = (l: Latency) => `${l.lost} / ${l.duplicates} / ${l.misrouted}`;
+  const load = (l: Latency) => `${l.loadgenCpuSeconds} s; GC ${l.loadgenGcPauseMs} ms, longest ${l.loadgenGcMaxPauseMs} ms`;
+  return [
+    `| **latency at ${base.rate} msg/s, SocketBridge with ${clients}**: p50 / p99 / max (ms) | ${lat(base)} | ${lat(sb)} | p99 ${ratio} |`,
+    `| of which after the publisher, p50 / p99 (ms) | – | ${sb.afterPublisherP50Ms} / ${sb.afterPublisherP99Ms} | |`,
+    `| lost / duplicates / misrouted | ${lost(base)} | ${lost(sb)} | |`,
+    `| load generators in the ${options.latencySeconds} s run (${options.loadgens} processes): CPU; GC pauses | ${load(base)} | ${load(sb)} | |`,
+  ];
+}
+
 function markdown(results: SideResult[], options: Options, idle?: Awaited<ReturnType<typeof idleCost>>): string {
   const [base, sb] = results as [SideResult, SideResult];
-  const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : 'n/a');
   const each = (r: SideResult, f: (t: Throughput) => number) => r.throughput.map(f);
   const list = (r: SideResult, f: (t: Throughput) => number) => each(r, f).join(', ');
   const total = (r: SideResult, f: (t: Throughput) => number) => each(r, f).reduce((a, b) => a + b, 0);
@@ -405,7 +456,6 @@ function markdown(results: SideResult[], options: Options, idle?: Awaited<Return
   const perSecond = (t: Throughput) => t.deliveriesPerSecond;
   const ratios = roundRatios(base, sb);
   const rounds = `${options.rounds} rounds, ${base.throughput[0]?.messages} messages each`;
-  const lat = (r: SideResult) => `${r.latency.p50Ms} / ${r.latency.p99Ms} / ${r.latency.maxMs}`;
   const lines = [
     `| | ${base.side} | ${sb.side} | ratio |`,
     '|---|---|---|---|',
@@ -415,9 +465,8 @@ function markdown(results: SideResult[], options: Options, idle?: Awaited<Return
     `| server CPU seconds, each round | ${list(base, (t) => t.serverCpuSeconds)} | ${list(sb, (t) => t.serverCpuSeconds)} | |`,
     `| lost / duplicates / misrouted, all rounds | ${losses(base)} | ${losses(sb)} | |`,
     `| client reconnects / messages recovered, all rounds | – | ${total(sb, (t) => t.reconnects)} / ${total(sb, (t) => t.recovered)} | |`,
-    `| latency p50 / p99 / max at ${base.latency.rate} msg/s (ms) | ${lat(base)} | ${lat(sb)} | p99 ${ratio(sb.latency.p99Ms ?? 0, base.latency.p99Ms ?? 0)} |`,
-    `| latency run lost / duplicates / misrouted | ${base.latency.lost} / ${base.latency.duplicates} / ${base.latency.misrouted} | ${sb.latency.lost} / ${sb.latency.duplicates} / ${sb.latency.misrouted} | |`,
-    `| load generator CPU seconds in the latency run (${options.latencySeconds} s, ${options.loadgens} processes) | ${base.latency.loadgenCpuSeconds} | ${sb.latency.loadgenCpuSeconds} | |`,
+    ...latencyRows(base.latency, sb.latencyWire, 'clients as light as the baseline\'s (the wire protocol on ws)', options),
+    ...latencyRows(base.latency, sb.latency, `the ${options.sbClient === 'library' ? 'client library (exactly once, recovery)' : `${options.sbClient} client`}`, options),
     `| server RSS (MiB) | ${base.rssMiB} | ${sb.rssMiB} | |`,
     `| CPU seconds by process, all rounds | ${roles(base)} | ${roles(sb)} | |`,
   ];
@@ -439,11 +488,12 @@ async function main(): Promise<void> {
       /** Max-rate rounds, alternating baseline and SocketBridge. */
       rounds: { type: 'string', default: '2' },
       out: { type: 'string', default: 'bench-results' },
-      /** SocketBridge's load generator: the client library (default) or bare socketcluster-client. */
+      /** SocketBridge's load generator: the client library (default), bare socketcluster-client (raw) or the wire protocol on ws. */
       'sb-client': { type: 'string', default: 'library' },
     },
   });
-  process.env.BENCH_SB_CLIENT = values['sb-client'];
+  const sbClient = values['sb-client'] as SbClient;
+  if (!['library', 'raw', 'wire'].includes(sbClient)) throw new Error('--sb-client must be library, raw or wire');
   const channels = Array.from({ length: Number(values.channels) }, (_, i) => `bench.ch-${i}`);
   const options: Options = {
     clients: Number(values.clients),
@@ -453,6 +503,7 @@ async function main(): Promise<void> {
     latencySeconds: Number(values['latency-seconds']),
     loadgens: Number(values.loadgens),
     rounds: Number(values.rounds),
+    sbClient,
   };
   for (const key of ['clients', 'perChannel', 'loadgens', 'rounds'] as const) {
     if (!Number.isInteger(options[key]) || options[key] < 1) throw new Error(`${key} must be a positive whole number`);
@@ -462,7 +513,7 @@ async function main(): Promise<void> {
   try {
     for (const start of [startBaseline, startSocketBridge]) {
       const side = await start();
-      const load = new Loadgens(side.name.startsWith('bare') ? 'ws' : 'sb', side.ports, options.clients, channels, options.loadgens);
+      const load = new Loadgens(side.name.startsWith('bare') ? 'ws' : 'sb', side.ports, options.clients, channels, options.loadgens, sbClient);
       sides.push({ side, load, rounds: [] });
       progress(`${side.name}: connecting ${options.clients} clients`);
       await load.ready(120000);
@@ -470,10 +521,20 @@ async function main(): Promise<void> {
     for (let round = 0; round < options.rounds; round++) {
       for (const { side, load, rounds } of sides) rounds.push(await throughputRound(side, load, options, round));
     }
-    for (const { side, load, rounds } of sides) {
+    for (const entry of sides) {
+      const { side, load, rounds } = entry;
       const latency = await latencyRun(side, load, options);
       const rssMiB = Math.round(side.pids().reduce((sum, { pid }) => sum + rssBytes(pid), 0) / 1048576);
-      results.push({ side: side.name, throughput: rounds, latency, rssMiB });
+      const result: SideResult = { side: side.name, throughput: rounds, latency, rssMiB };
+      if (side.name === 'SocketBridge cluster' && sbClient !== 'wire') {
+        // Again with clients that cost what the baseline's cost: the servers' latency, compared.
+        await load.stop();
+        entry.load = new Loadgens('sb', side.ports, options.clients, channels, options.loadgens, 'wire');
+        progress(`${side.name}: connecting ${options.clients} wire-protocol clients`);
+        await entry.load.ready(120000);
+        result.latencyWire = await latencyRun(side, entry.load, options);
+      }
+      results.push(result);
     }
   } finally {
     progress('');

@@ -24,8 +24,10 @@ export class ChannelOrder {
 
   /** A live message: deliver it (and whatever it unblocks), drop it, or hold it behind a gap. */
   accept(envelope: Envelope): Delivery[] {
-    if (this.last !== undefined && compareOffsets(envelope.offset, this.last) <= 0) return [{ kind: 'duplicate', envelope }];
+    // The common case first, without comparing offsets: the successor of what was delivered last
+    // (its offset is past `last`, so it cannot be a duplicate).
     if (this.last === undefined || envelope.prev === this.last) return this.deliverFrom(envelope);
+    if (compareOffsets(envelope.offset, this.last) <= 0) return [{ kind: 'duplicate', envelope }];
     if (this.waiting.has(envelope.offset)) return [{ kind: 'duplicate', envelope }];
     this.waiting.set(envelope.offset, envelope);
     return [];
