@@ -152,9 +152,9 @@ class Loadgens {
     const parts = (await Promise.all(this.procs.map((p) => p.request(histogram ? 'report histogram' : 'report', 'report', 30000)))) as unknown as LoadgenReport[];
     const sum = (key: 'deliveries' | 'duplicates' | 'misrouted' | 'recovered' | 'reconnects' | 'overflow') => parts.reduce((total, part) => total + part[key], 0);
     const counts = new Uint32Array(histogramBuckets);
-    for (const part of parts) for (const [ms, count] of part.histogram) counts[ms]! += count;
+    for (const part of parts) for (const [bucket, count] of part.histogram) counts[bucket]! += count;
     const hop = new Uint32Array(histogramBuckets);
-    for (const part of parts) for (const [ms, count] of part.hop ?? []) hop[ms]! += count;
+    for (const part of parts) for (const [bucket, count] of part.hop ?? []) hop[bucket]! += count;
     const maxes = parts.map((part) => part.max).filter((max) => max !== null);
     const max = maxes.length ? Math.max(...maxes) : null;
     const started = parts.map((part) => part.firstAt).filter((at) => at > 0);
@@ -218,6 +218,8 @@ async function startSocketBridge(workers = 2): Promise<Side & { cluster: LocalCl
     brokers: 2,
     workers,
     publishers: 1,
+    // The services' own timers, as in production (the tests' fast ones resync the registry every second).
+    timers: {},
     env: {
       SOCKETBRIDGE_EXCHANGE: exchange,
       SOCKETBRIDGE_QUEUE: `${exchange}.q`,

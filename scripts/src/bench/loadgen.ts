@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import socketClusterClient from 'socketcluster-client';
 import { SocketBridgeClient } from '@socketbridge/client';
 import WebSocket from 'ws';
-import { histogramBuckets as buckets } from './proc.js';
+import { bucketsPerMs, histogramBuckets as buckets, preciseNow } from './proc.js';
 
 const kind = process.env.BENCH_KIND as 'sb' | 'ws';
 const ports = process.env.BENCH_PORTS!.split(',').map(Number);
@@ -56,8 +56,8 @@ interface Body {
 }
 
 function record(client: number, body: Body, publishedAt?: number): void {
-  const now = Date.now();
-  if (publishedAt !== undefined) hop[Math.min(buckets - 1, Math.max(0, now - publishedAt))]!++;
+  const now = preciseNow();
+  if (publishedAt !== undefined) hop[Math.min(buckets - 1, Math.max(0, Math.floor((now - publishedAt) * bucketsPerMs)))]!++;
   if (!firstAt) firstAt = now;
   lastAt = now;
   if (body.ch !== channelOf[client]) misrouted++;
@@ -67,9 +67,10 @@ function record(client: number, body: Body, publishedAt?: number): void {
     deliveries++;
   }
   const ms = Math.max(0, now - body.t);
-  if (ms < buckets) histogram[ms]!++;
+  const bucket = Math.floor(ms * bucketsPerMs);
+  if (bucket < buckets) histogram[bucket]!++;
   else overflow++;
-  if (ms > max) max = ms;
+  if (ms > max) max = Math.round(ms * 10) / 10;
 }
 
 function reset(): void {
@@ -83,10 +84,10 @@ function reset(): void {
   windowStart = performance.now();
 }
 
-/** The non-empty buckets as [ms, count] pairs, for the bench to merge across load generators. */
+/** The non-empty buckets as [bucket, count] pairs, for the bench to merge across load generators. */
 function sparse(counts: Uint32Array): Array<[number, number]> {
   const pairs: Array<[number, number]> = [];
-  for (let ms = 0; ms < buckets; ms++) if (counts[ms]) pairs.push([ms, counts[ms]!]);
+  for (let bucket = 0; bucket < buckets; bucket++) if (counts[bucket]) pairs.push([bucket, counts[bucket]!]);
   return pairs;
 }
 

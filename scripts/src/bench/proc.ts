@@ -37,12 +37,20 @@ export function infrastructurePids(): number[] {
   return pids;
 }
 
-/** The load generator's latency histogram: one bucket per millisecond up to a minute, then an overflow count. */
-export const histogramBuckets = 60_000;
+/**
+ * The load generator's latency histogram: buckets of 0.1 ms up to a minute, then an overflow
+ * count. (Latencies here are a few ms: whole-millisecond buckets would make a p99 ratio jump.)
+ */
+export const bucketsPerMs = 10;
+export const histogramBuckets = 60_000 * bucketsPerMs;
+
+/** Wall-clock time in ms with sub-millisecond precision, comparable across processes on this machine. */
+export const preciseNow = () => performance.timeOrigin + performance.now();
 
 /**
- * The sample at index floor(p × n) of all n samples in order (p in 0..1), read from a histogram of
- * 1 ms buckets; a sample past the last bucket reads as `max`. Null without samples.
+ * The sample at index floor(p × n) of all n samples in order (p in 0..1), in ms, read from a
+ * histogram of 1/bucketsPerMs ms buckets; a sample past the last bucket reads as `max`. Null
+ * without samples.
  */
 export function histogramPercentile(counts: Uint32Array, overflow: number, max: number | null, p: number): number | null {
   let total = overflow;
@@ -50,9 +58,9 @@ export function histogramPercentile(counts: Uint32Array, overflow: number, max: 
   if (total === 0) return null;
   const rank = Math.min(total - 1, Math.floor(p * total));
   let below = 0;
-  for (let ms = 0; ms < counts.length; ms++) {
-    below += counts[ms]!;
-    if (below > rank) return ms;
+  for (let bucket = 0; bucket < counts.length; bucket++) {
+    below += counts[bucket]!;
+    if (below > rank) return bucket / bucketsPerMs;
   }
   return max;
 }

@@ -19,7 +19,8 @@ let sent = 0;
 const batch = rate > 0 ? Math.max(1, Math.round(rate / 1000)) : 200;
 for (let seq = 0; seq < perChannel; seq++) {
   for (const ch of channels) {
-    const body = JSON.stringify({ ch, seq, t: Date.now() });
+    // Sub-millisecond send time: the load generators' latencies are a few ms.
+    const body = JSON.stringify({ ch, seq, t: performance.timeOrigin + performance.now() });
     channel.publish(exchange, ch, Buffer.from(body), { contentType: 'application/json', messageId: `${run}:${ch}:${seq}` });
     sent++;
     if (sent % batch === 0) {
