@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { URL } from 'node:url';
-import socketClusterServer from 'socketcluster-server';
+import AGSimpleBroker from 'ag-simple-broker';
 import {
   Counter,
   Gauge,
   SCC_PROTOCOL_VERSION,
+  SocketServer,
+  installDirectFanout,
   listen,
   metricDefs,
   opsRequestHandler,
@@ -16,6 +18,9 @@ import {
 import type { BrokerConfig } from './config.js';
 import { StateLink } from './state-link.js';
 
+/** Where scc-broker-client connects (socketcluster-client's default path). */
+const SOCKET_PATH = '/socketcluster/';
+
 export interface BrokerServer {
   port: number;
   instanceId: string;
@@ -25,68 +30,71 @@ export interface BrokerServer {
 }
 
 /**
- * A broker shard: a socketcluster-server whose only clients are cluster members (workers and
- * publishers). Its default in-memory broker fans each publish out to the members subscribed to
- * that channel, exactly as the upstream scc-broker does, so both kinds of shard mix in one cluster.
+ * A broker shard: serves cluster members (workers and publishers, through scc-broker-client) the
+ * SocketCluster protocol, and fans each publish out to the members subscribed to its channel, as
+ * the upstream scc-broker does, so both kinds of shard mix in one cluster. It runs the same
+ * protocol layer as the workers rather than socketcluster-server: a publish crosses it without a
+ * middleware pass or a per-socket stream, and leaves each member as one pre-built frame.
  */
 export async function startBroker(config: BrokerConfig, logger: Logger, registry: Registry): Promise<BrokerServer> {
   const instanceId = randomUUID();
   const httpServer = createServer();
-  const agServer = socketClusterServer.attach(httpServer, {
-    socketChannelLimit: undefined,
-    connectTimeout: config.SCC_BROKER_SERVER_CONNECT_TIMEOUT,
-    ackTimeout: config.SCC_BROKER_SERVER_ACK_TIMEOUT,
-  });
+  const broker = new AGSimpleBroker();
   let draining = false;
   let lastPublishAt = 0;
 
   const published = new Counter({ ...metricDefs.brokerPublishes, registers: [registry] });
   const refusals = new Counter({ ...metricDefs.handshakeRejections, registers: [registry] });
   refusals.inc({ reason: 'auth_key' }, 0);
+
+  const sockets = new SocketServer({
+    httpServer,
+    path: SOCKET_PATH,
+    // Members carry no client JWTs; the key only has to be one the token check accepts.
+    authKey: randomUUID(),
+    maxPayload: config.SOCKETBRIDGE_MAX_PAYLOAD_BYTES,
+    pingIntervalMs: config.SOCKETBRIDGE_PING_INTERVAL_MS,
+    pingTimeoutMs: config.SOCKETBRIDGE_PING_TIMEOUT_MS,
+    handshakeTimeoutMs: config.SCC_BROKER_SERVER_CONNECT_TIMEOUT,
+    broker,
+    onError: (error, socket) => (socket ? logger.debug({ err: error, socketId: socket.id }, 'member socket error') : logger.error({ err: error }, 'socket server error')),
+    gates: {
+      connection(request) {
+        if (!config.SCC_AUTH_KEY) return undefined;
+        const query = new URL(request.url ?? '/', 'http://broker.invalid').searchParams;
+        if (query.get('authKey') === config.SCC_AUTH_KEY) return undefined;
+        refusals.inc({ reason: 'auth_key' });
+        const error = new Error('Cannot connect to the cluster broker without a valid authKey query argument.');
+        error.name = 'BadClusterAuthError';
+        return error;
+      },
+      handshake: () => undefined,
+      subscribe: () => undefined,
+      publish(_socket, _channel, data) {
+        // A cluster publish carries a batch of messages ({sender, messages}); count the messages.
+        const messages = (data as { messages?: unknown } | undefined)?.messages;
+        published.inc(Array.isArray(messages) ? messages.length : 1);
+        lastPublishAt = Date.now();
+      },
+      procedures: {},
+    },
+  });
+  installDirectFanout(broker);
+
   new Gauge({
     ...metricDefs.brokerConnections,
     registers: [registry],
     collect() {
-      this.set(agServer.clientsCount);
+      this.set(sockets.clientsCount);
     },
   });
   new Gauge({
     ...metricDefs.brokerSubscriptions,
     registers: [registry],
     collect() {
-      this.set(agServer.brokerEngine.subscriptions().length);
+      this.set(broker.subscriptions().length);
     },
   });
-
-  agServer.setMiddleware(agServer.MIDDLEWARE_HANDSHAKE, async (stream) => {
-    for await (const action of stream) {
-      if (action.type === action.HANDSHAKE_SC && action.socket && config.SCC_AUTH_KEY) {
-        const query = new URL(action.socket.request.url ?? '/', 'http://broker.invalid').searchParams;
-        if (query.get('authKey') !== config.SCC_AUTH_KEY) {
-          refusals.inc({ reason: 'auth_key' });
-          const error = new Error('Cannot connect to the cluster broker without a valid authKey query argument.');
-          error.name = 'BadClusterAuthError';
-          action.block(error);
-          continue;
-        }
-      }
-      action.allow();
-    }
-  });
-  agServer.setMiddleware(agServer.MIDDLEWARE_INBOUND, async (stream) => {
-    for await (const action of stream) {
-      if (action.type === action.PUBLISH_IN) {
-        // A cluster publish carries a batch of messages ({sender, messages}); count the messages.
-        const messages = (action.data as { messages?: unknown } | undefined)?.messages;
-        published.inc(Array.isArray(messages) ? messages.length : 1);
-        lastPublishAt = Date.now();
-      }
-      action.allow();
-    }
-  });
-  void (async () => {
-    for await (const { error } of agServer.listener('error')) logger.error({ err: error }, 'socketcluster server error');
-  })();
 
   const handleOps = opsRequestHandler({
     registry,
@@ -99,7 +107,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
     },
   });
   httpServer.on('request', (req, res) => {
-    if ((req.url ?? '').startsWith(agServer.getPath())) return;
+    if ((req.url ?? '').startsWith(SOCKET_PATH)) return;
     void handleOps(req, res);
   });
 
@@ -125,7 +133,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
 
   async function close(): Promise<void> {
     link.socket.disconnect();
-    await agServer.close();
+    await sockets.close();
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
   }
 
@@ -141,7 +149,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
       // nothing can still be routed through this shard.
       const done = await waitUntil(
         () =>
-          agServer.brokerEngine.subscriptions().length === 0 && Date.now() - lastPublishAt >= config.SOCKETBRIDGE_DRAIN_QUIET_MS,
+          broker.subscriptions().length === 0 && Date.now() - lastPublishAt >= config.SOCKETBRIDGE_DRAIN_QUIET_MS,
         config.SOCKETBRIDGE_DRAIN_TIMEOUT_MS,
       );
       const waitedMs = Date.now() - started;

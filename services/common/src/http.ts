@@ -22,7 +22,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 /**
  * The operational endpoints every cluster process serves beside its WebSocket path:
  * `/healthz` (the process answers), `/readyz` (it should get traffic), `/metrics`.
- * The cluster services share their port with socketcluster-server, which handles only its own path,
+ * The cluster services share their port with their WebSocket server, which handles only its own path,
  * so these stay a plain request handler rather than a web framework.
  */
 export function opsRequestHandler(options: OpsRoutesOptions): Route {

@@ -10,3 +10,6 @@ export * from './cluster-link.js';
 export * from './channels.js';
 export * from './bridges.js';
 export * from './registry-watch.js';
+export * from './tokens.js';
+export * from './socket-server.js';
+export * from './fanout.js';

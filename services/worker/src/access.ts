@@ -1,5 +1,4 @@
-import type { ClientSocket } from './socket-server.js';
-import { decideSubscribe, type ChannelPolicy, type TokenClaims } from '@socketbridge/common';
+import { decideSubscribe, type ChannelPolicy, type ClientSocket, type TokenClaims } from '@socketbridge/common';
 import { Refusal, type HandshakeAuth, type WorkerHooks } from './hooks.js';
 
 /** The claims the socket server verified, if they are of our shape. */

@@ -1,7 +1,6 @@
-import type { ClientSocket } from './socket-server.js';
-import type { HandshakeAuth } from './tokens.js';
+import type { ClientSocket, HandshakeAuth } from '@socketbridge/common';
 
-export type { HandshakeAuth } from './tokens.js';
+export type { HandshakeAuth } from '@socketbridge/common';
 
 /** Thrown by a hook to refuse an action; `reason` becomes the metric label, the message reaches the client. */
 export class Refusal extends Error {

@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { ClientSocket } from './socket-server.js';
 import { z } from 'zod';
-import { OFFSET, compareOffsets, decideSubscribe, registryKeys, type ChannelPolicy, type Counter, type Envelope } from '@socketbridge/common';
+import { OFFSET, compareOffsets, decideSubscribe, registryKeys, type ChannelPolicy, type ClientSocket, type Counter, type Envelope } from '@socketbridge/common';
 import { claimsOf } from './access.js';
 import { Refusal } from './hooks.js';
 

@@ -6,7 +6,10 @@ import {
   Counter,
   Gauge,
   Histogram,
+  SocketServer,
   clusterLinkOptions,
+  installDirectFanout,
+  type ClientSocket,
   joinCluster,
   listen,
   type ClusterLink,
@@ -18,9 +21,7 @@ import {
 } from '@socketbridge/common';
 import type { WorkerConfig } from './config.js';
 import { CLOSE_CODES } from './close-codes.js';
-import { installDirectFanout } from './fanout.js';
 import { Refusal, type WorkerHooks } from './hooks.js';
-import { SocketServer, type ClientSocket } from './socket-server.js';
 
 /** socketcluster-client's default path. */
 const SOCKET_PATH = '/socketcluster/';

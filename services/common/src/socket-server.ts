@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import scErrors from 'sc-errors';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { verifyHandshakeToken, type HandshakeAuth } from './tokens.js';
 
 /**
- * The worker's side of the SocketCluster protocol (v2), what socketcluster-client speaks: the
+ * The server side of the SocketCluster protocol (v2), what socketcluster-client speaks: the
  * handshake with its JWT, ping/pong, #subscribe/#unsubscribe, #publish, #authenticate,
  * #removeAuthToken, RPCs with cid/rid, batches as JSON arrays, SocketCluster's close codes.
  *
@@ -17,8 +17,14 @@ import { verifyHandshakeToken, type HandshakeAuth } from './tokens.js';
 
 export type SocketState = 'connecting' | 'open' | 'closed';
 
-/** Where the worker's policy plugs in; each gate throws (a Refusal) to say no. */
+/** Where a service's policy plugs in; each gate throws (an error with a name and message) to say no. */
 export interface SocketGates {
+  /**
+   * Looks at the upgrade request when the WebSocket opens (the broker checks the cluster's authKey
+   * in its query). An error returned here refuses the socket's handshake with it, as
+   * socketcluster-server's handshake middleware would.
+   */
+  connection?(request: IncomingMessage): Error | undefined;
   handshake(socket: ClientSocket, auth: HandshakeAuth): void | Promise<void>;
   subscribe(socket: ClientSocket, channel: string): void | Promise<void>;
   publish(socket: ClientSocket, channel: string, data: unknown): void | Promise<void>;
@@ -67,6 +73,8 @@ export class ClientSocket {
   /** Inbound requests waiting their turn: a socket's requests are handled in the order they came. */
   pending = 0;
   tail: Promise<void> | undefined = undefined;
+  /** Set when the connection gate refused this socket: its handshake gets this error. */
+  refused: Error | undefined = undefined;
 
   constructor(
     readonly id: string,
@@ -128,7 +136,7 @@ export class SocketServer {
       perMessageDeflate: false,
     });
     this.wss.on('error', (error) => options.onError(error));
-    this.wss.on('connection', (ws) => this.accept(ws));
+    this.wss.on('connection', (ws, request) => this.accept(ws, request));
     // One timer for every socket: a ping to each, and the close of those that stay silent. Spread
     // over the interval (a slice of sockets per tick) so 50,000 pings do not leave in one burst.
     let tick = 0;
@@ -147,9 +155,10 @@ export class SocketServer {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private accept(ws: WebSocket): void {
+  private accept(ws: WebSocket, request: IncomingMessage): void {
     const n = this.nextId++;
     const socket = new ClientSocket(`${this.idPrefix}-${n.toString(36)}`, ws, Date.now(), n % SLICES);
+    socket.refused = this.options.gates.connection?.(request);
     this.all.add(socket);
     ws.on('message', (raw) => this.receive(socket, String(raw)));
     ws.on('close', () => this.closed(socket));
@@ -264,6 +273,7 @@ export class SocketServer {
     }
     const auth = await verifyHandshakeToken((data as { authToken?: unknown } | null)?.authToken, this.key);
     try {
+      if (socket.refused) throw socket.refused;
       await this.options.gates.handshake(socket, auth);
     } catch (error) {
       socket.respondError(cid, error);

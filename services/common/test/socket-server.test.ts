@@ -5,14 +5,24 @@ import { SignJWT } from 'jose';
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
 import WebSocket from 'ws';
 import { tokenAuthEngine } from '@socketbridge/client';
-import { withTimeout } from '@socketbridge/common';
 import { waitFor } from '@socketbridge/devkit';
 import { installDirectFanout } from '../src/fanout.js';
-import { Refusal } from '../src/hooks.js';
 import { SocketServer, type ClientSocket, type SocketGates } from '../src/socket-server.js';
 import type { HandshakeAuth } from '../src/tokens.js';
+import { withTimeout } from '../src/wait.js';
 
-// The worker's SocketCluster protocol layer, in process, with short timers: socketcluster-client
+/** A refusal as the services throw them: a name and message for the client, a reason for metrics. */
+class Refusal extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+    override readonly name: string,
+  ) {
+    super(message);
+  }
+}
+
+// The SocketCluster protocol layer of workers and brokers, in process, with short timers: socketcluster-client
 // (what users run) and raw frames (what a misbehaving client sends) against it.
 const authKey = 'socket-server-test-key-socket-server-test-key';
 const key = new TextEncoder().encode(authKey);
@@ -91,7 +101,7 @@ async function raw(port: number, options: { pong?: boolean } = {}) {
 const sign = (claims: Record<string, unknown>, expires: string | number) =>
   new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('client-1').setExpirationTime(expires).sign(key);
 
-describe('the worker socket server (SocketCluster protocol v2)', () => {
+describe('the socket server (SocketCluster protocol v2)', () => {
   it('serves socketcluster-client: handshake, subscribe, a publish, unsubscribe, disconnect', async () => {
     const { port, server, broker } = await start();
     const socket = await client(port);
