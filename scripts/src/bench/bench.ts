@@ -253,6 +253,7 @@ interface Options {
   latencySeconds: number;
   loadgens: number;
   rounds: number;
+  latencyRounds: number;
   sbClient: SbClient;
 }
 
@@ -297,9 +298,10 @@ interface SideResult {
   side: string;
   /** One entry per round, in order. */
   throughput: Throughput[];
+  /** With the side's own clients: the baseline's first latency round; SocketBridge's client library (or --sb-client). */
   latency: Latency;
-  /** SocketBridge only: the latency run again with clients as light as the baseline's (the wire protocol on ws). */
-  latencyWire?: Latency;
+  /** Latency rounds, alternating the sides, with clients as light as the baseline's (SocketBridge: the wire protocol on ws). */
+  latencyRounds: Latency[];
   rssMiB: number;
 }
 
@@ -428,6 +430,10 @@ function median(values: number[]): number {
 const roundRatios = (base: SideResult, sb: SideResult) =>
   base.throughput.map((b, i) => round2(sb.throughput[i]!.deliveriesPerCoreSecond / b.deliveriesPerCoreSecond));
 
+/** SocketBridge's p99 over the baseline's, for each latency round with equally light clients. */
+const latencyRatios = (base: SideResult, sb: SideResult) =>
+  base.latencyRounds.map((b, i) => round2((sb.latencyRounds[i]!.p99Ms ?? 0) / (b.p99Ms || Number.NaN)));
+
 /** One latency run of SocketBridge's against the baseline's: latency, where it goes, and what the clients cost. */
 function latencyRows(base: Latency, sb: Latency | undefined, clients: string, options: Options): string[] {
   if (!sb) return [];
@@ -458,6 +464,11 @@ function markdown(results: SideResult[], options: Options, idle?: Awaited<Return
   const perSecond = (t: Throughput) => t.deliveriesPerSecond;
   const ratios = roundRatios(base, sb);
   const rounds = `${options.rounds} rounds, ${base.throughput[0]?.messages} messages each`;
+  const latencyLosses = (r: SideResult) =>
+    ['lost', 'duplicates', 'misrouted'].map((k) => r.latencyRounds.reduce((sum, l) => sum + l[k as 'lost' | 'duplicates' | 'misrouted'], 0)).join(' / ');
+  // The latency round whose ratio is the median, for the detail rows.
+  const byRatio = latencyRatios(base, sb).map((ratio, i) => ({ ratio, i })).sort((a, b) => a.ratio - b.ratio);
+  const middle = byRatio[Math.floor(byRatio.length / 2)]?.i ?? 0;
   const lines = [
     `| | ${base.side} | ${sb.side} | ratio |`,
     '|---|---|---|---|',
@@ -467,7 +478,9 @@ function markdown(results: SideResult[], options: Options, idle?: Awaited<Return
     `| server CPU seconds, each round | ${list(base, (t) => t.serverCpuSeconds)} | ${list(sb, (t) => t.serverCpuSeconds)} | |`,
     `| lost / duplicates / misrouted, all rounds | ${losses(base)} | ${losses(sb)} | |`,
     `| client reconnects / messages recovered, all rounds | – | ${total(sb, (t) => t.reconnects)} / ${total(sb, (t) => t.recovered)} | |`,
-    ...latencyRows(base.latency, sb.latencyWire, 'clients as light as the baseline\'s (the wire protocol on ws)', options),
+    `| **latency p99 at ${options.latencyRate} msg/s, clients as light as the baseline's (SocketBridge: the wire protocol on ws), each of ${options.latencyRounds} alternating rounds** (ms) | ${base.latencyRounds.map((l) => l.p99Ms).join(', ')} | ${sb.latencyRounds.map((l) => l.p99Ms).join(', ')} | ${latencyRatios(base, sb).join(', ')}; **median ${median(latencyRatios(base, sb)).toFixed(2)}** |`,
+    `| lost / duplicates / misrouted, all latency rounds | ${latencyLosses(base)} | ${latencyLosses(sb)} | |`,
+    ...latencyRows(base.latencyRounds[middle]!, sb.latencyRounds[middle], `clients as light as the baseline's, the round with the median ratio`, options),
     ...latencyRows(base.latency, sb.latency, `the ${options.sbClient === 'library' ? 'client library (exactly once, recovery)' : `${options.sbClient} client`}`, options),
     `| server RSS (MiB) | ${base.rssMiB} | ${sb.rssMiB} | |`,
     `| CPU seconds by process, all rounds | ${roles(base)} | ${roles(sb)} | |`,
@@ -489,6 +502,8 @@ async function main(): Promise<void> {
       loadgens: { type: 'string', default: '2' },
       /** Max-rate rounds, alternating baseline and SocketBridge. */
       rounds: { type: 'string', default: '2' },
+      /** Latency rounds with equally light clients, alternating baseline and SocketBridge. */
+      'latency-rounds': { type: 'string', default: '3' },
       out: { type: 'string', default: 'bench-results' },
       /** SocketBridge's load generator: the client library (default), bare socketcluster-client (raw) or the wire protocol on ws. */
       'sb-client': { type: 'string', default: 'library' },
@@ -505,9 +520,10 @@ async function main(): Promise<void> {
     latencySeconds: Number(values['latency-seconds']),
     loadgens: Number(values.loadgens),
     rounds: Number(values.rounds),
+    latencyRounds: Number(values['latency-rounds']),
     sbClient,
   };
-  for (const key of ['clients', 'perChannel', 'loadgens', 'rounds'] as const) {
+  for (const key of ['clients', 'perChannel', 'loadgens', 'rounds', 'latencyRounds'] as const) {
     if (!Number.isInteger(options[key]) || options[key] < 1) throw new Error(`${key} must be a positive whole number`);
   }
   const sides: Array<{ side: Side; load: Loadgens; rounds: Throughput[] }> = [];
@@ -523,21 +539,25 @@ async function main(): Promise<void> {
     for (let round = 0; round < options.rounds; round++) {
       for (const { side, load, rounds } of sides) rounds.push(await throughputRound(side, load, options, round));
     }
-    for (const entry of sides) {
-      const { side, load, rounds } = entry;
-      const latency = await latencyRun(side, load, options);
-      const rssMiB = Math.round(side.pids().reduce((sum, { pid }) => sum + rssBytes(pid), 0) / 1048576);
-      const result: SideResult = { side: side.name, throughput: rounds, latency, rssMiB };
-      if (side.name === 'SocketBridge cluster' && sbClient !== 'wire') {
-        // Again with clients that cost what the baseline's cost: the servers' latency, compared.
-        await load.stop();
-        entry.load = new Loadgens('sb', side.ports, options.clients, channels, options.loadgens, 'wire');
-        progress(`${side.name}: connecting ${options.clients} wire-protocol clients`);
-        await entry.load.ready(120000);
-        result.latencyWire = await latencyRun(side, entry.load, options);
-      }
-      results.push(result);
+    const [base, sb] = sides as [(typeof sides)[number], (typeof sides)[number]];
+    // SocketBridge with the clients users run (the client library by default), once.
+    const sbLatency = await latencyRun(sb.side, sb.load, options);
+    if (sbClient !== 'wire') {
+      // Then the servers compared: SocketBridge's clients as light as the baseline's.
+      await sb.load.stop();
+      sb.load = new Loadgens('sb', sb.side.ports, options.clients, channels, options.loadgens, 'wire');
+      progress(`${sb.side.name}: connecting ${options.clients} wire-protocol clients`);
+      await sb.load.ready(120000);
     }
+    const baseRounds: Latency[] = [];
+    const sbRounds: Latency[] = [];
+    for (let round = 0; round < options.latencyRounds; round++) {
+      baseRounds.push(await latencyRun(base.side, base.load, options));
+      sbRounds.push(await latencyRun(sb.side, sb.load, options));
+    }
+    const rss = (side: Side) => Math.round(side.pids().reduce((sum, { pid }) => sum + rssBytes(pid), 0) / 1048576);
+    results.push({ side: base.side.name, throughput: base.rounds, latency: baseRounds[0]!, latencyRounds: baseRounds, rssMiB: rss(base.side) });
+    results.push({ side: sb.side.name, throughput: sb.rounds, latency: sbLatency, latencyRounds: sbRounds, rssMiB: rss(sb.side) });
   } finally {
     progress('');
     for (const { side, load } of sides) {
@@ -551,7 +571,8 @@ async function main(): Promise<void> {
   const ratios = roundRatios(results[0]!, results[1]!);
   mkdirSync(values.out, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const json = { options: { ...options, channels: channels.length }, results, ratios, medianRatio: median(ratios), idle };
+  const p99Ratios = latencyRatios(results[0]!, results[1]!);
+  const json = { options: { ...options, channels: channels.length }, results, ratios, medianRatio: median(ratios), p99Ratios, medianP99Ratio: median(p99Ratios), idle };
   writeFileSync(`${values.out}/bench-${stamp}.json`, `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(`${values.out}/bench-${stamp}.md`, `${table}\n`);
   process.stdout.write(`\n${table}\n\n(written to ${values.out}/bench-${stamp}.{json,md})\n`);
