@@ -1,0 +1,56 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '@socketbridge/devkit';
+import { bucketsPerMs, histogramBuckets, histogramPercentile } from '../src/bench/proc.js';
+
+describe('the benchmark', () => {
+  it('reads percentiles from its 0.1 ms histogram', () => {
+    const counts = new Uint32Array(histogramBuckets);
+    // 98 samples at 1.0 ms, one at 2.5 ms, one past the last bucket.
+    counts[1 * bucketsPerMs] = 98;
+    counts[2.5 * bucketsPerMs] = 1;
+    expect(histogramPercentile(counts, 1, 61_000, 0.5)).toBe(1);
+    expect(histogramPercentile(counts, 1, 61_000, 0.98)).toBe(2.5);
+    expect(histogramPercentile(counts, 1, 61_000, 0.99)).toBe(61_000);
+    expect(histogramPercentile(new Uint32Array(histogramBuckets), 0, null, 0.99)).toBeNull();
+  });
+
+  it('a small run of `npm run bench` measures both sides, loses nothing and writes its results', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'bench-'));
+    try {
+      const args = ['--clients', '40', '--messages', '400', '--rounds', '1', '--latency-rounds', '1', '--latency-seconds', '1', '--idle', '300', '--out', out];
+      const child = spawn(process.execPath, [join(repoRoot, 'scripts/dist/bench/bench.js'), ...args], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // The bench stops every process it started when it exits, also on SIGTERM.
+      const timer = setTimeout(() => child.kill('SIGTERM'), 150_000);
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      clearTimeout(timer);
+      expect(code, stderr.slice(-2000)).toBe(0);
+
+      const file = readdirSync(out).find((name) => name.endsWith('.json'))!;
+      const report = JSON.parse(readFileSync(join(out, file), 'utf8')) as {
+        results: Array<{ side: string; throughput: Array<{ lost: number; duplicates: number; misrouted: number; deliveriesPerCoreSecond: number }>; latency: { lost: number; duplicates: number; p99Ms: number | null }; latencyRounds: Array<{ lost: number; duplicates: number }> }>;
+        medianRatio: number;
+        medianP99Ratio: number;
+        idle: { connections: number; bytesPerConnection: number };
+      };
+      expect(report.results.map((r) => r.side)).toEqual(['bare ws baseline', 'SocketBridge cluster']);
+      for (const side of report.results) {
+        for (const round of side.throughput) expect(round, side.side).toMatchObject({ lost: 0, duplicates: 0, misrouted: 0 });
+        expect(side.throughput[0]!.deliveriesPerCoreSecond).toBeGreaterThan(0);
+        for (const run of [side.latency, ...side.latencyRounds]) expect(run, side.side).toMatchObject({ lost: 0, duplicates: 0 });
+        expect(side.latency.p99Ms).toBeGreaterThan(0);
+      }
+      expect(report.medianRatio).toBeGreaterThan(0);
+      expect(report.medianP99Ratio).toBeGreaterThan(0);
+      expect(report.idle.connections).toBe(300);
+      expect(report.idle.bytesPerConnection).toBeGreaterThan(0);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
