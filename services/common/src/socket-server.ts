@@ -43,6 +43,8 @@ export interface SocketServerOptions {
   path: string;
   authKey: string;
   maxPayload: number;
+  /** Most channels one socket may be subscribed to at once (undefined: no limit, for cluster members). */
+  maxChannelsPerSocket?: number;
   pingIntervalMs: number;
   pingTimeoutMs: number;
   handshakeTimeoutMs: number;
@@ -311,6 +313,10 @@ export class SocketServer {
       return;
     }
     try {
+      const limit = this.options.maxChannelsPerSocket;
+      if (limit !== undefined && !socket.channels.has(channel) && socket.channels.size >= limit) {
+        throw new scErrors.InvalidActionError(`a socket may subscribe to at most ${limit} channels at once`);
+      }
       await this.options.gates.subscribe(socket, channel);
       if (socket.state !== 'open') return;
       socket.channels.add(channel);

@@ -49,7 +49,7 @@ afterEach(async () => {
   }
 });
 
-async function start(gates: Partial<SocketGates> = {}): Promise<Bed> {
+async function start(gates: Partial<SocketGates> = {}, maxChannelsPerSocket?: number): Promise<Bed> {
   const httpServer: Server = createServer();
   const broker = new AGSimpleBroker();
   const handshakes: HandshakeAuth[] = [];
@@ -60,7 +60,7 @@ async function start(gates: Partial<SocketGates> = {}): Promise<Bed> {
     procedures: {},
     ...gates,
   };
-  const server = new SocketServer({ httpServer, path: '/socketcluster/', authKey, maxPayload: 64 * 1024, ...timers, broker, gates: allGates, onError: () => undefined });
+  const server = new SocketServer({ httpServer, path: '/socketcluster/', authKey, maxPayload: 64 * 1024, maxChannelsPerSocket, ...timers, broker, gates: allGates, onError: () => undefined });
   installDirectFanout(broker);
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   const address = httpServer.address();
@@ -243,6 +243,23 @@ describe('the socket server (SocketCluster protocol v2)', () => {
     expect((await socket.reply(7)).error).toMatchObject({ name: 'InvalidActionError' });
     socket.send({ event: '#unsubscribe', data: 'never-subscribed', cid: 8 });
     expect((await socket.reply(8)).error).toMatchObject({ name: 'InvalidActionError' });
+  });
+
+  it('refuses a subscription past the per-socket channel limit, and allows it again after an unsubscribe', async () => {
+    const { port } = await start({}, 3);
+    const socket = await raw(port);
+    socket.send({ event: '#handshake', data: {}, cid: 1 });
+    await socket.reply(1);
+    for (const [cid, channel] of [[2, 'a'], [3, 'b'], [4, 'c'], [5, 'a']] as const) {
+      socket.send({ event: '#subscribe', data: { channel }, cid });
+      expect((await socket.reply(cid)).error, `subscription ${cid}`).toBeUndefined();
+    }
+    socket.send({ event: '#subscribe', data: { channel: 'd' }, cid: 6 });
+    expect((await socket.reply(6)).error).toMatchObject({ name: 'InvalidActionError', message: expect.stringMatching(/at most 3 channels/) });
+    socket.send({ event: '#unsubscribe', data: 'a', cid: 7 });
+    await socket.reply(7);
+    socket.send({ event: '#subscribe', data: { channel: 'd' }, cid: 8 });
+    expect((await socket.reply(8)).error).toBeUndefined();
   });
 
   it('client publishes pass the publish gate, then reach the broker; refused ones get the refusal', async () => {

@@ -27,6 +27,8 @@ export const workerEnv = {
   /** A socket with more than this many bytes waiting to be sent is a client that stopped reading. */
   SOCKETBRIDGE_MAX_OUTBOUND_BYTES: env.int(4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   SOCKETBRIDGE_SLOW_CHECK_MS: env.ms(250),
+  /** Most channels one client socket may be subscribed to at once; more are refused. */
+  SOCKETBRIDGE_MAX_CHANNELS_PER_SOCKET: env.int(1000, 1, 1_000_000),
   /** Largest frame a client may send (subscribe, recover…): bigger frames close the socket (1009). */
   SOCKETBRIDGE_MAX_PAYLOAD_BYTES: env.int(64 * 1024, 1024, 64 * 1024 * 1024),
   /** Heartbeat: a ping to each client this often; a client silent for the timeout is closed (4001). */

@@ -76,6 +76,7 @@ export async function startWorker(
     path: SOCKET_PATH,
     authKey: config.SOCKETBRIDGE_AUTH_KEY,
     maxPayload: config.SOCKETBRIDGE_MAX_PAYLOAD_BYTES,
+    maxChannelsPerSocket: config.SOCKETBRIDGE_MAX_CHANNELS_PER_SOCKET,
     pingIntervalMs: config.SOCKETBRIDGE_PING_INTERVAL_MS,
     pingTimeoutMs: config.SOCKETBRIDGE_PING_TIMEOUT_MS,
     handshakeTimeoutMs: config.SOCKETBRIDGE_HANDSHAKE_TIMEOUT_MS,
