@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { AmqpProducer, LocalCluster, repoRoot, spawnNode, waitFor } from '@socketbridge/devkit';
+import { AmqpProducer, LocalCluster, profileArgs, repoRoot, spawnNode, waitFor } from '@socketbridge/devkit';
 import { cpuSeconds, histogramBuckets, histogramPercentile, infrastructurePids, rssBytes } from './proc.js';
 
 const script = (name: string) => `${repoRoot}scripts/dist/bench/${name}.js`;
@@ -72,8 +72,7 @@ class Loadgen {
   private stderr = '';
 
   constructor(env: Record<string, string>) {
-    const profile = process.env.DEVKIT_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DEVKIT_PROFILE}`] : [];
-    this.child = spawn(process.execPath, ['--expose-gc', ...profile, script('loadgen')], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, ['--expose-gc', ...profileArgs(), script('loadgen')], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     running.add(this.child);
     this.child.once('exit', () => running.delete(this.child));
     // Whole lines, however the pipe splits them: a report with a histogram can be long.

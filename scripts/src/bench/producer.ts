@@ -2,6 +2,7 @@
 // Feeds RabbitMQ: `perChannel` messages on each channel, round robin, at `rate` per second (0: as
 // fast as confirms allow). Each body carries its channel, sequence number and send time.
 import amqp from 'amqplib';
+import { preciseNow } from './proc.js';
 
 const exchange = process.env.BENCH_EXCHANGE!;
 const channels = process.env.BENCH_CHANNELS!.split(',');
@@ -20,7 +21,7 @@ const batch = rate > 0 ? Math.max(1, Math.round(rate / 1000)) : 200;
 for (let seq = 0; seq < perChannel; seq++) {
   for (const ch of channels) {
     // Sub-millisecond send time: the load generators' latencies are a few ms.
-    const body = JSON.stringify({ ch, seq, t: performance.timeOrigin + performance.now() });
+    const body = JSON.stringify({ ch, seq, t: preciseNow() });
     channel.publish(exchange, ch, Buffer.from(body), { contentType: 'application/json', messageId: `${run}:${ch}:${seq}` });
     sent++;
     if (sent % batch === 0) {

@@ -6,9 +6,11 @@ import {
   Counter,
   Gauge,
   SCC_PROTOCOL_VERSION,
+  SCC_PATH,
   SocketServer,
   installDirectFanout,
   listen,
+  logSocketErrors,
   metricDefs,
   opsRequestHandler,
   waitUntil,
@@ -17,9 +19,6 @@ import {
 } from '@socketbridge/common';
 import type { BrokerConfig } from './config.js';
 import { StateLink } from './state-link.js';
-
-/** Where scc-broker-client connects (socketcluster-client's default path). */
-const SOCKET_PATH = '/socketcluster/';
 
 export interface BrokerServer {
   port: number;
@@ -49,7 +48,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
 
   const sockets = new SocketServer({
     httpServer,
-    path: SOCKET_PATH,
+    path: SCC_PATH,
     // Members carry no client JWTs; the key only has to be one the token check accepts.
     authKey: randomUUID(),
     maxPayload: config.SOCKETBRIDGE_MAX_PAYLOAD_BYTES,
@@ -57,7 +56,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
     pingTimeoutMs: config.SOCKETBRIDGE_PING_TIMEOUT_MS,
     handshakeTimeoutMs: config.SCC_BROKER_SERVER_CONNECT_TIMEOUT,
     broker,
-    onError: (error, socket) => (socket ? logger.debug({ err: error, socketId: socket.id }, 'member socket error') : logger.error({ err: error }, 'socket server error')),
+    onError: logSocketErrors(logger, 'member'),
     gates: {
       connection(request) {
         if (!config.SCC_AUTH_KEY) return undefined;
@@ -107,7 +106,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
     },
   });
   httpServer.on('request', (req, res) => {
-    if ((req.url ?? '').startsWith(SOCKET_PATH)) return;
+    if ((req.url ?? '').startsWith(SCC_PATH)) return;
     void handleOps(req, res);
   });
 

@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import scErrors from 'sc-errors';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from './logger.js';
 import { verifyHandshakeToken, type HandshakeAuth } from './tokens.js';
+
+/** An onError for a service: a peer's bad frame or dropped connection is its own business (debug); a server error is ours. */
+export function logSocketErrors(logger: Logger, peer: string): SocketServerOptions['onError'] {
+  return (error, socket) => (socket ? logger.debug({ err: error, socketId: socket.id }, `${peer} socket error`) : logger.error({ err: error }, 'socket server error'));
+}
 
 /**
  * The server side of the SocketCluster protocol (v2), what socketcluster-client speaks: the

@@ -106,6 +106,11 @@ export class ManagedProcess {
 
 const started = new Set<ManagedProcess>();
 
+/** DEVKIT_PROFILE=<dir>: the node flags that make a process write a CPU profile there when it exits. */
+export function profileArgs(): string[] {
+  return process.env.DEVKIT_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DEVKIT_PROFILE}`] : [];
+}
+
 export function spawnNode(
   name: string,
   script: string,
@@ -113,9 +118,7 @@ export function spawnNode(
   onLine?: (name: string, line: string) => void,
   ownProcessGroup = false,
 ): ManagedProcess {
-  // DEVKIT_PROFILE=<dir>: every service writes a CPU profile there when it exits (node --cpu-prof).
-  const profile = process.env.DEVKIT_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DEVKIT_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, script], {
+  const child = spawn(process.execPath, [...profileArgs(), script], {
     cwd: repoRoot,
     // In its own group a terminal's Ctrl-C reaches only the supervisor, which then stops members in order.
     detached: ownProcessGroup,

@@ -6,12 +6,14 @@ import {
   Counter,
   Gauge,
   Histogram,
+  SCC_PATH,
   SocketServer,
   clusterLinkOptions,
   installDirectFanout,
   type ClientSocket,
   joinCluster,
   listen,
+  logSocketErrors,
   type ClusterLink,
   metricDefs,
   opsRequestHandler,
@@ -22,9 +24,6 @@ import {
 import type { WorkerConfig } from './config.js';
 import { CLOSE_CODES } from './close-codes.js';
 import { Refusal, type WorkerHooks } from './hooks.js';
-
-/** socketcluster-client's default path. */
-const SOCKET_PATH = '/socketcluster/';
 
 export interface WorkerServer {
   port: number;
@@ -73,7 +72,7 @@ export async function startWorker(
 
   const sockets = new SocketServer({
     httpServer,
-    path: SOCKET_PATH,
+    path: SCC_PATH,
     authKey: config.SOCKETBRIDGE_AUTH_KEY,
     maxPayload: config.SOCKETBRIDGE_MAX_PAYLOAD_BYTES,
     maxChannelsPerSocket: config.SOCKETBRIDGE_MAX_CHANNELS_PER_SOCKET,
@@ -81,8 +80,7 @@ export async function startWorker(
     pingTimeoutMs: config.SOCKETBRIDGE_PING_TIMEOUT_MS,
     handshakeTimeoutMs: config.SOCKETBRIDGE_HANDSHAKE_TIMEOUT_MS,
     broker,
-    // A client's bad frame or dropped connection is its own business; a server error is ours.
-    onError: (error, socket) => (socket ? logger.debug({ err: error, socketId: socket.id }, 'socket error') : logger.error({ err: error }, 'socket server error')),
+    onError: logSocketErrors(logger, 'client'),
     gates: {
       handshake: (socket, auth) =>
         gate(handshakeRejections, () => {
@@ -159,7 +157,7 @@ export async function startWorker(
     },
   });
   httpServer.on('request', (req, res) => {
-    if ((req.url ?? '').startsWith(SOCKET_PATH)) return;
+    if ((req.url ?? '').startsWith(SCC_PATH)) return;
     void handleOps(req, res);
   });
 
