@@ -392,17 +392,29 @@ async function removeTopology(exchange: string): Promise<void> {
   await amqp.close();
 }
 
+/** A process's RSS once two readings 500 ms apart differ by under 0.5 MiB (at most 10 s of readings). */
+async function settledRss(pid: number): Promise<number> {
+  let previous = rssBytes(pid);
+  for (let reading = 0; reading < 20; reading++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const now = rssBytes(pid);
+    if (Math.abs(now - previous) < 512 * 1024) return now;
+    previous = now;
+  }
+  return previous;
+}
+
 async function idleCost(connections: number, loadgens: number): Promise<{ connections: number; rssBeforeMiB: number; rssAfterMiB: number; bytesPerConnection: number }> {
   const side = await startSocketBridge(1);
   const worker = side.cluster.workers[0]!;
   try {
-    const before = rssBytes(worker.child.pid!);
+    // A freshly started worker is still dropping start-up garbage: read its RSS once it holds still.
+    const before = await settledRss(worker.child.pid!);
     progress(`idle cost: connecting ${connections} clients to one worker`);
     const load = new Loadgens('sb', [worker.port], connections, Array.from({ length: 10 }, (_, i) => `bench.idle-${i}`), loadgens);
     try {
       await load.ready(300000);
-      await new Promise((resolve) => setTimeout(resolve, 3000)); // let the worker's heap settle before reading RSS
-      const after = rssBytes(worker.child.pid!);
+      const after = await settledRss(worker.child.pid!);
       return {
         connections,
         rssBeforeMiB: Math.round(before / 1048576),
