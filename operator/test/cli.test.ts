@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
 import { repoRoot } from '@socketbridge/devkit';
 import { scratchDir } from './support/kube.js';
-import { RabbitAdmin, TEST_REDIS_URL, cleanRegistry, testRedis, uniqueId } from './support/services.js';
+import { RABBITMQ_URL, RabbitAdmin, TEST_REDIS_URL, cleanRegistry, testRedis, uniqueId } from './support/services.js';
 
 const id = uniqueId();
 const scratch = scratchDir();
@@ -26,7 +26,7 @@ interface Run {
 async function bridge(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const child = spawn(process.execPath, [join(repoRoot, 'operator/dist/cli.js'), ...args], {
     cwd: repoRoot,
-    env: { ...process.env, SOCKETBRIDGE_REDIS_URL: TEST_REDIS_URL, SOCKETBRIDGE_RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:5672', ...env },
+    env: { ...process.env, SOCKETBRIDGE_REDIS_URL: TEST_REDIS_URL, SOCKETBRIDGE_RABBITMQ_URL: RABBITMQ_URL, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -9,6 +9,7 @@ import {
   connectClient,
   devSecrets,
   handshakeRefusal,
+  redisUrl,
   startPublisherTestbed,
   waitFor,
   type PublisherTestbed,
@@ -66,7 +67,7 @@ let testbed: PublisherTestbed;
 let cluster: LocalCluster;
 let api: PublisherApi;
 let anonymous: PublisherApi;
-const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
+const redis = new Redis(redisUrl(), { lazyConnect: true });
 
 beforeAll(async () => {
   testbed = await startPublisherTestbed('security', { env: { SOCKETBRIDGE_AUTH_RATE_LIMIT: '100000' } });

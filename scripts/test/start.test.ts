@@ -1,23 +1,23 @@
 import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { freePort, getJson, killAll, repoRoot, waitFor, type StateView } from '@socketbridge/devkit';
+import { freePort, getJson, killAll, redisUrl, repoRoot, waitFor, type StateView } from '@socketbridge/devkit';
 
 afterAll(async () => {
   await killAll();
-  const redis = new Redis(redisUrl);
+  const redis = new Redis(startRedisUrl);
   await redis.flushdb();
   redis.disconnect();
 });
 
-// npm start applies the example bridges to its Redis: a database of its own keeps their channel
-// policies away from the other test files, which share database 0.
-const redisUrl = 'redis://127.0.0.1:6379/14';
+// npm start applies the example bridges to its Redis: a database of its own (in the test run's
+// Redis) keeps their channel policies away from the other test files, which share database 0.
+const startRedisUrl = redisUrl(14);
 
 function run(args: string[]) {
   const child = spawn(process.execPath, [`${repoRoot}scripts/dist/start.js`, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, SOCKETBRIDGE_REDIS_URL: redisUrl },
+    env: { ...process.env, SOCKETBRIDGE_REDIS_URL: startRedisUrl },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -2,16 +2,23 @@ import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel } from 'amqplib';
 import { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
+import { rabbitmqUrl, redisUrl } from '@socketbridge/devkit';
 import { OWNERS_KEY } from '../../src/reconciler.js';
 import { LOCAL_STATUS_KEY } from '../../src/local.js';
 
-export const RABBITMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
+export const RABBITMQ_URL = rabbitmqUrl();
 /**
- * The operator's tests use their own Redis database: publishers of other test files (and of a
- * developer's `npm start`) consume every bridge in database 0's registry, and would compete for
- * these tests' queues.
+ * The operator's tests use their own database of the test run's Redis: publishers of other test
+ * files consume every bridge in database 0's registry, and would compete for these tests' queues.
  */
-export const TEST_REDIS_URL = 'redis://127.0.0.1:6379/13';
+export const TEST_REDIS_URL = redisUrl(13);
+
+/** The test run's RabbitMQ URL (its vhost included) with another port: through a proxy in front of it. */
+export function proxiedUrl(port: number): string {
+  const url = new URL(RABBITMQ_URL);
+  url.port = String(port);
+  return url.toString();
+}
 
 /** A short unique id for this run's names (lower-case hex: fits DNS labels, queues and channels). */
 export function uniqueId(): string {

@@ -10,7 +10,7 @@ const perChannel = Number(process.env.BENCH_PER_CHANNEL);
 const rate = Number(process.env.BENCH_RATE ?? 0);
 // Message ids are unique per run: SocketBridge treats a repeated id as a redelivery (same offset).
 const run = process.env.BENCH_RUN ?? String(Date.now());
-const connection = await amqp.connect(process.env.BENCH_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+const connection = await amqp.connect(process.env.SOCKETBRIDGE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
 const channel = await connection.createConfirmChannel();
 await channel.assertExchange(exchange, 'topic', { durable: true });
 const started = Date.now();

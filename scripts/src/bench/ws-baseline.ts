@@ -22,7 +22,7 @@ server.on('connection', (socket) => {
   });
 });
 
-const connection = await amqp.connect(process.env.BENCH_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+const connection = await amqp.connect(process.env.SOCKETBRIDGE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
 const channel = await connection.createChannel();
 await channel.assertExchange(exchange, 'topic', { durable: true });
 await channel.assertQueue(queue, { durable: false, autoDelete: true });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { registryKeys, type Envelope } from '@socketbridge/common';
-import { AmqpProducer, LocalCluster, PublisherApi, TcpBalancer, devSecrets, killAll, rabbitNames, waitFor } from '@socketbridge/devkit';
+import { AmqpProducer, LocalCluster, PublisherApi, TcpBalancer, devSecrets, killAll, rabbitNames, redisUrl, waitFor } from '@socketbridge/devkit';
 import { SocketBridgeClient } from '../src/index.js';
 
 const names = rabbitNames('recovery');
@@ -12,7 +12,7 @@ let balancer: TcpBalancer;
 let producer: AmqpProducer;
 let api: PublisherApi;
 const clients: SocketBridgeClient[] = [];
-const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
+const redis = new Redis(redisUrl(), { lazyConnect: true });
 
 beforeAll(async () => {
   cluster = await LocalCluster.start({

@@ -4,3 +4,4 @@ export * from './clients.js';
 export * from './publisher-api.js';
 export * from './balancer.js';
 export * from './testbed.js';
+export * from './test-services.js';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { rabbitmqUrl } from './test-services.js';
 
 export interface ApiResponse<T = unknown> {
   status: number;
@@ -50,7 +51,7 @@ export class AmqpProducer {
     readonly channel: ConfirmChannel,
   ) {}
 
-  static async connect(url = 'amqp://guest:guest@127.0.0.1:5672'): Promise<AmqpProducer> {
+  static async connect(url = rabbitmqUrl()): Promise<AmqpProducer> {
     const connection = await amqp.connect(url);
     const channel = await connection.createConfirmChannel();
     return new AmqpProducer(connection, channel);

@@ -10,6 +10,7 @@ import {
   connectClient,
   devSecrets,
   handshakeRefusal,
+  redisUrl,
   startPublisherTestbed,
   waitFor,
   type PublisherTestbed,
@@ -94,7 +95,7 @@ describe('RabbitMQ to a client, end to end', () => {
   it('a burst on one channel goes in batches: each message once, in order, each prev the offset before; fewer appends than messages', async () => {
     const created = await api.createClient();
     const received = await collect(await client(cluster.workers[1]!.port, created.token), created.channel);
-    const redis = new Redis({ lazyConnect: true });
+    const redis = new Redis(redisUrl(), { lazyConnect: true });
     await redis.connect();
     const appends = async () => {
       const stats = await redis.info('commandstats');

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
-import { PublisherApi, devSecrets, startPublisherTestbed, type PublisherTestbed } from '@socketbridge/devkit';
+import { PublisherApi, devSecrets, redisUrl, startPublisherTestbed, type PublisherTestbed } from '@socketbridge/devkit';
 
 let testbed: PublisherTestbed;
 let api: PublisherApi;
 let anonymous: PublisherApi;
-const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
+const redis = new Redis(redisUrl(), { lazyConnect: true });
 
 beforeAll(async () => {
   testbed = await startPublisherTestbed('rest', { env: { SOCKETBRIDGE_AUTH_RATE_LIMIT: '40' } });
