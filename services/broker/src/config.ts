@@ -1,9 +1,12 @@
-import { clusterMemberEnv, env, loadConfig } from '@socketbridge/common';
+import { clusterMemberEnv, env, loadConfig, opsEnv } from '@socketbridge/common';
 
 /** scc-broker's variable names where upstream has one, SOCKETBRIDGE_* for what is ours. */
 export const brokerEnv = {
   ...clusterMemberEnv,
+  ...opsEnv,
   SCC_BROKER_SERVER_PORT: env.port(8888),
+  /** The address to listen on (unset: every interface); `npm start` binds 127.0.0.1. */
+  SOCKETBRIDGE_HOST: env.optionalString(),
   SCC_BROKER_SERVER_RETRY_DELAY: env.ms(2000),
   /** A member that has not completed the SocketCluster handshake within this is closed (4005). */
   SCC_BROKER_SERVER_CONNECT_TIMEOUT: env.ms(10000),

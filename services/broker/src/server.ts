@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
-import { URL } from 'node:url';
 import AGSimpleBroker from 'ag-simple-broker';
 import {
   Counter,
@@ -8,6 +7,8 @@ import {
   SCC_PROTOCOL_VERSION,
   SCC_PATH,
   SocketServer,
+  clusterAuthRefusal,
+  hardenServer,
   installDirectFanout,
   listen,
   logSocketErrors,
@@ -37,7 +38,7 @@ export interface BrokerServer {
  */
 export async function startBroker(config: BrokerConfig, logger: Logger, registry: Registry): Promise<BrokerServer> {
   const instanceId = randomUUID();
-  const httpServer = createServer();
+  const httpServer = hardenServer(createServer());
   const broker = new AGSimpleBroker();
   let draining = false;
   let lastPublishAt = 0;
@@ -58,14 +59,11 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
     broker,
     onError: logSocketErrors(logger, 'member'),
     gates: {
+      // Refused at the upgrade: without the key nobody subscribes to a client's channel or forges a publish.
       connection(request) {
-        if (!config.SCC_AUTH_KEY) return undefined;
-        const query = new URL(request.url ?? '/', 'http://broker.invalid').searchParams;
-        if (query.get('authKey') === config.SCC_AUTH_KEY) return undefined;
-        refusals.inc({ reason: 'auth_key' });
-        const error = new Error('Cannot connect to the cluster broker without a valid authKey query argument.');
-        error.name = 'BadClusterAuthError';
-        return error;
+        const refusal = clusterAuthRefusal(request, config.SCC_AUTH_KEY);
+        if (refusal) refusals.inc({ reason: 'auth_key' });
+        return refusal;
       },
       handshake: () => undefined,
       subscribe: () => undefined,
@@ -97,20 +95,19 @@ export async function startBroker(config: BrokerConfig, logger: Logger, registry
 
   const handleOps = opsRequestHandler({
     registry,
+    opsKey: config.SOCKETBRIDGE_OPS_KEY,
+    socketPath: SCC_PATH,
     readiness: () => (draining ? { ready: false, reason: 'draining' } : { ready: true }),
-    routes: {
+    openRoutes: {
       '/health-check': (_req, res) => {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end('OK');
       },
     },
   });
-  httpServer.on('request', (req, res) => {
-    if ((req.url ?? '').startsWith(SCC_PATH)) return;
-    void handleOps(req, res);
-  });
+  httpServer.on('request', (req, res) => void handleOps(req, res));
 
-  const port = await listen(httpServer, config.SCC_BROKER_SERVER_PORT);
+  const port = await listen(httpServer, config.SCC_BROKER_SERVER_PORT, config.SOCKETBRIDGE_HOST);
   const link = new StateLink({
     host: config.SCC_STATE_SERVER_HOST,
     port: config.SCC_STATE_SERVER_PORT,

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AGClientSocket } from 'socketcluster-client';
-import { LocalCluster, connectClient, handshakeRefusal, killAll, waitFor } from '@socketbridge/devkit';
+import { LocalCluster, connectClient, killAll, opsFetch, upgradeOutcome, waitFor } from '@socketbridge/devkit';
 
 // A broker shard as its members see it: the cluster's authKey at the door, then subscribe and
 // publish in scc-broker-client's packet shape ({sender, messages}).
@@ -25,9 +25,11 @@ describe('a broker shard and its members', () => {
     cluster = await LocalCluster.start({ brokers: 1, workers: 0, env: { SCC_AUTH_KEY: authKey } });
     const port = cluster.brokers[0]!.port;
 
-    for (const query of [{ authKey: 'wrong' }, {}] as Array<Record<string, string>>) {
-      expect(await handshakeRefusal(port, { query })).toMatchObject({ name: 'BadClusterAuthError' });
+    // Refused at the upgrade itself: 401 naming the error, no socket opened.
+    for (const query of [{ authKey: 'wrong-key-wrong-key' }, {}, { authKey: `${authKey}x` }, { authKey: authKey.slice(0, -1) }] as Array<Record<string, string>>) {
+      expect(await upgradeOutcome(port, query)).toMatchObject({ status: 401, errorName: 'BadClusterAuthError' });
     }
+    expect((await upgradeOutcome(port, { authKey })).status).toBe(101);
 
     const subscriber = await member(port, authKey);
     const channel = subscriber.subscribe('room');
@@ -42,8 +44,9 @@ describe('a broker shard and its members', () => {
     await waitFor(() => received.length === 1, 5000, 'the packet');
     expect(received[0]).toEqual(packet);
 
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(401);
+    const metrics = await (await opsFetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/socketbridge_broker_messages_total\{[^}]*\} 3\b/);
-    expect(metrics).toMatch(/socketbridge_handshake_rejections_total\{[^}]*reason="auth_key"[^}]*\} 2\b/);
+    expect(metrics).toMatch(/socketbridge_handshake_rejections_total\{[^}]*reason="auth_key"[^}]*\} 4\b/);
   });
 });

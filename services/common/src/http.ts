@@ -1,6 +1,53 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Registry } from 'prom-client';
+import { env } from './config.js';
+
+/**
+ * The key that opens `/metrics`, `/cluster` and `/state` (`Authorization: Bearer <key>`): its own
+ * secret, so Prometheus never holds a key that joins the cluster or administers bridges.
+ */
+export const opsEnv = {
+  SOCKETBRIDGE_OPS_KEY: env.secret(16),
+};
+
+/**
+ * Whether a presented key equals the expected one, in time that does not depend on where they
+ * differ: both are hashed first, so the comparison runs over equal lengths whatever was sent.
+ */
+export function keyMatches(given: string | null | undefined, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** The key of an `Authorization: Bearer <key>` header, or undefined. */
+export function bearerKey(req: Pick<IncomingMessage, 'headers'>): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return match?.[1];
+}
+
+/** The header that opens the ops endpoints, for whatever reads them (devkit, console, chaos, bench). */
+export function opsAuthHeaders(opsKey: string | undefined): Record<string, string> {
+  return opsKey ? { authorization: `Bearer ${opsKey}` } : {};
+}
+
+/**
+ * Timeouts for every HTTP server of the cluster services: a client that dribbles its headers or
+ * body cannot hold a connection (and a file descriptor) open for as long as it likes.
+ */
+export function hardenServer(server: Server, headersTimeoutMs = 10_000, requestTimeoutMs = 30_000): Server {
+  server.headersTimeout = headersTimeoutMs;
+  server.requestTimeout = requestTimeoutMs;
+  return server;
+}
+
+/** What a plain request to a WebSocket path gets: 426 at once, rather than a connection left hanging. */
+export function upgradeRequired(res: ServerResponse): void {
+  res.writeHead(426, { connection: 'close', upgrade: 'websocket', 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify({ error: 'UpgradeRequired', message: 'this path speaks WebSocket only' }));
+}
 
 export type Readiness = () => { ready: boolean; reason?: string };
 
@@ -9,8 +56,17 @@ export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promis
 export interface OpsRoutesOptions {
   registry: Registry;
   readiness: Readiness;
-  /** Extra GET routes by exact path, such as the state server's `/state`. */
+  /**
+   * `/metrics` and `routes` answer 401 without `Authorization: Bearer <opsKey>`. Every cluster
+   * service passes its SOCKETBRIDGE_OPS_KEY; undefined leaves them open (the operator, until it has one).
+   */
+  opsKey?: string | undefined;
+  /** Extra GET routes behind the ops key by exact path, such as the state server's `/state`. */
   routes?: Record<string, Route>;
+  /** Extra GET routes open to all (probes that tell nothing private, such as upstream's `/health-check`). */
+  openRoutes?: Record<string, Route>;
+  /** The WebSocket path: a plain request there answers 426 Upgrade Required. */
+  socketPath?: string;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -26,28 +82,47 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
  * so these stay a plain request handler rather than a web framework.
  */
 export function opsRequestHandler(options: OpsRoutesOptions): Route {
-  const routes: Record<string, Route> = {
-    '/healthz': (_req, res) => sendJson(res, 200, { status: 'ok' }),
-    '/readyz': (_req, res) => {
-      const { ready, reason } = options.readiness();
-      sendJson(res, ready ? 200 : 503, ready ? { status: 'ready' } : { status: 'not ready', reason });
-    },
-    '/metrics': async (_req, res) => {
-      const body = await options.registry.metrics();
-      res.writeHead(200, { 'content-type': options.registry.contentType });
-      res.end(body);
-    },
-    ...options.routes,
-  };
+  // Maps, not object literals: a path such as `/constructor` or `/__proto__` must not find a route.
+  const open = new Map<string, Route>([
+    ['/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' })],
+    [
+      '/readyz',
+      (_req, res) => {
+        const { ready, reason } = options.readiness();
+        sendJson(res, ready ? 200 : 503, ready ? { status: 'ready' } : { status: 'not ready', reason });
+      },
+    ],
+    ...Object.entries(options.openRoutes ?? {}),
+  ]);
+  const guarded = new Map<string, Route>([
+    [
+      '/metrics',
+      async (_req, res) => {
+        const body = await options.registry.metrics();
+        res.writeHead(200, { 'content-type': options.registry.contentType });
+        res.end(body);
+      },
+    ],
+    ...Object.entries(options.routes ?? {}),
+  ]);
   return async (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const route = routes[path];
+    if (options.socketPath && path.startsWith(options.socketPath)) {
+      upgradeRequired(res);
+      return;
+    }
+    const route = open.get(path) ?? guarded.get(path);
     if (!route) {
       sendJson(res, 404, { error: 'NotFound', message: `no route for ${req.method} ${path}` });
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: 'MethodNotAllowed', message: `${path} answers GET only` });
+      return;
+    }
+    if (!open.has(path) && options.opsKey !== undefined && !keyMatches(bearerKey(req), options.opsKey)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      sendJson(res, 401, { error: 'Unauthorized', message: `${path} needs Authorization: Bearer <SOCKETBRIDGE_OPS_KEY>` });
       return;
     }
     try {

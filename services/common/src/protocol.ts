@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { env } from './config.js';
+import { keyMatches } from './http.js';
 
 /**
  * The SCC cluster protocol as scc-broker-client 9.x/10.x and scc-broker 10.x speak it
@@ -66,11 +68,15 @@ export function instanceUri(ip: string, port: number | string, secure = false): 
   return `${secure ? 'wss' : 'ws'}://${host}:${port}`;
 }
 
+/** Shortest cluster key accepted: long enough that guessing it over the network is hopeless. */
+export const CLUSTER_KEY_MIN_LENGTH = 16;
+
 /** The env every cluster member reads to find the state server, with upstream's SCC_* names. */
 export const clusterMemberEnv = {
   SCC_STATE_SERVER_HOST: env.string('127.0.0.1'),
   SCC_STATE_SERVER_PORT: env.port(7777),
-  SCC_AUTH_KEY: env.optionalString(),
+  /** Required: brokers and the state server refuse members without it, so nobody else can read or forge messages. */
+  SCC_AUTH_KEY: env.secret(CLUSTER_KEY_MIN_LENGTH),
   SCC_INSTANCE_IP: env.optionalString(),
   SCC_INSTANCE_IP_FAMILY: z.preprocess((v) => (v === '' ? undefined : v), z.enum(['IPv4', 'IPv6']).default('IPv4')),
   SCC_STATE_SERVER_CONNECT_TIMEOUT: env.ms(3000),
@@ -89,6 +95,19 @@ export const clusterLinkEnv = {
   SOCKETBRIDGE_REMAP_CONFIRM_TIMEOUT_MS: env.ms(5000),
 };
 
+/**
+ * The cluster's door, checked on the WebSocket upgrade request by brokers and the state server:
+ * a missing or wrong `authKey` query argument (compared in constant time) gets
+ * `BadClusterAuthError`, upstream scc-broker's name for it. undefined: let it in.
+ */
+export function clusterAuthRefusal(request: Pick<IncomingMessage, 'url'>, authKey: string): Error | undefined {
+  const given = new URL(request.url ?? '/', 'http://member.invalid').searchParams.get('authKey');
+  if (keyMatches(given, authKey)) return undefined;
+  const error = new Error('Cannot connect to the cluster without a valid authKey query argument (SCC_AUTH_KEY).');
+  error.name = 'BadClusterAuthError';
+  return error;
+}
+
 type ClusterLinkConfig = z.infer<z.ZodObject<typeof clusterLinkEnv>>;
 
 /** joinCluster's options from a member's validated config. */
@@ -100,7 +119,7 @@ export function clusterLinkOptions(config: ClusterLinkConfig, instanceId: string
     instanceIpFamily: config.SCC_INSTANCE_IP_FAMILY,
     stateServerHost: config.SCC_STATE_SERVER_HOST,
     stateServerPort: config.SCC_STATE_SERVER_PORT,
-    authKey: config.SCC_AUTH_KEY ?? null,
+    authKey: config.SCC_AUTH_KEY,
     stateServerConnectTimeout: config.SCC_STATE_SERVER_CONNECT_TIMEOUT,
     stateServerAckTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
     brokerRetryDelay: config.SCC_BROKER_CLIENT_RETRY_DELAY,

@@ -26,9 +26,10 @@ export type SocketState = 'connecting' | 'open' | 'closed';
 /** Where a service's policy plugs in; each gate throws (an error with a name and message) to say no. */
 export interface SocketGates {
   /**
-   * Looks at the upgrade request when the WebSocket opens (the broker checks the cluster's authKey
-   * in its query). An error returned here refuses the socket's handshake with it, as
-   * socketcluster-server's handshake middleware would.
+   * Looks at the upgrade request before the WebSocket opens (the broker checks the cluster's
+   * authKey in its query). An error returned here refuses the upgrade itself: HTTP 401 with the
+   * error's name in the `x-socketbridge-error` header and `<name>: <message>` as the body, so a
+   * refused peer costs no socket, no timer and no handshake.
    */
   connection?(request: IncomingMessage): Error | undefined;
   handshake(socket: ClientSocket, auth: HandshakeAuth): void | Promise<void>;
@@ -81,8 +82,6 @@ export class ClientSocket {
   /** Inbound requests waiting their turn: a socket's requests are handled in the order they came. */
   pending = 0;
   tail: Promise<void> | undefined = undefined;
-  /** Set when the connection gate refused this socket: its handshake gets this error. */
-  refused: Error | undefined = undefined;
 
   constructor(
     readonly id: string,
@@ -133,18 +132,29 @@ export class SocketServer {
   private readonly idPrefix = randomBytes(6).toString('base64url');
   private nextId = 0;
   private readonly key: Uint8Array;
+  /** A Map, not the gates' object: a client's `constructor` or `__proto__` must not find a procedure. */
+  private readonly procedures: Map<string, (socket: ClientSocket, data: unknown) => unknown>;
 
   constructor(private readonly options: SocketServerOptions) {
     this.key = new TextEncoder().encode(options.authKey);
+    this.procedures = new Map(Object.entries(options.gates.procedures));
+    const gate = options.gates.connection;
     this.wss = new WebSocketServer({
       server: options.httpServer,
       path: options.path,
       maxPayload: options.maxPayload,
       clientTracking: false,
       perMessageDeflate: false,
+      ...(gate && {
+        verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => {
+          const refusal = gate(info.req);
+          if (refusal) done(false, 401, `${refusal.name}: ${refusal.message}`, { 'x-socketbridge-error': refusal.name });
+          else done(true);
+        },
+      }),
     });
     this.wss.on('error', (error) => options.onError(error));
-    this.wss.on('connection', (ws, request) => this.accept(ws, request));
+    this.wss.on('connection', (ws) => this.accept(ws));
     // One timer for every socket: a ping to each, and the close of those that stay silent. Spread
     // over the interval (a slice of sockets per tick) so 50,000 pings do not leave in one burst.
     let tick = 0;
@@ -163,10 +173,9 @@ export class SocketServer {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private accept(ws: WebSocket, request: IncomingMessage): void {
+  private accept(ws: WebSocket): void {
     const n = this.nextId++;
     const socket = new ClientSocket(`${this.idPrefix}-${n.toString(36)}`, ws, Date.now(), n % SLICES);
-    socket.refused = this.options.gates.connection?.(request);
     this.all.add(socket);
     ws.on('message', (raw) => this.receive(socket, String(raw)));
     ws.on('close', () => this.closed(socket));
@@ -237,7 +246,7 @@ export class SocketServer {
 
   private async call(socket: ClientSocket, event: string, cid: number, data: unknown): Promise<void> {
     this.expireToken(socket);
-    const procedure = this.options.gates.procedures[event];
+    const procedure = this.procedures.get(event);
     try {
       if (!procedure) throw new scErrors.InvalidActionError(`there is no procedure named ${event.slice(0, 100)}`);
       socket.respond(cid, await procedure(socket, data));
@@ -281,7 +290,6 @@ export class SocketServer {
     }
     const auth = await verifyHandshakeToken((data as { authToken?: unknown } | null)?.authToken, this.key);
     try {
-      if (socket.refused) throw socket.refused;
       await this.options.gates.handshake(socket, auth);
     } catch (error) {
       socket.respondError(cid, error);

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
 import { tokenAuthEngine } from '@socketbridge/client';
 import { withTimeout } from '@socketbridge/common';
@@ -40,6 +42,45 @@ export async function handshakeRefusal(port: number, options: ClientOptions & { 
     return outcome;
   } finally {
     socket.disconnect();
+  }
+}
+
+/**
+ * Opens a raw WebSocket to a cluster port's socket path with `query` and resolves with how the
+ * upgrade ended: `status` 101 if it was accepted, else the HTTP status of the refusal and the
+ * error name it gave (the `x-socketbridge-error` header, else the body's `Name:` prefix).
+ */
+export async function upgradeOutcome(port: number, query: Record<string, string>): Promise<{ status: number; errorName?: string; body?: string }> {
+  const req = request({
+    host: '127.0.0.1',
+    port,
+    path: `/socketcluster/?${new URLSearchParams(query).toString()}`,
+    headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') },
+  });
+  try {
+    return await withTimeout(
+      new Promise((resolve, reject) => {
+        req.once('upgrade', (_res, socket) => {
+          socket.destroy();
+          resolve({ status: 101 });
+        });
+        req.once('response', (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => {
+            const header = res.headers['x-socketbridge-error'];
+            const errorName = (typeof header === 'string' ? header : undefined) ?? /^(\w+Error):/.exec(body)?.[1];
+            resolve({ status: res.statusCode ?? 0, body, ...(errorName ? { errorName } : {}) });
+          });
+        });
+        req.once('error', reject);
+        req.end();
+      }),
+      5000,
+      `the upgrade on port ${port}`,
+    );
+  } finally {
+    req.destroy();
   }
 }
 

@@ -21,6 +21,10 @@ export const fastTimers: Record<string, string> = {
 export const devSecrets: Record<string, string> = {
   SOCKETBRIDGE_AUTH_KEY: randomBytes(32).toString('hex'),
   SOCKETBRIDGE_API_KEY: randomBytes(24).toString('hex'),
+  /** Joins the cluster: brokers and the state server refuse members without it. */
+  SCC_AUTH_KEY: randomBytes(24).toString('hex'),
+  /** Opens /metrics, /cluster and /state (Authorization: Bearer). */
+  SOCKETBRIDGE_OPS_KEY: randomBytes(24).toString('hex'),
 };
 
 /** For tests of the cluster itself: any client may subscribe to any channel and publish. */
@@ -45,8 +49,13 @@ export interface WorkerView {
   workerURIs: string[];
 }
 
-export async function getJson<T>(url: string): Promise<T> {
-  const response = await fetch(url);
+/** A GET of an ops endpoint (/metrics, /cluster, /state) with the ops key (default: this run's). */
+export async function opsFetch(url: string, opsKey: string | undefined = devSecrets.SOCKETBRIDGE_OPS_KEY): Promise<Response> {
+  return fetch(url, { headers: opsKey ? { authorization: `Bearer ${opsKey}` } : {} });
+}
+
+export async function getJson<T>(url: string, opsKey: string | undefined = devSecrets.SOCKETBRIDGE_OPS_KEY): Promise<T> {
+  const response = await opsFetch(url, opsKey);
   if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
   return (await response.json()) as T;
 }
@@ -80,6 +89,8 @@ export interface LocalClusterOptions {
   onLine?: (name: string, line: string) => void;
   /** Start members in their own process group, so a terminal's Ctrl-C reaches only the caller. */
   ownProcessGroup?: boolean;
+  /** The address every member listens on (default 127.0.0.1: nothing is reachable from elsewhere). */
+  host?: string;
 }
 
 export class LocalCluster {
@@ -90,7 +101,12 @@ export class LocalCluster {
   readonly env: Record<string, string>;
 
   constructor(private readonly options: LocalClusterOptions = {}) {
-    this.env = { ...devSecrets, ...(options.timers ?? fastTimers), ...options.env };
+    const host = options.host ?? '127.0.0.1';
+    const bind = { SCC_STATE_SERVER_HOST_BIND: host, SOCKETBRIDGE_HOST: host };
+    this.env = { ...devSecrets, ...bind, ...(options.timers ?? fastTimers), ...options.env };
+    // The publishers' sign-in budget lives in Redis: keys of this cluster's own (they expire after a
+    // minute), so test files never count each other's attempts.
+    this.env.SOCKETBRIDGE_RATE_LIMIT_PREFIX ??= `socketbridge:sign-in:${randomBytes(6).toString('hex')}:`;
   }
 
   static async start(options: LocalClusterOptions & { brokers?: number; workers?: number; publishers?: number } = {}): Promise<LocalCluster> {
@@ -163,11 +179,11 @@ export class LocalCluster {
   }
 
   async stateView(): Promise<StateView> {
-    return getJson<StateView>(`http://127.0.0.1:${this.state.port}/state`);
+    return getJson<StateView>(`http://127.0.0.1:${this.state.port}/state`, this.env.SOCKETBRIDGE_OPS_KEY);
   }
 
   async workerView(worker: ManagedProcess): Promise<WorkerView> {
-    return getJson<WorkerView>(`http://127.0.0.1:${worker.port}/cluster`);
+    return getJson<WorkerView>(`http://127.0.0.1:${worker.port}/cluster`, this.env.SOCKETBRIDGE_OPS_KEY);
   }
 
   live(list: ManagedProcess[]): ManagedProcess[] {

@@ -7,9 +7,11 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Redis } from 'ioredis';
 import {
   CHANNEL_NAME,
+  bearerKey,
   bridgeProblems,
   clientChannel,
   findPolicy,
+  keyMatches,
   registryKeys,
   type Bridge,
   type ClusterLink,
@@ -115,12 +117,18 @@ export async function buildApp(deps: AppDeps) {
     const reasons = readiness();
     return reply.code(reasons.length ? 503 : 200).send(reasons.length ? { status: 'not ready', reasons } : { status: 'ready' });
   });
-  app.get('/cluster', { schema: { hide: true } }, async () => ({
+  // Ops endpoints want the ops key (Prometheus holds it; it opens nothing else), checked before anything runs.
+  const ops = async (request: FastifyRequest) => {
+    if (!keyMatches(bearerKey(request.raw), config.SOCKETBRIDGE_OPS_KEY)) {
+      throw new HttpError(401, 'Unauthorized', `${request.url.split('?')[0]} needs Authorization: Bearer <SOCKETBRIDGE_OPS_KEY>`);
+    }
+  };
+  app.get('/cluster', { onRequest: ops, schema: { hide: true } }, async () => ({
     instanceId: link.instanceId,
     brokerURIs: link.brokerURIs(),
     workerURIs: link.workerURIs(),
   }));
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/metrics', { onRequest: ops, schema: { hide: true } }, async (_request, reply) => {
     return reply.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 

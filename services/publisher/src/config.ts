@@ -1,7 +1,8 @@
-import { DEFAULT_HISTORY, clusterLinkEnv, env, loadConfig } from '@socketbridge/common';
+import { DEFAULT_HISTORY, clusterLinkEnv, env, loadConfig, opsEnv } from '@socketbridge/common';
 
 export const publisherEnv = {
   ...clusterLinkEnv,
+  ...opsEnv,
   SOCKETBRIDGE_PORT: env.port(3000),
   SOCKETBRIDGE_HOST: env.string('0.0.0.0'),
   SOCKETBRIDGE_RABBITMQ_URL: env.string('amqp://guest:guest@127.0.0.1:5672'),

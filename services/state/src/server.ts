@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { URL } from 'node:url';
 import socketClusterServer, { type AGServer, type AGServerSocket } from 'socketcluster-server';
@@ -7,8 +7,11 @@ import {
   Gauge,
   INSTANCE_TYPES,
   PROCEDURES,
+  SCC_PATH,
   SUPPORTED_MAJORS,
   brokerJoinSchema,
+  clusterAuthRefusal,
+  hardenServer,
   instanceUri,
   listen,
   majorVersion,
@@ -80,28 +83,29 @@ export async function startStateServer(config: StateConfig, logger: Logger, regi
     },
   });
 
-  const httpServer: Server = createServer();
+  const httpServer: Server = hardenServer(createServer());
   const agServer: AGServer = socketClusterServer.attach(httpServer, {
     ackTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
   });
 
   const handleOps = opsRequestHandler({
     registry,
+    opsKey: config.SOCKETBRIDGE_OPS_KEY,
+    socketPath: SCC_PATH,
     readiness: () =>
       closing ? { ready: false, reason: 'shutting down' } : ready ? { ready: true } : { ready: false, reason: 'start-up delay' },
-    routes: {
+    openRoutes: {
       // Upstream's probe path, kept for existing SCC tooling.
       '/health-check': (_req, res) => {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end('OK');
       },
+    },
+    routes: {
       '/state': (_req, res) => sendJson(res, 200, describe()),
     },
   });
-  httpServer.on('request', (req, res) => {
-    if ((req.url ?? '').startsWith(agServer.getPath())) return; // the WebSocket upgrade path
-    void handleOps(req, res);
-  });
+  httpServer.on('request', (req, res) => void handleOps(req, res));
 
   function describe() {
     const view = (type: InstanceType) =>
@@ -124,12 +128,6 @@ export async function startStateServer(config: StateConfig, logger: Logger, regi
 
   function checkHandshakeQuery(rawUrl: string | undefined): MemberSocketInfo {
     const query = new URL(rawUrl ?? '/', 'http://state.invalid').searchParams;
-    if (config.SCC_AUTH_KEY && query.get('authKey') !== config.SCC_AUTH_KEY) {
-      throw refuse(
-        'auth_key',
-        new RefusedError('BadClusterAuthError', 'Cannot connect to the state server without a valid authKey query argument.'),
-      );
-    }
     const instanceType = query.get('instanceType') ?? '';
     if (!(INSTANCE_TYPES as readonly string[]).includes(instanceType)) {
       throw refuse(
@@ -159,8 +157,21 @@ export async function startStateServer(config: StateConfig, logger: Logger, regi
 
   agServer.setMiddleware(agServer.MIDDLEWARE_HANDSHAKE, async (stream) => {
     for await (const action of stream) {
-      // Checked at the SocketCluster handshake rather than the HTTP upgrade, so a refused member
-      // gets the error's name and message instead of a bare connection failure.
+      // The key at the door, on the HTTP upgrade: a caller without it gets 401 (the body names
+      // BadClusterAuthError) and never a socket, so it cannot reach a single procedure.
+      if (action.type === action.HANDSHAKE_WS) {
+        // socketcluster-server sets `request` on this action too; its types leave it out.
+        const { request } = action as unknown as { request: IncomingMessage };
+        const refusal = clusterAuthRefusal(request, config.SCC_AUTH_KEY);
+        if (refusal) {
+          refusals.inc({ reason: 'auth_key' });
+          logger.warn({ reason: 'auth_key' }, 'refused a cluster member');
+          action.block(new Error(`${refusal.name}: ${refusal.message}`));
+          continue;
+        }
+      }
+      // The rest is checked at the SocketCluster handshake rather than the upgrade, so a member
+      // with the key but a wrong version or type gets the error's name and message.
       if (action.type === action.HANDSHAKE_SC && action.socket) {
         try {
           info.set(action.socket, checkHandshakeQuery(action.socket.request.url));

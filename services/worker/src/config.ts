@@ -1,9 +1,12 @@
-import { clusterLinkEnv, env, loadConfig } from '@socketbridge/common';
+import { clusterLinkEnv, env, loadConfig, opsEnv } from '@socketbridge/common';
 
 export const workerEnv = {
   ...clusterLinkEnv,
+  ...opsEnv,
   /** SocketCluster's own name for a worker's port. */
   SOCKETCLUSTER_PORT: env.port(8000),
+  /** The address to listen on (unset: every interface); `npm start` binds 127.0.0.1. */
+  SOCKETBRIDGE_HOST: env.optionalString(),
   /** Must be unique per process: workers drop cluster messages stamped with their own id. Generated when unset. */
   SOCKETBRIDGE_INSTANCE_ID: env.optionalString(),
   /** Longest a client's first subscription to a channel waits for the channel's shard to confirm. */

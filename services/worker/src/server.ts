@@ -9,6 +9,7 @@ import {
   SCC_PATH,
   SocketServer,
   clusterLinkOptions,
+  hardenServer,
   installDirectFanout,
   type ClientSocket,
   joinCluster,
@@ -38,7 +39,7 @@ export async function startWorker(
   hooks: WorkerHooks = {},
 ): Promise<WorkerServer> {
   const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
-  const httpServer = createServer();
+  const httpServer = hardenServer(createServer());
   const broker = new AGSimpleBroker();
   let draining = false;
   // Set once the port is known (the cluster announces it); ops routes answer before that.
@@ -140,6 +141,8 @@ export async function startWorker(
 
   const handleOps = opsRequestHandler({
     registry,
+    opsKey: config.SOCKETBRIDGE_OPS_KEY,
+    socketPath: SCC_PATH,
     readiness: () =>
       draining
         ? { ready: false, reason: 'draining' }
@@ -156,12 +159,9 @@ export async function startWorker(
         }),
     },
   });
-  httpServer.on('request', (req, res) => {
-    if ((req.url ?? '').startsWith(SCC_PATH)) return;
-    void handleOps(req, res);
-  });
+  httpServer.on('request', (req, res) => void handleOps(req, res));
 
-  const port = await listen(httpServer, config.SOCKETCLUSTER_PORT);
+  const port = await listen(httpServer, config.SOCKETCLUSTER_PORT, config.SOCKETBRIDGE_HOST);
   link = joinCluster(broker, clusterLinkOptions(config, instanceId, port, logger), () => remaps.inc());
 
   // A client that stops reading makes its outbound buffer grow without bound; close it instead,

@@ -93,6 +93,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleDeps> = async (app, deps) 
       statePort: config.SCC_STATE_SERVER_PORT,
       selfInstanceId: link.instanceId,
       tailUrl: config.SOCKETBRIDGE_CONSOLE_WORKER_URL,
+      opsKey: config.SOCKETBRIDGE_OPS_KEY,
     }),
   );
 

@@ -48,6 +48,8 @@ export interface TopologyOptions {
   statePort: number;
   selfInstanceId: string;
   tailUrl?: string | undefined;
+  /** SOCKETBRIDGE_OPS_KEY: members answer `/state`, `/cluster` and `/metrics` only with it. */
+  opsKey: string;
   timeoutMs?: number;
 }
 
@@ -69,8 +71,8 @@ export function httpBase(uri: string): string {
   return uri.replace(/^ws(s?):\/\//, 'http$1://').replace(/\/+$/, '');
 }
 
-async function get(url: string, timeoutMs: number): Promise<Response> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+async function get(url: string, timeoutMs: number, opsKey: string): Promise<Response> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${opsKey}` }, signal: AbortSignal.timeout(timeoutMs) });
   if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
   return response;
 }
@@ -81,7 +83,7 @@ export async function readTopology(options: TopologyOptions): Promise<Topology> 
   const at = new Date().toISOString();
   let state: StateAnswer;
   try {
-    state = (await (await get(`${stateUrl}/state`, timeoutMs)).json()) as StateAnswer;
+    state = (await (await get(`${stateUrl}/state`, timeoutMs, options.opsKey)).json()) as StateAnswer;
   } catch (error) {
     return {
       state: { url: stateUrl, reachable: false, error: (error as Error).message },
@@ -96,7 +98,7 @@ export async function readTopology(options: TopologyOptions): Promise<Topology> 
   const brokers = await Promise.all(
     state.brokers.map(async (member): Promise<BrokerView> => {
       try {
-        const sums = sumMetrics(await (await get(`${httpBase(member.uri)}/metrics`, timeoutMs)).text(), [
+        const sums = sumMetrics(await (await get(`${httpBase(member.uri)}/metrics`, timeoutMs, options.opsKey)).text(), [
           'socketbridge_broker_connections',
           'socketbridge_broker_subscriptions',
           'socketbridge_broker_messages_total',
@@ -126,12 +128,12 @@ export async function readTopology(options: TopologyOptions): Promise<Topology> 
       }
       const base = httpBase(member.uri);
       try {
-        const cluster = (await (await get(`${base}/cluster`, timeoutMs)).json()) as { connections?: unknown };
+        const cluster = (await (await get(`${base}/cluster`, timeoutMs, options.opsKey)).json()) as { connections?: unknown };
         if (typeof cluster.connections !== 'number') {
           publishers.push({ ...member, reachable: true, self: false });
           return;
         }
-        const sums = sumMetrics(await (await get(`${base}/metrics`, timeoutMs)).text(), [
+        const sums = sumMetrics(await (await get(`${base}/metrics`, timeoutMs, options.opsKey)).text(), [
           'socketbridge_connections',
           'socketbridge_subscriptions',
           'socketbridge_deliveries_total',
