@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { SocketBridgeClient } from '@socketbridge/client';
-import { AmqpProducer, LocalCluster, TcpBalancer, rabbitNames, waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import { AmqpProducer, LocalCluster, TcpBalancer, getJson, opsFetch, rabbitNames, waitFor, type ManagedProcess } from '@socketbridge/devkit';
 
 const run = promisify(execFile);
 
@@ -41,14 +41,14 @@ export interface ChaosReport {
 /** The publisher whose RabbitMQ consumer is active (single-active-consumer picks one). */
 async function activePublisher(cluster: LocalCluster): Promise<ManagedProcess | undefined> {
   for (const publisher of cluster.live(cluster.publishers)) {
-    const metrics = await (await fetch(`http://127.0.0.1:${publisher.port}/metrics`)).text().catch(() => '');
+    const metrics = await (await opsFetch(`http://127.0.0.1:${publisher.port}/metrics`, cluster.env.SOCKETBRIDGE_OPS_KEY)).text().catch(() => '');
     if (/socketbridge_messages_acked_total\{[^}]*\} [1-9]/.test(metrics)) return publisher;
   }
   return undefined;
 }
 
-async function closeRabbitConnectionOf(publisher: ManagedProcess): Promise<boolean> {
-  const instanceId = ((await (await fetch(`http://127.0.0.1:${publisher.port}/cluster`)).json()) as { instanceId: string }).instanceId;
+async function closeRabbitConnectionOf(cluster: LocalCluster, publisher: ManagedProcess): Promise<boolean> {
+  const { instanceId } = await getJson<{ instanceId: string }>(`http://127.0.0.1:${publisher.port}/cluster`, cluster.env.SOCKETBRIDGE_OPS_KEY);
   const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q', '--no-table-headers']);
   const line = stdout.split('\n').find((l) => l.includes(instanceId));
   if (!line) return false;
@@ -151,7 +151,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     await at(0.75);
     const current = (await activePublisher(cluster)) ?? cluster.live(cluster.publishers)[0];
-    if (current && (await closeRabbitConnectionOf(current))) fault(`RabbitMQ closed ${current.name}'s connection`);
+    if (current && (await closeRabbitConnectionOf(cluster, current))) fault(`RabbitMQ closed ${current.name}'s connection`);
 
     await sending;
     log(`all ${sent} messages confirmed by RabbitMQ; waiting for the clients to catch up`);

@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 // `npm start`: the whole cluster on this machine, one command.
 import { spawn } from 'node:child_process';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { LocalCluster, repoRoot } from '@socketbridge/devkit';
 import { checkRabbitMQ, checkRedis } from './preflight.js';
 import { formatLine } from './log-format.js';
 
 const usage = `usage: npm start -- [--brokers N] [--workers N] [--publishers N]
-                     [--state-port P] [--broker-port P] [--worker-port P] [--publisher-port P]
+                     [--state-port P] [--broker-port P] [--worker-port P] [--publisher-port P] [--host ADDR]
   Starts the state server, N brokers (default 2), N workers (default 2) and N publishers (default 1);
-  ports count up from each base (defaults 7777, 8888, 8000, 3000). Ctrl-C stops everything in order:
+  ports count up from each base (defaults 7777, 8888, 8000, 3000). Every port listens on 127.0.0.1
+  unless --host names another address (0.0.0.0: every interface; the cluster and ops keys still apply). Ctrl-C stops everything in order:
   publishers and workers drain first, then brokers, then the state server.`;
 
 function count(value: string | undefined, fallback: number, flag: string, max = 32): number {
@@ -34,6 +36,7 @@ async function main(): Promise<void> {
         'worker-port': { type: 'string' },
         publishers: { type: 'string' },
         'publisher-port': { type: 'string' },
+        host: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -55,6 +58,12 @@ async function main(): Promise<void> {
     publisher: count(values['publisher-port'], 3000, '--publisher-port', 65535),
   };
 
+  const host = values.host ?? '127.0.0.1';
+  if (!isIP(host)) {
+    console.error(`--host must be an IP address such as 127.0.0.1 or 0.0.0.0; got ${JSON.stringify(host)}\n${usage}`);
+    process.exit(2);
+  }
+
   const rabbitUrl = process.env.SOCKETBRIDGE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
   const redisUrl = process.env.SOCKETBRIDGE_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const missing: string[] = [];
@@ -71,7 +80,7 @@ async function main(): Promise<void> {
   }
   // Secrets from the environment win; otherwise devkit makes fresh ones for this run.
   const secrets = Object.fromEntries(
-    ['SOCKETBRIDGE_AUTH_KEY', 'SOCKETBRIDGE_API_KEY', 'SCC_AUTH_KEY'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]),
+    ['SOCKETBRIDGE_AUTH_KEY', 'SOCKETBRIDGE_API_KEY', 'SCC_AUTH_KEY', 'SOCKETBRIDGE_OPS_KEY'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]),
   );
 
   const cluster = new LocalCluster({
@@ -86,6 +95,7 @@ async function main(): Promise<void> {
       ...secrets,
     },
     ports,
+    host,
     onLine: (name, line) => process.stdout.write(formatLine(name, line)),
     ownProcessGroup: true,
   });
@@ -128,8 +138,10 @@ async function main(): Promise<void> {
     `  admin API key:   ${cluster.env.SOCKETBRIDGE_API_KEY}  (header x-api-key)`,
     `  console:         http://127.0.0.1:${cluster.publishers[0]!.port}/console?key=${cluster.env.SOCKETBRIDGE_API_KEY}`,
     `  RabbitMQ:        publish to exchange "socketbridge" with the channel as routing key (npm run amqp-publish -- <channel> '<json>')`,
-    `  cluster state:   http://127.0.0.1:${cluster.state.port}/state`,
+    `  cluster state:   http://127.0.0.1:${cluster.state.port}/state  (ops endpoints want the ops key)`,
     `  metrics:         http://127.0.0.1:<port>/metrics on every process (ports ${members().map((p) => p.port).join(', ')})`,
+    `  ops key:         ${cluster.env.SOCKETBRIDGE_OPS_KEY}  (header Authorization: Bearer <key>, for /metrics, /cluster, /state)`,
+    `  listening on:    ${host}${host === '127.0.0.1' ? ' only (--host to change)' : ''}`,
     `  processes:       ${members().map((p) => `${p.name}=${p.child.pid}`).join(' ')}`,
     '  Ctrl-C stops everything.',
     '',

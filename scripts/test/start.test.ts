@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { freePort, getJson, killAll, redisUrl, repoRoot, waitFor, type StateView } from '@socketbridge/devkit';
+import { readFileSync } from 'node:fs';
+import { freePort, getJson, killAll, redisUrl, repoRoot, upgradeOutcome, waitFor, type StateView } from '@socketbridge/devkit';
 
 afterAll(async () => {
   await killAll();
@@ -27,6 +28,27 @@ function run(args: string[]) {
   return { child, exited, output: () => output };
 }
 
+/** The local addresses listening on `port`, from the kernel's own table (no traffic needed). */
+function listeningAddresses(port: number): string[] {
+  const found: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue; // no IPv6 table on this kernel
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (state !== '0A' || !local) continue; // 0A: LISTEN
+      const [hex, portHex] = local.split(':');
+      if (parseInt(portHex ?? '', 16) !== port) continue;
+      found.push(hex === '0100007F' ? '127.0.0.1' : hex === '00000000' ? '0.0.0.0' : /^0+$/.test(hex ?? '') ? '::' : hex!);
+    }
+  }
+  return found;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -47,7 +69,14 @@ describe('npm start', () => {
       await waitFor(() => start.output().includes('SocketBridge cluster ready'), 60000, 'the ready banner');
       expect(start.output()).toContain(`ws://127.0.0.1:${worker}/socketcluster/`);
       expect(start.output()).toMatch(/\[broker-1\]\s+INFO\s+joined the cluster/);
-      const view = await getJson<StateView>(`http://127.0.0.1:${state}/state`);
+      // A fresh ops key per run, printed in the banner; /state answers 401 without it.
+      const opsKey = /ops key: +(\S+)/.exec(start.output())?.[1];
+      expect(opsKey).toMatch(/^[0-9a-f]{32,}$/);
+      expect((await fetch(`http://127.0.0.1:${state}/state`)).status).toBe(401);
+      const view = await getJson<StateView>(`http://127.0.0.1:${state}/state`, opsKey);
+      // Every port on 127.0.0.1 only, and the cluster ports refuse a caller without the cluster key.
+      for (const port of [state, broker, worker, publisher]) expect(listeningAddresses(port)).toEqual(['127.0.0.1']);
+      for (const port of [state, broker]) expect(await upgradeOutcome(port, {})).toMatchObject({ status: 401, errorName: 'BadClusterAuthError' });
       expect(view.sccBrokerURIs).toEqual([`ws://127.0.0.1:${broker}`]);
       // The publisher joins like a worker.
       expect(view.sccWorkerURIs).toEqual([`ws://127.0.0.1:${publisher}`, `ws://127.0.0.1:${worker}`].sort());

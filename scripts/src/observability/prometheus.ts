@@ -31,12 +31,17 @@ export function clusterTargets(cluster: LocalCluster): ScrapeTargets {
   };
 }
 
-/** prometheus.yml for the targets; scraped every second so a test sees rates within seconds. */
-export function scrapeConfig(targets: ScrapeTargets, intervalSeconds = 1): string {
+/**
+ * prometheus.yml for the targets; scraped every second so a test sees rates within seconds.
+ * `opsKey` (SOCKETBRIDGE_OPS_KEY) goes out as `Authorization: Bearer`: /metrics answers 401 without it.
+ */
+export function scrapeConfig(targets: ScrapeTargets, intervalSeconds = 1, opsKey?: string): string {
   const lines = ['global:', `  scrape_interval: ${intervalSeconds}s`, `  scrape_timeout: ${intervalSeconds}s`, `  evaluation_interval: ${intervalSeconds}s`, 'scrape_configs:'];
   for (const [job, list] of Object.entries(targets)) {
     if (!list.length) continue;
-    lines.push(`  - job_name: ${JSON.stringify(job)}`, '    metrics_path: /metrics', '    static_configs:', `      - targets: [${list.map((t) => JSON.stringify(t)).join(', ')}]`);
+    lines.push(`  - job_name: ${JSON.stringify(job)}`, '    metrics_path: /metrics');
+    if (opsKey) lines.push('    authorization:', '      type: Bearer', `      credentials: ${JSON.stringify(opsKey)}`);
+    lines.push('    static_configs:', `      - targets: [${list.map((t) => JSON.stringify(t)).join(', ')}]`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -54,12 +59,13 @@ export class Prometheus {
   ) {}
 
   /** Starts Debian's prometheus on a free port with its own data folder; resolves once it is ready. */
-  static async start(targets: ScrapeTargets, options: { intervalSeconds?: number } = {}): Promise<Prometheus> {
+  static async start(targets: ScrapeTargets, options: { intervalSeconds?: number; opsKey?: string | undefined } = {}): Promise<Prometheus> {
     const binary = prometheusBinary();
     if (!binary) throw new Error(PROMETHEUS_INSTALL_HINT);
     const dir = mkdtempSync(join(tmpdir(), 'socketbridge-prometheus-'));
     const config = join(dir, 'prometheus.yml');
-    writeFileSync(config, scrapeConfig(targets, options.intervalSeconds ?? 1));
+    // Holds the ops key: readable by this user only.
+    writeFileSync(config, scrapeConfig(targets, options.intervalSeconds ?? 1, options.opsKey), { mode: 0o600 });
     const port = await freePort();
     const child = spawnCommand('prometheus', binary, [
       `--config.file=${config}`,

@@ -143,7 +143,7 @@ async function main(): Promise<void> {
   const names = rabbitNames('screenshots');
   console.log('starting a cluster (state, 2 brokers, 2 workers, a publisher) and Prometheus…');
   const cluster = await LocalCluster.start({ brokers: 2, workers: 2, publishers: 1, env: names });
-  const prometheus = await Prometheus.start(clusterTargets(cluster));
+  const prometheus = await Prometheus.start(clusterTargets(cluster), { opsKey: cluster.env.SOCKETBRIDGE_OPS_KEY });
   const traffic = await Traffic.start(cluster, names, 3);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
   try {

@@ -15,7 +15,7 @@ let traffic: Traffic | undefined;
 beforeAll(async () => {
   if (!prometheusBinary()) throw new Error(PROMETHEUS_INSTALL_HINT);
   cluster = await LocalCluster.start({ brokers: 2, workers: 2, publishers: 1, env: names });
-  prometheus = await Prometheus.start(clusterTargets(cluster));
+  prometheus = await Prometheus.start(clusterTargets(cluster), { opsKey: cluster.env.SOCKETBRIDGE_OPS_KEY });
   traffic = await Traffic.start(cluster, names);
 }, 120_000);
 

@@ -8,6 +8,7 @@ import {
   killAll,
   lossReport,
   openChannels,
+  opsFetch,
   waitFor,
   type ManagedProcess,
 } from '@socketbridge/devkit';
@@ -39,7 +40,7 @@ async function flowing(c: LocalCluster) {
 }
 
 async function brokerMessages(broker: ManagedProcess): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${broker.port}/metrics`)).text();
+  const text = await (await opsFetch(`http://127.0.0.1:${broker.port}/metrics`)).text();
   return Number(/socketbridge_broker_messages_total\{[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
 }
 

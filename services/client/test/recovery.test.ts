@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { registryKeys, type Envelope } from '@socketbridge/common';
-import { AmqpProducer, LocalCluster, PublisherApi, TcpBalancer, devSecrets, killAll, rabbitNames, redisUrl, waitFor } from '@socketbridge/devkit';
+import { AmqpProducer, LocalCluster, PublisherApi, TcpBalancer, devSecrets, killAll, opsFetch, rabbitNames, redisUrl, waitFor } from '@socketbridge/devkit';
 import { SocketBridgeClient } from '../src/index.js';
 
 const names = rabbitNames('recovery');
@@ -149,7 +149,7 @@ describe('slow clients', () => {
     slow.send(JSON.stringify({ event: '#handshake', data: {}, cid: 1 }));
     slow.send(JSON.stringify({ event: '#subscribe', data: { channel }, cid: 2 }));
     await waitFor(async () => {
-      const text = (await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text());
+      const text = (await (await opsFetch(`http://127.0.0.1:${worker.port}/metrics`)).text());
       return /socketbridge_subscriptions\{[^}]*\} [2-9]/.test(text);
     }, 10000, 'the slow socket to subscribe');
     const closed = new Promise<number>((resolve) => slow.once('close', (code) => resolve(code)));
@@ -164,7 +164,7 @@ describe('slow clients', () => {
         await api.request('POST', '/v1/publish', { channel, data: { seq: published, blob } });
         published++;
         maxRss = Math.max(maxRss, rssKiB());
-        const metrics = (await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text());
+        const metrics = (await (await opsFetch(`http://127.0.0.1:${worker.port}/metrics`)).text());
         return /socketbridge_evictions_total\{reason="slow"[^}]*\} [1-9]/.test(metrics) || published >= 2000;
       },
       60000,

@@ -49,6 +49,11 @@ export interface WorkerView {
   workerURIs: string[];
 }
 
+/** The header that opens the ops endpoints (default: this run's ops key). */
+export function opsHeaders(opsKey: string | undefined = devSecrets.SOCKETBRIDGE_OPS_KEY): Record<string, string> {
+  return opsKey ? { authorization: `Bearer ${opsKey}` } : {};
+}
+
 /** A GET of an ops endpoint (/metrics, /cluster, /state) with the ops key (default: this run's). */
 export async function opsFetch(url: string, opsKey: string | undefined = devSecrets.SOCKETBRIDGE_OPS_KEY): Promise<Response> {
   return fetch(url, { headers: opsKey ? { authorization: `Bearer ${opsKey}` } : {} });

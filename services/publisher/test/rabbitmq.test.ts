@@ -9,6 +9,7 @@ import {
   PublisherApi,
   connectClient,
   startPublisherTestbed,
+  opsHeaders,
   waitFor,
   type PublisherTestbed,
   type RabbitNames,
@@ -48,7 +49,7 @@ async function subscriber(worker: number): Promise<{ channel: string; received: 
 
 /** The publisher's own RabbitMQ connection, found by the name it gives it (rabbitmqctl's tab output keeps the pid usable). */
 async function publisherConnectionPid(): Promise<string> {
-  const publisherId = (await api.request<{ instanceId: string }>('GET', '/cluster')).body.instanceId;
+  const publisherId = (await api.request<{ instanceId: string }>('GET', '/cluster', undefined, opsHeaders())).body.instanceId;
   const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q', '--no-table-headers']);
   const line = stdout.split('\n').find((l) => l.includes(publisherId));
   if (!line) throw new Error('the publisher has no RabbitMQ connection');
@@ -57,7 +58,7 @@ async function publisherConnectionPid(): Promise<string> {
 
 /** How many messages the publisher took from this file's queue so far. */
 async function consumedCount(): Promise<number> {
-  const metrics = (await api.request<string>('GET', '/metrics')).body;
+  const metrics = (await api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
   const match = new RegExp(`socketbridge_messages_consumed_total\\{queue="${names.SOCKETBRIDGE_QUEUE.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`).exec(metrics);
   return Number(match?.[1] ?? 0);
 }
@@ -98,7 +99,7 @@ describe('RabbitMQ consumption', () => {
     await inspect.close();
     expect(dead.map((d) => d.reason).sort()).toEqual(['oversized', 'unparseable', 'unparseable', 'unroutable']);
     expect(dead.find((d) => d.reason === 'unroutable')).toMatchObject({ routingKey: 'has spaces!', detail: expect.stringContaining('not a channel name') });
-    const metrics = (await api.request<string>('GET', '/metrics')).body;
+    const metrics = (await api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
     expect(metrics).toMatch(new RegExp(`socketbridge_messages_dead_lettered_total\\{queue="${names.SOCKETBRIDGE_QUEUE}",reason="unparseable"[^}]*\\} 2`));
   });
 

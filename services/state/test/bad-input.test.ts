@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
 import { withTimeout } from '@socketbridge/common';
-import { LocalCluster, openChannels, Receiver, SequencePublisher, connectClient, killAll, lossReport, waitFor } from '@socketbridge/devkit';
+import { LocalCluster, openChannels, Receiver, SequencePublisher, connectClient, killAll, lossReport, opsFetch, upgradeOutcome, waitFor } from '@socketbridge/devkit';
 
-const authKey = 'cluster-secret';
+const authKey = 'cluster-secret-of-this-test';
 let cluster: LocalCluster;
 const sockets: AGClientSocket[] = [];
 
@@ -35,10 +35,12 @@ async function handshakeError(query: Record<string, string>): Promise<Error> {
 const good = { authKey, instanceType: 'scc-worker', instancePort: '9000', version: '9.2.0' };
 
 describe('the state server refuses bad members and keeps serving the rest', () => {
-  it('refuses a wrong or missing auth key', async () => {
-    expect(await handshakeError({ ...good, authKey: 'wrong' })).toMatchObject({ name: 'BadClusterAuthError' });
+  it('refuses a wrong or missing auth key at the upgrade, before any handshake', async () => {
     const { authKey: _omit, ...noKey } = good;
-    expect(await handshakeError(noKey)).toMatchObject({ name: 'BadClusterAuthError' });
+    for (const query of [{ ...good, authKey: 'wrong' }, { ...good, authKey: `${authKey}-` }, { ...good, authKey: '' }, noKey]) {
+      expect(await upgradeOutcome(cluster.state.port, query)).toMatchObject({ status: 401, errorName: 'BadClusterAuthError' });
+    }
+    expect((await upgradeOutcome(cluster.state.port, good)).status).toBe(101);
   });
 
   it('refuses unsupported versions, including the "undefined" an unset version arrives as', async () => {
@@ -90,7 +92,7 @@ describe('the state server refuses bad members and keeps serving the rest', () =
     const publisher = new SequencePublisher(tx, ['after-bad-input'], 5, 20);
     await publisher.start().done();
     await waitFor(() => lossReport(publisher, receiver).lost === 0, 10000, 'delivery');
-    const metrics = await (await fetch(`http://127.0.0.1:${cluster.state.port}/metrics`)).text();
+    const metrics = await (await opsFetch(`http://127.0.0.1:${cluster.state.port}/metrics`)).text();
     for (const reason of ['auth_key', 'version', 'instance_type', 'instance_port', 'malformed_join']) {
       expect(metrics).toMatch(new RegExp(`socketbridge_cluster_refusals_total\\{reason="${reason}"[^}]*\\} [1-9]`));
     }

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
 import { withTimeout } from '@socketbridge/common';
-import { killAll, repoRoot, spawnNode, startService, waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import { devSecrets, killAll, opsFetch, repoRoot, spawnNode, startService, waitFor, type ManagedProcess } from '@socketbridge/devkit';
 
 const sockets: AGClientSocket[] = [];
 let state: ManagedProcess | undefined;
@@ -24,7 +24,7 @@ async function member(type: 'scc-broker' | 'scc-worker', instancePort: number): 
     hostname: '127.0.0.1',
     port: state!.port,
     autoReconnect: false,
-    query: { instanceType: type, instancePort: String(instancePort), version: '10.0.0' },
+    query: { authKey: devSecrets.SCC_AUTH_KEY!, instanceType: type, instancePort: String(instancePort), version: '10.0.0' },
   });
   sockets.push(socket);
   await withTimeout(socket.listener('connect').once(), 10000, 'connect');
@@ -53,7 +53,7 @@ function recordPushes(worker: AGClientSocket, failFirst = false): Push[] {
 
 describe('state server protocol', () => {
   it('answers a worker join with the cluster, debounces a burst of broker joins into one sorted push, and retries', async () => {
-    state = await startService('state', { ...timers, SCC_STATE_SERVER_PORT: '0' });
+    state = await startService('state', { ...devSecrets, ...timers, SCC_STATE_SERVER_PORT: '0' });
     const worker = await member('scc-worker', 9100);
     const pushes = recordPushes(worker, true);
     const reply = (await worker.invoke('sccWorkerJoinCluster', { instanceId: 'w1' })) as Push['data'];
@@ -78,14 +78,14 @@ describe('state server protocol', () => {
     expect(leave.data.sccBrokerURIs).toEqual(['ws://127.0.0.1:9201', 'ws://127.0.0.1:9203']);
     expect(leave.data.time).toBeGreaterThan(pushes[0]!.data.time);
 
-    const view = (await (await fetch(`http://127.0.0.1:${state.port}/state`)).json()) as { brokers: unknown[]; workers: unknown[] };
+    const view = (await (await opsFetch(`http://127.0.0.1:${state.port}/state`)).json()) as { brokers: unknown[]; workers: unknown[] };
     expect(view.brokers).toHaveLength(2);
     expect(view.workers).toHaveLength(1);
     expect((await fetch(`http://127.0.0.1:${state.port}/health-check`)).status).toBe(200);
   });
 
   it('tells the other workers when a worker joins and leaves, and uses the announced IP', async () => {
-    state = await startService('state', { ...timers, SCC_STATE_SERVER_PORT: '0' });
+    state = await startService('state', { ...devSecrets, ...timers, SCC_STATE_SERVER_PORT: '0' });
     const first = await member('scc-worker', 9301);
     const pushes = recordPushes(first);
     await first.invoke('sccWorkerJoinCluster', { instanceId: 'w1' });
@@ -100,7 +100,7 @@ describe('state server protocol', () => {
   });
 
   it('refuses worker joins during the start-up delay, then admits them, and says so on /readyz', async () => {
-    state = await startService('state', { ...timers, SCC_STATE_SERVER_STARTUP_DELAY: '1500', SCC_STATE_SERVER_PORT: '0' });
+    state = await startService('state', { ...devSecrets, ...timers, SCC_STATE_SERVER_STARTUP_DELAY: '1500', SCC_STATE_SERVER_PORT: '0' });
     expect((await fetch(`http://127.0.0.1:${state.port}/readyz`)).status).toBe(503);
     const worker = await member('scc-worker', 9400);
     await expect(worker.invoke('sccWorkerJoinCluster', { instanceId: 'early' })).rejects.toMatchObject({ name: 'StartupDelayError' });
@@ -114,6 +114,9 @@ describe('state server protocol', () => {
     const exit = await bad.exited;
     expect(exit.code).toBe(1);
     expect(bad.raw.join('\n')).toMatch(/SCC_STATE_SERVER_PORT: .*\(got "seventy"\)/);
+    // No cluster key and no ops key: both named, neither defaulted.
+    expect(bad.raw.join('\n')).toMatch(/SCC_AUTH_KEY: required/);
+    expect(bad.raw.join('\n')).toMatch(/SOCKETBRIDGE_OPS_KEY: required/);
     state = undefined;
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import SkeletonRendezvousHasher from 'skeleton-rendezvous';
 import type { AGClientSocket } from 'socketcluster-client';
-import { LocalCluster, openChannels, Receiver, SequencePublisher, connectClient, getJson, killAll, lossReport, waitFor } from '@socketbridge/devkit';
+import { LocalCluster, openChannels, Receiver, SequencePublisher, connectClient, getJson, killAll, opsFetch, lossReport, waitFor } from '@socketbridge/devkit';
 
 const channels = Array.from({ length: 20 }, (_, i) => `room-${i}`);
 const sockets: AGClientSocket[] = [];
@@ -43,7 +43,7 @@ describe('delivery across the cluster', () => {
 
     // And each broker carried traffic: its own metrics say so.
     for (const broker of cluster.brokers) {
-      const text = await (await fetch(`http://127.0.0.1:${broker.port}/metrics`)).text();
+      const text = await (await opsFetch(`http://127.0.0.1:${broker.port}/metrics`)).text();
       const published = Number(/socketbridge_broker_messages_total\{[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
       const expected = channels.filter((c) => shardOf.get(c)!.endsWith(`:${broker.port}`)).length * 10;
       expect(published).toBe(expected);
