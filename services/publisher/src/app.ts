@@ -1,5 +1,6 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -19,6 +20,7 @@ import {
   type Registry,
   type RegistryWatcher,
 } from '@socketbridge/common';
+import { adminGuard, adminKeyCheck } from './admin.js';
 import { ClientStore, DuplicateEmailError } from './clients.js';
 import type { PublisherConfig } from './config.js';
 import { consolePlugin } from './console/index.js';
@@ -59,10 +61,20 @@ export async function buildApp(deps: AppDeps) {
     loggerInstance: deps.logger,
     disableRequestLogging: true,
     bodyLimit: config.SOCKETBRIDGE_BODY_LIMIT_BYTES,
+    // Which X-Forwarded-For hops name the client (request.ip, the sign-in budget's key); none by default.
+    trustProxy: config.SOCKETBRIDGE_TRUST_PROXY,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // Only JSON bodies: anything else is 415, not a text body that then fails validation.
   app.removeContentTypeParser('text/plain');
+
+  // Security headers on every answer (nosniff, frame and referrer policies, HSTS behind TLS); the CSP
+  // for JSON answers allows nothing. /docs and /console set their own, allowing their own files.
+  await app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"], frameAncestors: ["'none'"] } },
+  });
+  const isAdminKey = adminKeyCheck(config.SOCKETBRIDGE_API_KEY);
+  app.addHook('onRequest', adminGuard(isAdminKey));
 
   await app.register(swagger, {
     openapi: {
@@ -70,8 +82,28 @@ export async function buildApp(deps: AppDeps) {
       components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } } },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(rateLimit, { global: false });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // Swagger UI's page loads only its own scripts and styles and fetches /docs/json: no inline
+    // script, nothing from elsewhere (no validator badge), and the one <style> its bundle injects, by
+    // hash (a new swagger-ui version may change it: test/security.test.ts loads /docs in Chromium).
+    staticCSP:
+      "default-src 'none'; base-uri 'none'; connect-src 'self'; font-src 'self' data:; form-action 'none'; frame-ancestors 'none'; img-src 'self' data:; object-src 'none'; script-src 'self'; style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='",
+  });
+  // One sign-up/sign-in budget per client address, counted in Redis so every replica shares it
+  // (keys `<SOCKETBRIDGE_RATE_LIMIT_PREFIX><address>`). Fails closed: when Redis cannot count, the
+  // limiter's error answers 503, so an outage never opens unlimited password guessing; nothing is
+  // lost by it, as these routes need Redis to check or store a client anyway.
+  await app.register(rateLimit, {
+    global: false,
+    redis,
+    nameSpace: config.SOCKETBRIDGE_RATE_LIMIT_PREFIX,
+    max: config.SOCKETBRIDGE_AUTH_RATE_LIMIT,
+    timeWindow: '1 minute',
+    skipOnError: false,
+  });
+  // One handler, hence one counter, for the three routes (a per-route config would count each route apart).
+  const signInBudget = app.rateLimit();
   app.addSchema(ErrorBody);
 
   app.setNotFoundHandler((request, reply) => {
@@ -91,17 +123,9 @@ export async function buildApp(deps: AppDeps) {
     return reply.code(500).send({ error: 'InternalError', message: 'internal error' });
   });
 
-  const apiKey = Buffer.from(config.SOCKETBRIDGE_API_KEY);
-  const admin = async (request: FastifyRequest) => {
-    const given = Buffer.from(String(request.headers['x-api-key'] ?? ''));
-    if (given.length !== apiKey.length || !timingSafeEqual(given, apiKey)) {
-      throw new HttpError(401, 'Unauthorized', 'admin routes need a valid x-api-key header');
-    }
-  };
   const needsRegistry = async () => {
     if (redis.status !== 'ready') throw new HttpError(503, 'ServiceUnavailable', 'the registry (Redis) is unavailable: retry shortly');
   };
-  const authLimit = { max: config.SOCKETBRIDGE_AUTH_RATE_LIMIT, timeWindow: '1 minute' };
   const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
   // --- operational -------------------------------------------------------------------------
@@ -153,7 +177,7 @@ export async function buildApp(deps: AppDeps) {
     }
   };
   const clientRoute = {
-    config: { rateLimit: authLimit },
+    onRequest: signInBudget,
     schema: { body: NewClient, response: { 201: ClientToken, ...errors } },
   };
   app.post('/v1/create-channel-client', { ...clientRoute, schema: { ...clientRoute.schema, summary: 'Create a client and its channel (seed API)' } }, (request, reply) =>
@@ -163,7 +187,10 @@ export async function buildApp(deps: AppDeps) {
     createClient(request.body, reply),
   );
 
-  app.get('/v1/publish-data-over-ch', {
+  // The seed's fake-data route exists only in test mode, and even then it takes the admin key: it
+  // can write into any channel, `client.<id>` included, as `POST /v1/publish` can.
+  if (config.SOCKETBRIDGE_TEST_MODE) app.get('/v1/publish-data-over-ch', {
+    config: { admin: true },
     schema: {
       summary: 'Publish fake data (test mode only)',
       querystring: Type.Object({
@@ -172,7 +199,6 @@ export async function buildApp(deps: AppDeps) {
       }, { additionalProperties: false }),
     },
   }, async (request) => {
-    if (!config.SOCKETBRIDGE_TEST_MODE) throw new HttpError(404, 'NotFound', 'no route for GET /v1/publish-data-over-ch');
     const { channel, count } = request.query;
     const envelopes = [];
     for (let i = 0; i < count; i++) {
@@ -183,7 +209,7 @@ export async function buildApp(deps: AppDeps) {
 
   // --- resources -------------------------------------------------------------------------
   app.post('/v1/tokens', {
-    config: { rateLimit: authLimit },
+    onRequest: signInBudget,
     schema: { summary: 'A token for a returning client (email and password)', body: Login, response: { 200: ClientToken, ...errors } },
   }, async (request) => {
     await needsRegistry();
@@ -194,7 +220,8 @@ export async function buildApp(deps: AppDeps) {
   });
 
   app.get('/v1/clients', {
-    preHandler: [admin, needsRegistry],
+    config: { admin: true },
+    preHandler: [needsRegistry],
     schema: {
       summary: 'List clients (admin)',
       security: [{ apiKey: [] }],
@@ -204,7 +231,8 @@ export async function buildApp(deps: AppDeps) {
   }, async (request) => ({ clients: await clients.list(request.query.limit) }));
 
   app.get('/v1/clients/:clientId', {
-    preHandler: [admin, needsRegistry],
+    config: { admin: true },
+    preHandler: [needsRegistry],
     schema: {
       summary: 'One client (admin)',
       security: [{ apiKey: [] }],
@@ -218,12 +246,13 @@ export async function buildApp(deps: AppDeps) {
   });
 
   app.get('/v1/channels', {
-    preHandler: [admin],
+    config: { admin: true },
     schema: { summary: 'Channel policies in force (admin)', security: [{ apiKey: [] }] },
   }, async () => ({ policies: watcher.policies() }));
 
   app.get('/v1/bridges', {
-    preHandler: [admin, needsRegistry],
+    config: { admin: true },
+    preHandler: [needsRegistry],
     schema: { summary: 'Bridges in the registry (admin)', security: [{ apiKey: [] }] },
   }, async () => {
     await watcher.reload();
@@ -231,7 +260,8 @@ export async function buildApp(deps: AppDeps) {
   });
 
   app.get('/v1/bridges/:name', {
-    preHandler: [admin, needsRegistry],
+    config: { admin: true },
+    preHandler: [needsRegistry],
     schema: { summary: 'One bridge (admin)', security: [{ apiKey: [] }], params: BridgeName },
   }, async (request) => {
     const text = await redis.hget(registryKeys.bridges, request.params.name);
@@ -240,7 +270,8 @@ export async function buildApp(deps: AppDeps) {
   });
 
   app.put('/v1/bridges/:name', {
-    preHandler: [admin, needsRegistry],
+    config: { admin: true },
+    preHandler: [needsRegistry],
     schema: { summary: 'Create or replace a bridge (admin; the operator uses this registry too)', security: [{ apiKey: [] }], params: BridgeName, body: BridgeBody },
   }, async (request, reply) => {
     const bridge: Bridge = { name: request.params.name, ...(request.body as Omit<Bridge, 'name'>) };
@@ -252,7 +283,8 @@ export async function buildApp(deps: AppDeps) {
   });
 
   app.delete('/v1/bridges/:name', {
-    preHandler: [admin, needsRegistry],
+    config: { admin: true },
+    preHandler: [needsRegistry],
     schema: { summary: 'Remove a bridge (admin; its queues stay)', security: [{ apiKey: [] }], params: BridgeName },
   }, async (request, reply) => {
     const [[, removed]] = ((await redis.multi().hdel(registryKeys.bridges, request.params.name).publish(registryKeys.changes, request.params.name).exec()) ?? [[null, 0]]) as [[unknown, number]];
@@ -276,12 +308,12 @@ export async function buildApp(deps: AppDeps) {
   }
 
   app.post('/v1/publish', {
-    preHandler: [admin],
+    config: { admin: true },
     schema: { summary: 'Publish on a channel over HTTP (admin)', security: [{ apiKey: [] }], body: PublishBody, response: { 202: Published, ...errors } },
   }, async (request, reply) => reply.code(202).send(await publish(request.body.channel, request.body.data, request.body.id)));
 
   // The web console at /console (docs/observability.md).
-  await app.register(consolePlugin, { config, link, logger: deps.logger });
+  await app.register(consolePlugin, { config, link, logger: deps.logger, isAdminKey });
 
   return app;
 }

@@ -1,4 +1,33 @@
+import { isIP } from 'node:net';
 import { DEFAULT_HISTORY, clusterLinkEnv, env, loadConfig, opsEnv } from '@socketbridge/common';
+
+/** proxy-addr's names for address ranges, which Fastify's trustProxy accepts beside addresses and CIDRs. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.has(entry)) return true;
+  const [address = '', bits, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (!family || rest.length) return false;
+  if (bits === undefined) return true;
+  return (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)) || (family === 4 && isIP(bits) === 4);
+}
+
+/**
+ * Fastify's `trustProxy`: `false` (the default: the socket's address is the client's, and
+ * X-Forwarded-For is ignored), `true` (believe every hop: only when nothing but the proxy can reach
+ * the port), or comma-separated proxy addresses / CIDRs. No hop count: Fastify 5 trusts no hop at
+ * all for a number, as it cannot tell a proxy from a client that sends the header itself.
+ */
+export const trustProxyEnv = env.string('false').transform((value, ctx): boolean | string[] => {
+  if (value === 'false') return false;
+  if (value === 'true') return true;
+  const entries = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = entries.filter((entry) => !isProxyAddress(entry));
+  if (entries.length && !bad.length) return entries;
+  ctx.addIssue({ code: 'custom', message: `expected false, true or comma-separated proxy addresses / CIDRs; not an address or CIDR: ${bad.join(', ')}` });
+  return false;
+});
 
 export const publisherEnv = {
   ...clusterLinkEnv,
@@ -12,7 +41,7 @@ export const publisherEnv = {
   /** Admin routes want it in `x-api-key`. */
   SOCKETBRIDGE_API_KEY: env.secret(16),
   SOCKETBRIDGE_TOKEN_TTL_SECONDS: env.int(86400, 60, 30 * 86400),
-  /** Enables `GET /v1/publish-data-over-ch` (fake data); 404 otherwise. */
+  /** Enables `GET /v1/publish-data-over-ch` (fake data, admin key needed); 404 otherwise. */
   SOCKETBRIDGE_TEST_MODE: env.bool(false),
   /** The worker WebSocket URL the console's channel tail connects to (e.g. wss://ws.example.com); unset: the first worker the cluster lists. */
   SOCKETBRIDGE_CONSOLE_WORKER_URL: env.optionalString(),
@@ -37,8 +66,12 @@ export const publisherEnv = {
   /** History kept for channels whose policy names none: entries per channel, and their age. */
   SOCKETBRIDGE_HISTORY_SIZE: env.int(DEFAULT_HISTORY.size, 1, 10_000_000),
   SOCKETBRIDGE_HISTORY_TTL_SECONDS: env.int(DEFAULT_HISTORY.ttlSeconds, 1, 30 * 86400),
-  /** Per client IP per minute, on client creation and token routes. */
+  /** Per client address per minute, one budget across the sign-up and sign-in routes and every replica (counted in Redis). */
   SOCKETBRIDGE_AUTH_RATE_LIMIT: env.int(30, 1, 100000),
+  /** Prefix of the sign-in budget's Redis keys (`<prefix><address>`). */
+  SOCKETBRIDGE_RATE_LIMIT_PREFIX: env.string('socketbridge:sign-in:'),
+  /** Which X-Forwarded-For hops to believe for the client's address (see `trustProxyEnv`). */
+  SOCKETBRIDGE_TRUST_PROXY: trustProxyEnv,
   SOCKETBRIDGE_BODY_LIMIT_BYTES: env.int(64 * 1024, 1024, 16 * 1024 * 1024),
   SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(15000),
 };

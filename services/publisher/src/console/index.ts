@@ -1,7 +1,6 @@
-import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import { CHANNEL_NAME, type ClusterLink, type Logger } from '@socketbridge/common';
 import type { PublisherConfig } from '../config.js';
@@ -13,6 +12,8 @@ export interface ConsoleDeps {
   config: PublisherConfig;
   link: ClusterLink;
   logger: Logger;
+  /** The admin key check (admin.ts); routes with `config: { admin: true }` are guarded by the app's hook. */
+  isAdminKey: (given: unknown) => boolean;
   /** The client library's browser bundle; default: services/client/dist/browser next to this build. */
   clientBundlePath?: string;
 }
@@ -46,8 +47,7 @@ const keyPage = `<!doctype html><html lang="en"><head><meta charset="utf-8"><tit
  * `POST /v1/console/token` (a token for tailing one channel).
  */
 export const consolePlugin: FastifyPluginAsync<ConsoleDeps> = async (app, deps) => {
-  const { config, link, logger } = deps;
-  const apiKey = Buffer.from(config.SOCKETBRIDGE_API_KEY);
+  const { config, link, logger, isAdminKey } = deps;
   const tokens = new TokenIssuer(config.SOCKETBRIDGE_AUTH_KEY, Math.min(CONSOLE_TOKEN_TTL_SECONDS, config.SOCKETBRIDGE_TOKEN_TTL_SECONDS));
   const bundlePath = deps.clientBundlePath ?? defaultBundle;
   let bundle: string | undefined;
@@ -57,19 +57,10 @@ export const consolePlugin: FastifyPluginAsync<ConsoleDeps> = async (app, deps) 
     logger.warn({ path: bundlePath, err: (error as Error).message }, 'console: no client bundle (npm run build makes it); the channel tail is off');
   }
 
-  const validKey = (given: unknown) => {
-    const candidate = Buffer.from(typeof given === 'string' ? given : '');
-    return candidate.length === apiKey.length && timingSafeEqual(candidate, apiKey);
-  };
-  const admin = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!validKey(request.headers['x-api-key'])) {
-      return reply.code(401).send({ error: 'Unauthorized', message: 'console routes need a valid x-api-key header' });
-    }
-  };
-
   app.get('/console', { schema: { hide: true } }, async (request, reply) => {
     const query = request.query as Record<string, unknown>;
-    const authorized = validKey(request.headers['x-api-key']) || validKey(query.key);
+    // The page alone also takes the key as ?key= (a link to open), and answers 401 with a form to enter it.
+    const authorized = isAdminKey(request.headers['x-api-key']) || isAdminKey(query.key);
     return reply
       .code(authorized ? 200 : 401)
       .headers(pageHeaders)
@@ -87,7 +78,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleDeps> = async (app, deps) 
     return reply.header('cache-control', 'no-cache').type('text/javascript; charset=utf-8').send(bundle);
   });
 
-  app.get('/console/api/cluster', { preHandler: admin, schema: { hide: true } }, async () =>
+  app.get('/console/api/cluster', { config: { admin: true }, schema: { hide: true } }, async () =>
     readTopology({
       stateHost: config.SCC_STATE_SERVER_HOST,
       statePort: config.SCC_STATE_SERVER_PORT,
@@ -98,7 +89,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleDeps> = async (app, deps) 
   );
 
   app.post('/v1/console/token', {
-    preHandler: admin,
+    config: { admin: true },
     schema: {
       summary: 'A token granting exactly one channel, for the console to tail it (admin)',
       security: [{ apiKey: [] }],
