@@ -3,8 +3,16 @@
  * publisher (which issues tokens and writes policies), the workers (which enforce them) and the operator.
  */
 
+/**
+ * Names Object.prototype already holds (`constructor`, `__proto__`, `toString`…). Upstream
+ * scc-broker-client and ag-simple-broker keep channels in plain objects, where such a name finds
+ * the prototype's member instead of a channel (and `__proto__` writes into Object.prototype), so
+ * no channel may be called that.
+ */
+export const RESERVED_CHANNEL_NAMES: readonly string[] = Object.getOwnPropertyNames(Object.prototype);
+
 /** Channel names: what RabbitMQ routing keys and SocketCluster channel names both carry safely. */
-export const CHANNEL_NAME = /^[A-Za-z0-9_.:@-]{1,200}$/;
+export const CHANNEL_NAME = new RegExp(`^(?!(?:${RESERVED_CHANNEL_NAMES.join('|')})$)[A-Za-z0-9_.:@-]{1,200}$`);
 
 export type Access = 'public' | 'authenticated' | 'owner';
 
@@ -47,7 +55,8 @@ export function clientChannel(clientId: string): string {
 export function matchPattern(pattern: string, channel: string): Record<string, string> | undefined {
   const want = pattern.split('.');
   const have = channel.split('.');
-  const params: Record<string, string> = {};
+  // No prototype: a policy's `params.clientId` must be a captured segment, never an inherited member.
+  const params: Record<string, string> = Object.create(null) as Record<string, string>;
   for (let i = 0; i < want.length; i++) {
     const segment = want[i]!;
     if (segment === '#' && i === want.length - 1) return params;
@@ -75,7 +84,7 @@ export type AccessDecision = { allowed: true } | { allowed: false; reason: strin
 /** May a socket with these claims (undefined: not signed in) subscribe to `channel`? */
 export function decideSubscribe(policies: readonly ChannelPolicy[], channel: string, claims: TokenClaims | undefined): AccessDecision {
   if (!CHANNEL_NAME.test(channel)) {
-    return { allowed: false, reason: 'bad_channel', message: `channel names are 1-200 of A-Z a-z 0-9 _ . : @ -` };
+    return { allowed: false, reason: 'bad_channel', message: `channel names are 1-200 of A-Z a-z 0-9 _ . : @ -, and not an Object.prototype name` };
   }
   if (claims?.channels.includes(channel)) return { allowed: true };
   const found = findPolicy(policies, channel);

@@ -31,6 +31,8 @@ export function textFrame(payload: Buffer): Buffer {
 
 interface SimpleBrokerInternals {
   _clientSubscribers: Record<string, Record<string, ClientSocket>>;
+  _clientSubscribersCounter: Record<string, number>;
+  _exchangeClient: { _channelMap: Record<string, unknown> };
   emit(event: string, data: unknown): void;
   transmitPublish(channel: string, data: unknown, suppressEvent?: boolean): Promise<void>;
 }
@@ -50,6 +52,12 @@ interface SimpleBrokerInternals {
  */
 export function installDirectFanout(brokerEngine: AGSimpleBroker, delivered?: (sockets: number, data: unknown) => void): void {
   const broker = brokerEngine as unknown as SimpleBrokerInternals;
+  // ag-simple-broker keys these by channel name in plain objects; without a prototype a name such
+  // as `__proto__` or `constructor` (CHANNEL_NAME refuses them; cluster members are not checked)
+  // is just another key, never Object.prototype. Installed before the first subscription.
+  broker._clientSubscribers = Object.create(null) as SimpleBrokerInternals['_clientSubscribers'];
+  broker._clientSubscribersCounter = Object.create(null) as Record<string, number>;
+  broker._exchangeClient._channelMap = Object.create(null) as Record<string, unknown>;
   const corked = new Set<TcpSocket>();
   const uncorkAll = () => {
     for (const socket of corked) socket.uncork();

@@ -28,11 +28,6 @@ export function bearerKey(req: Pick<IncomingMessage, 'headers'>): string | undef
   return match?.[1];
 }
 
-/** The header that opens the ops endpoints, for whatever reads them (devkit, console, chaos, bench). */
-export function opsAuthHeaders(opsKey: string | undefined): Record<string, string> {
-  return opsKey ? { authorization: `Bearer ${opsKey}` } : {};
-}
-
 /**
  * Timeouts for every HTTP server of the cluster services: a client that dribbles its headers or
  * body cannot hold a connection (and a file descriptor) open for as long as it likes.
