@@ -90,7 +90,7 @@ async function main(): Promise<void> {
       SOCKETBRIDGE_LOG_LEVEL: process.env.SOCKETBRIDGE_LOG_LEVEL ?? 'info',
       SOCKETBRIDGE_RABBITMQ_URL: rabbitUrl,
       SOCKETBRIDGE_REDIS_URL: redisUrl,
-      // A local demo: the seed's fake-data route is on.
+      // A local demo: the seed's fake-data route is on, behind the admin key like every route that can write to any channel.
       SOCKETBRIDGE_TEST_MODE: 'true',
       ...secrets,
     },

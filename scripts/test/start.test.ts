@@ -83,6 +83,11 @@ describe('npm start', () => {
       expect(start.output()).toContain(`publisher API:   http://127.0.0.1:${publisher}/`);
       const root = (await (await fetch(`http://127.0.0.1:${publisher}/`)).json()) as { status: string };
       expect(root.status).toBe('up');
+      // The demo's fake-data route can write into any channel: it takes the admin key npm start printed.
+      const fake = `http://127.0.0.1:${publisher}/v1/publish-data-over-ch?channel=broadcast&count=1`;
+      expect((await fetch(fake)).status).toBe(401);
+      const adminKey = /admin API key: +(\S+)/.exec(start.output())?.[1] ?? '';
+      expect((await fetch(fake, { headers: { 'x-api-key': adminKey } })).status).toBe(200);
       const processes = /processes: +(.*)/.exec(start.output())?.[1] ?? '';
       const members = [...processes.matchAll(/=(\d+)/g)].map((m) => Number(m[1]));
       expect(members).toHaveLength(4);

@@ -71,8 +71,10 @@ describe('REST bad input gets the right 4xx with a reason, and nothing is stored
     expect((await api.request('DELETE', '/v1/create-channel-client')).status).toBe(404);
   });
 
-  it('guards admin routes with the API key', async () => {
+  it('guards admin routes with the API key, checked before the body is validated', async () => {
     expect(await anonymous.request('GET', '/v1/clients')).toMatchObject({ status: 401, body: { error: 'Unauthorized' } });
+    expect(await anonymous.request('PUT', '/v1/bridges/x', {})).toMatchObject({ status: 401, body: { error: 'Unauthorized' } });
+    expect((await api.request('PUT', '/v1/bridges/x', {})).status).toBe(400);
     const wrong = new PublisherApi(api.base, 'x'.repeat(devSecrets.SOCKETBRIDGE_API_KEY!.length));
     expect((await wrong.request('POST', '/v1/publish', { channel: 'broadcast', data: 1 })).status).toBe(401);
     const listed = await api.request<{ clients: Array<{ email: string; passwordHash?: string }> }>('GET', '/v1/clients?limit=1000');
@@ -104,7 +106,7 @@ describe('REST bad input gets the right 4xx with a reason, and nothing is stored
     expect((await api.request('DELETE', '/v1/bridges/rest-bridge')).status).toBe(404);
   });
 
-  it('rate-limits sign-ups and sign-ins per client address', async () => {
+  it('rate-limits sign-ups and sign-ins per client address, one budget for both', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 45; i++) {
       statuses.push((await anonymous.request('POST', '/v1/tokens', { email: 'nobody@example.test', password: 'whatever1' })).status);
@@ -112,5 +114,7 @@ describe('REST bad input gets the right 4xx with a reason, and nothing is stored
     expect(statuses).toContain(429);
     const limited = await anonymous.request<{ error: string }>('POST', '/v1/tokens', { email: 'nobody@example.test', password: 'whatever1' });
     expect(limited).toMatchObject({ status: 429, body: { error: 'TooManyRequests' } });
+    // Sign-up spends the same budget (test/security.test.ts counts it across routes and replicas).
+    expect((await anonymous.request('POST', '/v1/clients', good())).status).toBe(429);
   });
 });
