@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
-import { registryKeys } from '@socketbridge/common';
+import socketClusterClient from 'socketcluster-client';
+import { RESERVED_CHANNEL_NAMES, registryKeys, withTimeout, type Envelope } from '@socketbridge/common';
 import {
   LocalCluster,
   PublisherApi,
@@ -10,7 +11,10 @@ import {
   devSecrets,
   handshakeRefusal,
   redisUrl,
+  repoRoot,
+  spawnNode,
   startPublisherTestbed,
+  upgradeOutcome,
   waitFor,
   type PublisherTestbed,
 } from '@socketbridge/devkit';
@@ -208,4 +212,141 @@ describe('security and bad-input pass', () => {
     await waitFor(() => own.isSubscribed(), 10000, 'her own subscription');
     fresh.disconnect();
   }, 180_000);
+
+  it("the cluster's own doors: no key, a wrong key, eavesdropping, forging, prototype names, plain GETs, ops endpoints", async () => {
+    const tally: Record<string, number> = {};
+    const count = (k: string) => (tally[k] = (tally[k] ?? 0) + 1);
+    const [state, broker, worker, publisher] = [cluster.state, cluster.brokers[0]!, cluster.workers[0]!, cluster.publishers[0]!];
+    const clusterKey = devSecrets.SCC_AUTH_KEY!;
+    const memberQuery = { instanceType: 'scc-worker', instancePort: '9', version: '10.0.0' };
+
+    // 1. Brokers and the state server refuse a missing or wrong cluster key at the upgrade: no socket at all.
+    const wrongKeys = ['', 'wrong', clusterKey.slice(0, -1), `${clusterKey}x`, clusterKey.toUpperCase(), `${clusterKey.slice(0, -1)}${clusterKey.endsWith('0') ? '1' : '0'}`, ' '.repeat(clusterKey.length), 'x'.repeat(10_000)];
+    for (const port of [broker.port, state.port]) {
+      for (const authKey of [undefined, ...wrongKeys]) {
+        const outcome = await upgradeOutcome(port, authKey === undefined ? memberQuery : { ...memberQuery, authKey });
+        expect(outcome, `port ${port} with key ${JSON.stringify(authKey?.slice(0, 20))}`).toMatchObject({ status: 401, errorName: 'BadClusterAuthError' });
+        count(`${port === broker.port ? 'broker' : 'state'} upgrade ${outcome.status} ${outcome.errorName}`);
+      }
+      expect((await upgradeOutcome(port, { ...memberQuery, authKey: clusterKey })).status).toBe(101);
+    }
+
+    // 2. Eavesdrop and forge through a broker with a wrong key: the subscription and the forged
+    // envelope fail, and Alice, on a worker, receives the real message and never the forgery.
+    const alice = await api.createClient('Alice');
+    const aliceSocket = await connectClient(worker.port, { token: alice.token });
+    const received: Envelope[] = [];
+    const own = aliceSocket.subscribe(alice.channel);
+    void (async () => {
+      for await (const data of own) received.push(data as Envelope);
+    })();
+    await withTimeout(own.listener('subscribe').once(), 10000, "Alice's subscription");
+    const forged: Envelope = { id: 'forged', offset: '9999999999999-0', prev: '0-0', ts: Date.now(), data: { forged: true } };
+    for (const authKey of [undefined, 'wrong-key-wrong-key-wrong-key']) {
+      const intruder = socketClusterClient.create({ hostname: '127.0.0.1', port: broker.port, autoReconnect: false, query: authKey ? { authKey } : {} });
+      let connected = false;
+      void intruder.listener('connect').once().then(() => (connected = true));
+      const eavesdrop = intruder.subscribe(alice.channel);
+      const subscribed = await withTimeout(
+        Promise.race([eavesdrop.listener('subscribe').once().then(() => true), intruder.listener('close').once().then(() => false)]),
+        10000,
+        'the intruder to be turned away',
+      );
+      const publish = await withTimeout(intruder.invokePublish(alice.channel, { sender: 'intruder', messages: [forged] }).then(() => 'accepted', (e: Error) => `refused ${e.name}`), 10000, 'the forged publish');
+      intruder.disconnect();
+      expect(subscribed, 'eavesdropping subscription').toBe(false);
+      expect(publish, 'forged publish').toMatch(/^refused /);
+      expect(connected).toBe(false);
+      count(`broker ${authKey ? 'wrong key' : 'no key'}: subscribe refused, publish ${publish}`);
+    }
+    // The real message after the attempts: once it is there, anything forged would have been delivered before it.
+    expect((await api.request('POST', '/v1/publish', { channel: alice.channel, data: { real: true } })).status).toBe(202);
+    await waitFor(() => received.some((e) => (e.data as { real?: boolean })?.real === true), 10000, 'the real message');
+    expect(received.filter((e) => e.id === 'forged' || e.offset === forged.offset)).toEqual([]);
+    aliceSocket.disconnect();
+
+    // 3. Procedure names from Object.prototype: the unknown-procedure error, never the server's objects.
+    const prototypeNames = [...RESERVED_CHANNEL_NAMES];
+    for (const [label, port, query] of [['worker', worker.port, ''], ['broker', broker.port, `?authKey=${clusterKey}`]] as const) {
+      const raw = new WebSocket(`ws://127.0.0.1:${port}/socketcluster/${query}`);
+      const answers = new Map<number, { data?: unknown; error?: { name?: string; message?: string } }>();
+      raw.on('message', (frame) => {
+        const text = String(frame);
+        if (!text.startsWith('{')) return;
+        const packet = JSON.parse(text) as { rid?: number; data?: unknown; error?: { name?: string } };
+        if (typeof packet.rid === 'number') answers.set(packet.rid, packet);
+      });
+      await withTimeout(new Promise((resolve, reject) => raw.once('open', resolve).once('error', reject)), 5000, `${label} to open`);
+      raw.send(JSON.stringify({ event: '#handshake', data: {}, cid: 1 }));
+      await waitFor(() => answers.has(1), 5000, `${label}'s handshake`);
+      expect(answers.get(1)!.error).toBeUndefined();
+      prototypeNames.forEach((event, i) => raw.send(JSON.stringify({ event, data: null, cid: 10 + i })));
+      await waitFor(() => prototypeNames.every((_, i) => answers.has(10 + i)), 5000, `${label}'s answers to prototype names`);
+      prototypeNames.forEach((event, i) => {
+        const answer = answers.get(10 + i)!;
+        expect(answer.error?.name, `${label} ${event}`).toBe('InvalidActionError');
+        expect(answer.data, `${label} ${event}`).toBeUndefined();
+        count(`${label} procedure ${answer.error?.name}`);
+      });
+      if (label === 'worker') {
+        // …and as channel names (raw frames: socketcluster-client itself keeps channels in a plain object).
+        prototypeNames.forEach((channel, i) => raw.send(JSON.stringify({ event: '#subscribe', data: { channel }, cid: 100 + i })));
+        await waitFor(() => prototypeNames.every((_, i) => answers.has(100 + i)), 5000, 'the worker\'s answers to prototype channel names');
+        prototypeNames.forEach((channel, i) => {
+          const answer = answers.get(100 + i)!;
+          expect(answer.error?.message, channel).toContain('Object.prototype');
+          count(`subscribe to a prototype name refused ${answer.error?.name}`);
+        });
+      }
+      raw.close();
+    }
+    for (const name of ['__proto__', 'constructor', 'toString']) {
+      expect((await api.request('POST', '/v1/publish', { channel: name, data: {} })).status, `REST publish on ${name}`).toBe(400);
+    }
+    expect(worker.running && broker.running).toBe(true);
+
+    // 4. A plain GET (no Upgrade) on every socket path: 426 at once, not a connection left hanging.
+    for (const [label, port] of [['worker', worker.port], ['broker', broker.port], ['state', state.port]] as const) {
+      const started = Date.now();
+      const response = await fetch(`http://127.0.0.1:${port}/socketcluster/`, { signal: AbortSignal.timeout(1000) });
+      expect(response.status, label).toBe(426);
+      expect(Date.now() - started, label).toBeLessThan(1000);
+      count(`${label} plain GET ${response.status}`);
+    }
+
+    // 5. Ops endpoints: 401 without the ops key or with another key (the cluster key, the admin key), 200 with it; probes stay open.
+    const opsKey = devSecrets.SOCKETBRIDGE_OPS_KEY!;
+    const endpoints: Array<[string, number, string]> = [
+      ['state', state.port, '/state'],
+      ['state', state.port, '/metrics'],
+      ['broker', broker.port, '/metrics'],
+      ['worker', worker.port, '/metrics'],
+      ['worker', worker.port, '/cluster'],
+      ['publisher', publisher.port, '/metrics'],
+      ['publisher', publisher.port, '/cluster'],
+    ];
+    for (const [label, port, path] of endpoints) {
+      for (const authorization of [undefined, 'Bearer', `Bearer ${clusterKey}`, `Bearer ${devSecrets.SOCKETBRIDGE_API_KEY}`, `Bearer ${opsKey}x`, `Basic ${Buffer.from(`ops:${opsKey}`).toString('base64')}`]) {
+        const response = await fetch(`http://127.0.0.1:${port}${path}`, { headers: authorization ? { authorization } : {} });
+        expect(response.status, `${label} ${path} with ${authorization?.split(' ')[0] ?? 'nothing'}`).toBe(401);
+        count(`${label} ${path} ${response.status}`);
+      }
+      expect((await fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: `Bearer ${opsKey}` } })).status, `${label} ${path} with the key`).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status, `${label} /healthz`).toBe(200);
+    }
+
+    // 6. No member starts without its cluster key (or with a short one), and the error names the variable.
+    for (const service of ['state', 'broker', 'worker', 'publisher']) {
+      for (const key of ['', 'short-key']) {
+        const child = spawnNode(`${service}-no-key`, `${repoRoot}services/${service}/dist/main.js`, { ...devSecrets, SCC_AUTH_KEY: key, SOCKETBRIDGE_LOG_LEVEL: 'info' });
+        const exit = await withTimeout(child.exited, 20000, `${service} to refuse to start`);
+        expect(exit.code, `${service} with SCC_AUTH_KEY=${JSON.stringify(key)}`).toBe(1);
+        expect(child.raw.join('\n')).toMatch(key ? /SCC_AUTH_KEY: must be at least 16 characters/ : /SCC_AUTH_KEY: required/);
+        count(`${service} start without a valid SCC_AUTH_KEY: exit ${exit.code}`);
+      }
+    }
+
+    const total = Object.values(tally).reduce((a, b) => a + b, 0);
+    console.log(`cluster: ${total} attempts; ${JSON.stringify(tally)}`);
+  }, 120_000);
 });
