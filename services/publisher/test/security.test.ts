@@ -77,7 +77,7 @@ async function attempt(api: PublisherApi, index: number, headers: Record<string,
     body: JSON.stringify(body),
   });
   const json = (await response.json()) as { error: string };
-  return { path, status: response.status, error: json.error, remaining: response.headers.get('x-ratelimit-remaining') };
+  return { path, status: response.status, error: json.error, remaining: response.headers.get('x-ratelimit-remaining'), retryAfter: response.headers.get('retry-after') };
 }
 
 describe('admin routes authenticate before anything else', () => {
@@ -122,7 +122,7 @@ describe('one sign-in budget per client address', () => {
     expect(new Set(first.map((a) => a.status))).toEqual(new Set([401, 400]));
     expect(first.map((a) => a.remaining)).toEqual(Array.from({ length: BUDGET }, (_, i) => String(BUDGET - 1 - i)));
     for (let i = 0; i < signInRoutes.length; i++) {
-      expect(await attempt(plain, i)).toMatchObject({ status: 429, error: 'TooManyRequests' });
+      expect(await attempt(plain, i)).toMatchObject({ status: 429, error: 'TooManyRequests', retryAfter: expect.stringMatching(/^\d+$/) });
     }
     // One counter, keyed by the address alone, in Redis.
     expect(await budgetKeys()).toEqual([`${prefix}127.0.0.1`]);
