@@ -52,7 +52,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-state" (include "socketbridge.fullname" .) -}}
 {{- end -}}
 
-{{/* The Secret holding scc-auth-key, auth-key and api-key. */}}
+{{/* The Secret holding scc-auth-key, auth-key, api-key and ops-key. */}}
 {{- define "socketbridge.authSecretName" -}}
 {{- default (include "socketbridge.fullname" .) .Values.auth.existingSecret -}}
 {{- end -}}
@@ -85,13 +85,19 @@ true
       key: {{ .key }}
 {{- end -}}
 
-{{/* What every cluster member (broker, worker, publisher) needs to join: the state server, the shared key, its pod IP. */}}
+{{/* SOCKETBRIDGE_OPS_KEY: /metrics, /cluster and /state answer 401 without it (the ServiceMonitor sends it). */}}
+{{- define "socketbridge.opsKeyEnv" -}}
+{{ include "socketbridge.secretEnv" (dict "name" "SOCKETBRIDGE_OPS_KEY" "secret" (include "socketbridge.authSecretName" .) "key" "ops-key") }}
+{{- end -}}
+
+{{/* What every cluster member (broker, worker, publisher) needs to join: the state server, the shared key, its pod IP, and the ops key. */}}
 {{- define "socketbridge.clusterEnv" -}}
 - name: SCC_STATE_SERVER_HOST
   value: {{ include "socketbridge.stateHost" . | quote }}
 - name: SCC_STATE_SERVER_PORT
   value: {{ .Values.state.port | quote }}
 {{ include "socketbridge.secretEnv" (dict "name" "SCC_AUTH_KEY" "secret" (include "socketbridge.authSecretName" .) "key" "scc-auth-key") }}
+{{ include "socketbridge.opsKeyEnv" . }}
 - name: SCC_INSTANCE_IP
   valueFrom:
     fieldRef:

@@ -196,7 +196,8 @@ describe('rendered', () => {
   it('the Secret holds every key, generated where not given, long enough for the services', () => {
     const secret = find(render('defaults'), 'Secret', 'socketbridge') as { data: Record<string, string> };
     const decoded = Object.fromEntries(Object.entries(secret.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
-    expect(Object.keys(decoded).sort()).toEqual(['api-key', 'auth-key', 'rabbitmq-url', 'redis-url', 'scc-auth-key']);
+    expect(Object.keys(decoded).sort()).toEqual(['api-key', 'auth-key', 'ops-key', 'rabbitmq-url', 'redis-url', 'scc-auth-key']);
+    expect(decoded['ops-key']!.length).toBeGreaterThanOrEqual(16);
     expect(decoded['auth-key']!.length).toBeGreaterThanOrEqual(32);
     expect(decoded['api-key']!.length).toBeGreaterThanOrEqual(16);
     expect(decoded['scc-auth-key']!.length).toBeGreaterThanOrEqual(16);

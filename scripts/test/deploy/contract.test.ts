@@ -95,10 +95,11 @@ describe('every deployment', () => {
 
 describe('the services\' config schemas (services/*/dist/config.js)', () => {
   it('load, with the required secrets the deployment must provide', () => {
-    expect(schemas.get('publisher')!.required.sort()).toEqual(['SOCKETBRIDGE_API_KEY', 'SOCKETBRIDGE_AUTH_KEY']);
-    expect(schemas.get('worker')!.required).toEqual(['SOCKETBRIDGE_AUTH_KEY']);
-    expect(schemas.get('state')!.required).toEqual([]);
-    expect(schemas.get('broker')!.required).toEqual([]);
+    // SCC_AUTH_KEY (joins the cluster) and SOCKETBRIDGE_OPS_KEY (opens /metrics, /cluster, /state) everywhere.
+    expect(schemas.get('publisher')!.required.sort()).toEqual(['SCC_AUTH_KEY', 'SOCKETBRIDGE_API_KEY', 'SOCKETBRIDGE_AUTH_KEY', 'SOCKETBRIDGE_OPS_KEY']);
+    expect(schemas.get('worker')!.required.sort()).toEqual(['SCC_AUTH_KEY', 'SOCKETBRIDGE_AUTH_KEY', 'SOCKETBRIDGE_OPS_KEY']);
+    expect(schemas.get('state')!.required.sort()).toEqual(['SCC_AUTH_KEY', 'SOCKETBRIDGE_OPS_KEY']);
+    expect(schemas.get('broker')!.required.sort()).toEqual(['SCC_AUTH_KEY', 'SOCKETBRIDGE_OPS_KEY']);
   });
 
   it('the operator\'s variables are checked too when operator/dist/config.js exists', () => {
@@ -176,13 +177,35 @@ describe('env', () => {
     ).toEqual([]);
   });
 
-  it('every cluster member and the state server share one SCC_AUTH_KEY secret', () => {
+  it('every cluster member and the state server share one SCC_AUTH_KEY and one SOCKETBRIDGE_OPS_KEY secret, never an empty one', () => {
+    for (const variable of ['SCC_AUTH_KEY', 'SOCKETBRIDGE_OPS_KEY']) {
+      for (const d of deployments) {
+        const members = workloads(d.objects).filter((w) => ['state', ...CLUSTER_MEMBERS].includes(w.service!));
+        expect(members.length, d.name).toBe(4);
+        const refs = members.map((w) => w.container.env?.find((e) => e.name === variable)?.valueFrom?.secretKeyRef ?? null);
+        const distinct = new Set(refs.map((r) => JSON.stringify(r)));
+        expect(distinct.size, `${d.name} ${variable}: ${[...distinct].join(' ')}`).toBe(1);
+        const ref = refs[0] as { name: string; key: string } | null;
+        expect(ref, `${d.name} ${variable}`).not.toBeNull();
+        // Where the chart writes the Secret itself, the key is there and long enough for the services (16+).
+        const secret = d.objects.map((o) => o.object).find((o) => o.kind === 'Secret' && o.metadata?.name === ref!.name) as { data?: Record<string, string> } | undefined;
+        if (!secret) continue; // an existing Secret, or the kustomize base's (created by hand, docs/deploying.md)
+        const value = Buffer.from(secret.data?.[ref!.key] ?? '', 'base64').toString();
+        expect(value.length, `${d.name}: ${ref!.name}/${ref!.key}`).toBeGreaterThanOrEqual(16);
+      }
+    }
+  });
+
+  it('the ServiceMonitor sends the same ops key the members read', () => {
     for (const d of deployments) {
-      const refs = workloads(d.objects)
-        .filter((w) => ['state', ...CLUSTER_MEMBERS].includes(w.service!))
-        .map((w) => JSON.stringify(w.container.env?.find((e) => e.name === 'SCC_AUTH_KEY')?.valueFrom?.secretKeyRef ?? null));
-      expect(new Set(refs).size, `${d.name}: ${refs.join(' ')}`).toBe(1);
-      expect(refs[0], d.name).not.toBe('null');
+      const monitor = d.objects.map((o) => o.object).find((o) => o.kind === 'ServiceMonitor') as { spec: { endpoints: { authorization?: { type?: string; credentials?: unknown } }[] } } | undefined;
+      if (!monitor) continue;
+      const state = workloads(d.objects).find((w) => w.service === 'state')!;
+      const opsRef = state.container.env?.find((e) => e.name === 'SOCKETBRIDGE_OPS_KEY')?.valueFrom?.secretKeyRef;
+      for (const endpoint of monitor.spec.endpoints) {
+        expect(endpoint.authorization?.type, d.name).toBe('Bearer');
+        expect(endpoint.authorization?.credentials, d.name).toEqual({ name: opsRef?.name, key: opsRef?.key });
+      }
     }
   });
 });
