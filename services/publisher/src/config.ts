@@ -22,6 +22,10 @@ function isProxyAddress(entry: string): boolean {
 export const trustProxyEnv = env.string('false').transform((value, ctx): boolean | string[] => {
   if (value === 'false') return false;
   if (value === 'true') return true;
+  if (/^\d+$/.test(value)) {
+    ctx.addIssue({ code: 'custom', message: 'a hop count is not supported (Fastify 5 trusts no hop for one): name the proxies, as addresses or CIDRs' });
+    return false;
+  }
   const entries = value.split(',').map((s) => s.trim()).filter(Boolean);
   const bad = entries.filter((entry) => !isProxyAddress(entry));
   if (entries.length && !bad.length) return entries;

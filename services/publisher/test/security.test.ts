@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { chromium } from 'playwright-core';
 import { AmqpProducer, LocalCluster, PublisherApi, killAll, rabbitNames } from '@socketbridge/devkit';
+import { loadPublisherConfig } from '../src/config.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const BUDGET = 30;
@@ -153,6 +154,20 @@ describe('one sign-in budget per client address', () => {
     for (let i = 0; i < BUDGET; i++) expect((await attempt(plain, i, from(`198.51.100.${i + 1}`))).status).not.toBe(429);
     expect((await attempt(plain, 0, from('198.51.100.200'))).status).toBe(429);
     expect(await budgetKeys()).toEqual([`${prefix}127.0.0.1`]);
+  });
+});
+
+describe('SOCKETBRIDGE_TRUST_PROXY', () => {
+  const secrets = { SOCKETBRIDGE_AUTH_KEY: 'k'.repeat(32), SOCKETBRIDGE_API_KEY: 'a'.repeat(16), SCC_AUTH_KEY: 's'.repeat(32), SOCKETBRIDGE_OPS_KEY: 'o'.repeat(32) };
+  const trustProxy = (value?: string) => loadPublisherConfig({ ...secrets, SOCKETBRIDGE_TRUST_PROXY: value }).SOCKETBRIDGE_TRUST_PROXY;
+
+  it('takes false (the default), true, or proxy addresses and CIDRs as Fastify does', () => {
+    expect([trustProxy(), trustProxy(''), trustProxy('false'), trustProxy('true')]).toEqual([false, false, false, true]);
+    expect(trustProxy('10.0.0.0/8, fd00::/8,192.0.2.1,loopback,10.1.0.0/255.255.0.0')).toEqual(['10.0.0.0/8', 'fd00::/8', '192.0.2.1', 'loopback', '10.1.0.0/255.255.0.0']);
+  });
+
+  it.each(['2', '10.0.0.0/33', 'fd00::/129', 'ingress', '10.0.0.1/8/8', ',', 'yes'])('refuses %j, naming the variable and the reason', (value) => {
+    expect(() => trustProxy(value)).toThrow(/SOCKETBRIDGE_TRUST_PROXY: (a hop count is not supported|expected false, true or comma-separated proxy addresses)/);
   });
 });
 
