@@ -28,6 +28,8 @@ export interface ClientStats {
   recovered: number;
   duplicates: number;
   gaps: number;
+  /** Envelopes not delivered: malformed, or not confirmed by the channel's history. */
+  refused: number;
 }
 
 interface RecoverReply {
@@ -71,7 +73,7 @@ export function tokenAuthEngine(token: string | null | undefined) {
  */
 export class SocketBridgeClient {
   readonly socket: AGClientSocket;
-  readonly stats: ClientStats = { delivered: 0, recovered: 0, duplicates: 0, gaps: 0 };
+  readonly stats: ClientStats = { delivered: 0, recovered: 0, duplicates: 0, gaps: 0, refused: 0 };
   private readonly channels = new Map<string, ChannelState>();
   private readonly recover: boolean;
 
@@ -155,6 +157,10 @@ export class SocketBridgeClient {
         this.stats.duplicates++;
         continue;
       }
+      if (delivery.kind === 'refused') {
+        this.stats.refused++;
+        continue;
+      }
       this.stats.delivered++;
       if (recovered) this.stats.recovered++;
       state.options.onMessage(delivery.envelope, state.name);
@@ -180,14 +186,21 @@ export class SocketBridgeClient {
     try {
       do {
         state.again = false;
+        const mark = state.order.mark();
+        let complete = false;
         for (let page = 0; page < 10000; page++) {
           const since = state.order.last;
           if (since === undefined || this.channels.get(state.name) !== state) return;
           const reply = (await this.socket.invoke('recover', { channel: state.name, since })) as RecoverReply;
           if (!reply.recovered) this.gap(state, reply.reason ?? 'history no longer reaches back', reply.entries ?? []);
           else this.apply(state, state.order.recovered(reply.entries ?? []), true);
-          if (!reply.more) break;
+          if (!reply.more) {
+            complete = reply.recovered;
+            break;
+          }
         }
+        // History up to its end did not hold what was waiting before we asked: not a real message.
+        if (complete) this.apply(state, state.order.refuseUnconfirmed(mark));
       } while (state.again);
     } catch {
       // Disconnected or refused mid-way: the next (re)subscription tries again from the last offset.

@@ -71,3 +71,55 @@ describe('ChannelOrder', () => {
     expect(delivered(order.accept(next))).toEqual(['x']);
   });
 });
+
+describe('ChannelOrder does not trust a jump', () => {
+  const now = Date.now();
+  const real = (i: number): Envelope => ({ id: `r${i}`, offset: `${now}-${i}`, prev: i === 1 ? '0-0' : `${now}-${i - 1}`, ts: now, data: i });
+
+  it('refuses malformed envelopes and offsets in the future, and the real chain carries on', () => {
+    const order = new ChannelOrder();
+    const forged: Envelope = { id: 'forged', offset: '9999999999999-0', prev: '0-0', ts: now, data: 'forged' };
+    expect(order.accept(forged)).toEqual([{ kind: 'refused', envelope: forged, reason: 'offset lies in the future' }]);
+    for (const bad of [
+      { ...real(1), offset: 'x' },
+      { ...real(1), prev: 7 },
+      { ...real(2), prev: real(2).offset },
+      null,
+    ] as unknown as Envelope[]) {
+      expect(order.accept(bad)[0]!.kind).toBe('refused');
+    }
+    expect(order.last).toBeUndefined();
+    expect(delivered(order.accept(real(1)))).toEqual([1]);
+    // Even chained to what we have: a future offset would make every later real message a "duplicate".
+    expect(order.accept({ ...forged, prev: real(1).offset })[0]).toMatchObject({ kind: 'refused' });
+    expect(delivered(order.accept(real(2)))).toEqual([2]);
+  });
+
+  it('an envelope that does not chain is held, then refused once history up to its end did not confirm it', () => {
+    const order = new ChannelOrder();
+    order.accept(real(1));
+    const forged: Envelope = { id: 'forged', offset: `${now}-50`, prev: `${now}-40`, ts: now, data: 'forged' };
+    expect(order.accept(forged)).toEqual([]);
+    expect(order.hasGap).toBe(true);
+    const mark = order.mark();
+    // While the recovery runs, a real message that does not chain yet arrives: this recovery cannot vouch for it.
+    const later = real(4);
+    expect(order.accept(later)).toEqual([]);
+    // History holds 2 and 3 (not the forgery): delivered, and 4 follows them.
+    expect(delivered(order.recovered([real(2), real(3)]))).toEqual([2, 3, 4]);
+    expect(order.refuseUnconfirmed(mark)).toEqual([{ kind: 'refused', envelope: forged, reason: 'not in the channel history' }]);
+    expect(order.hasGap).toBe(false);
+    expect(order.last).toBe(later.offset);
+  });
+
+  it('keeps what arrived after the mark for the next recovery to judge', () => {
+    const order = new ChannelOrder();
+    order.accept(real(1));
+    const mark = order.mark();
+    const early = real(5);
+    order.accept(early);
+    expect(order.refuseUnconfirmed(mark)).toEqual([]);
+    expect(order.hasGap).toBe(true);
+    expect(delivered(order.recovered([real(2), real(3), real(4)]))).toEqual([2, 3, 4, 5]);
+  });
+});

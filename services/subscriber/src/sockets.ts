@@ -89,7 +89,7 @@ export class SocketPool {
 
   /** The client library's counts, summed over every socket. */
   stats(): ClientStats {
-    const sum: ClientStats = { delivered: 0, recovered: 0, duplicates: 0, gaps: 0 };
+    const sum: ClientStats = { delivered: 0, recovered: 0, duplicates: 0, gaps: 0, refused: 0 };
     for (const { client } of this.members) for (const key of Object.keys(sum) as Array<keyof ClientStats>) sum[key] += client.stats[key];
     return sum;
   }
