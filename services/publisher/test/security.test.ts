@@ -237,7 +237,7 @@ describe('the seed fake-data route', () => {
   });
 
   it('with test mode off: 404, with the key or without', async () => {
-    for (const headers of [{}, { 'x-api-key': apiKey }]) {
+    for (const headers of [{}, { 'x-api-key': apiKey }] as Array<Record<string, string>>) {
       expect(await proxied.request('GET', '/v1/publish-data-over-ch?channel=broadcast&count=1', undefined, headers)).toMatchObject({
         status: 404,
         body: { error: 'NotFound', message: 'no route for GET /v1/publish-data-over-ch' },
