@@ -110,6 +110,13 @@ describe('admin routes authenticate before anything else', () => {
     }
     expect((await send(apiKey)).status).toBe(without);
   });
+
+  it('HEAD of an admin GET route, which Fastify adds itself, is guarded too', async () => {
+    for (const path of ['/v1/clients', '/v1/bridges', '/v1/channels', '/console/api/cluster']) {
+      expect((await fetch(`${plain.base}${path}`, { method: 'HEAD' })).status, path).toBe(401);
+      expect((await fetch(`${plain.base}${path}`, { method: 'HEAD', headers: { 'x-api-key': apiKey } })).status, path).toBe(200);
+    }
+  });
 });
 
 describe('one sign-in budget per client address', () => {
