@@ -102,7 +102,8 @@ export async function buildApp(deps: AppDeps) {
     timeWindow: '1 minute',
     skipOnError: false,
   });
-  // One handler, hence one counter, for the three routes (a per-route config would count each route apart).
+  // One handler, hence one counter, for the three routes: a per-route `config.rateLimit` gets a Redis
+  // key of its route's own (method and URL in it, which `groupId` does not merge).
   const signInBudget = app.rateLimit();
   app.addSchema(ErrorBody);
 
