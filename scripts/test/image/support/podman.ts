@@ -30,7 +30,7 @@ export function podman(args: string[], timeoutMs = 120_000): Promise<RunResult> 
 
 export async function podmanOk(args: string[], timeoutMs?: number): Promise<string> {
   const result = await podman(args, timeoutMs);
-  if (result.code !== 0) throw new Error(`podman ${args.join(' ')} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
+  if (result.code !== 0) throw new Error(`podman ${args[0]} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}\n(podman ${args.join(' ')})`);
   return result.stdout;
 }
 

@@ -1,0 +1,221 @@
+// The chart's pods, run from the built image as a kubelet would run them (support/pods.ts): the
+// rendered args, env (keys from the rendered Secret), user, read-only root, dropped capabilities
+// and probes, each Service a balancer over its ready pods. Then, through those containers only: a
+// client signs up, connects through the workers' Service and receives a RabbitMQ message; the chart's
+// `helm test` client runs from the image and passes; a worker is stopped with SIGTERM and its grace
+// period and a broker is killed while clients receive: nothing is lost to the recovering clients.
+// Two value sets: the chart's defaults, and a highly available one (3 workers, 2 brokers, 2 publishers).
+// The operator is left out: it needs a Kubernetes API server (its image graph is checked in
+// entrypoints.test.ts, its controller against a fake API server in operator/test).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AmqpProducer, PublisherApi, rabbitNames, rabbitmqUrl, redisUrl, waitFor, type RabbitNames } from '@socketbridge/devkit';
+import { SocketBridgeClient } from '@socketbridge/client';
+import type { Envelope } from '@socketbridge/common';
+import { renderChart, type Values } from '../../src/deploy/helm-render.js';
+import { chartDir } from '../../src/deploy/repo.js';
+import { IMAGE, buildImage, podman, removeContainers } from './support/podman.js';
+import { Pod, PodCluster, type K8sObject, type PodSpec } from './support/pods.js';
+
+const namespace = 'socketbridge';
+const [repository, tag] = [IMAGE.slice(0, IMAGE.lastIndexOf(':')), IMAGE.slice(IMAGE.lastIndexOf(':') + 1)];
+const extraContainers: string[] = [];
+let producer: AmqpProducer;
+
+/** Renders the chart as `helm template` would, on this machine's RabbitMQ and Redis, with queues of the file's own. */
+function render(names: RabbitNames, overrides: Values): K8sObject[] {
+  const extraEnv = Object.entries(names).map(([name, value]) => ({ name, value }));
+  const values: Values = {
+    image: { repository, tag, pullPolicy: 'Never' },
+    rabbitmq: { url: rabbitmqUrl() },
+    redis: { url: redisUrl() },
+    publisher: { extraEnv },
+    operator: { enabled: false },
+  };
+  const result = renderChart(chartDir, { releaseName: 'socketbridge', namespace, values: [values, overrides] });
+  return result.objects as unknown as K8sObject[];
+}
+
+function secretValue(objects: K8sObject[], key: string): string {
+  for (const o of objects) {
+    if (o.kind === 'Secret' && o.data?.[key]) return Buffer.from(o.data[key], 'base64').toString('utf8');
+  }
+  throw new Error(`no Secret holds ${key}`);
+}
+
+/** Waits until every pod is ready, failing early (with the pods' logs) on a restart. */
+async function allReady(cluster: PodCluster, timeoutMs = 120_000): Promise<void> {
+  try {
+    await waitFor(() => {
+      const restarted = cluster.pods.find((pod) => pod.restarts > 0);
+      if (restarted) throw new Error(`${restarted.name} restarted: ${restarted.exits.join(', ')}`);
+      return cluster.pods.every((pod) => pod.ready);
+    }, timeoutMs, 'every pod ready', 250);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${await cluster.describe()}`);
+  }
+}
+
+/** The chart's `helm test` Pod, run from the image with its rendered env (Services resolved as for the pods). */
+async function runHelmTestPod(cluster: PodCluster, objects: K8sObject[], runId: string): Promise<{ code: number; output: string }> {
+  const pod = objects.find((o) => o.kind === 'Pod' && o.metadata.annotations?.['helm.sh/hook'] === 'test');
+  if (!pod) throw new Error('the render has no helm test Pod');
+  const spec = pod.spec as unknown as PodSpec;
+  const test = new Pod(`${runId}-test-connection`, pod, spec, spec.containers[0]!, pod.metadata.labels ?? {}, cluster);
+  extraContainers.push(test.name);
+  test.env = test.resolveEnv();
+  const args = test.runArgs().map((a) => (a === '--detach' ? '--rm' : a));
+  test.dispose();
+  const result = await podman(args, 120_000);
+  return { code: result.code, output: `${result.stdout}${result.stderr}` };
+}
+
+beforeAll(async () => {
+  await buildImage();
+  producer = await AmqpProducer.connect();
+}, 25 * 60_000);
+
+afterAll(async () => {
+  await removeContainers(extraContainers);
+  await producer?.close();
+});
+
+for (const [label, overrides, expected] of [
+  ['default values', {}, { state: 1, broker: 2, worker: 1, publisher: 2 }],
+  [
+    'an HA value set (3 workers, 2 brokers, 2 publishers)',
+    { worker: { autoscaling: { enabled: false }, replicas: 3 }, broker: { replicas: 2 }, publisher: { replicas: 2 } },
+    { state: 1, broker: 2, worker: 3, publisher: 2 },
+  ],
+] as const) {
+  describe(`the chart's pods from the image: ${label}`, () => {
+    const names = rabbitNames('image-pods');
+    const runId = `sbpods-${process.pid}-${Date.now().toString(36)}-${expected.worker}`;
+    let objects: K8sObject[];
+    let cluster: PodCluster;
+    let api: PublisherApi;
+    const clients: SocketBridgeClient[] = [];
+
+    beforeAll(async () => {
+      objects = render(names, overrides as Values);
+      cluster = await PodCluster.start(objects, { namespace, runId });
+      api = new PublisherApi(`http://127.0.0.1:${cluster.servicePort('publisher')}`, secretValue(objects, 'api-key'));
+    }, 120_000);
+
+    afterAll(async () => {
+      for (const client of clients) client.close();
+      await cluster?.teardown();
+      await producer.deleteTopology(names);
+    }, 180_000);
+
+    it('every Deployment runs its replicas as the rendered spec says, and every probe passes', async () => {
+      const counts: Record<string, number> = {};
+      for (const pod of cluster.pods) counts[pod.component] = (counts[pod.component] ?? 0) + 1;
+      expect(counts).toEqual(expected);
+      // Exactly the rendered command line, the non-root user and the read-only root.
+      for (const pod of cluster.pods) {
+        expect(pod.argv.slice(-3)).toEqual([pod.container.image, ...(pod.container.args ?? [])]);
+        expect(pod.container.image).toBe(IMAGE);
+        expect(pod.argv).toContain('--read-only');
+        expect(pod.argv[pod.argv.indexOf('--user') + 1]).toBe('1000:1000');
+        // Every variable the chart gives the container reaches it (secret keys included).
+        expect(Object.keys(pod.env).sort()).toEqual((pod.container.env ?? []).map((e) => e.name).sort());
+      }
+      await allReady(cluster);
+      // The containers really run as the pods would: user 1000, nothing writable but /tmp.
+      const [first] = cluster.podsOf('publisher');
+      const probe = await podman(['exec', first!.name, 'sh', '-c', 'id -u; touch /app/x 2>/dev/null && echo writable || echo read-only; touch /tmp/x && echo tmp-ok']);
+      expect(probe.stdout.trim().split('\n')).toEqual(['1000', 'read-only', 'tmp-ok']);
+      // Each rendered probe has passed; liveness never failed, and readiness not once the pod was ready
+      // (before that a 503 is expected: e.g. a publisher waits for the cluster and RabbitMQ).
+      for (const pod of cluster.pods) {
+        const rendered = (['startupProbe', 'livenessProbe', 'readinessProbe'] as const).filter((p) => pod.container[p]).map((p) => p.replace('Probe', ''));
+        expect(rendered.length, pod.name).toBeGreaterThan(0);
+        await waitFor(() => rendered.every((kind) => pod.events.some((e) => e.kind === kind && e.ok)), 30_000, `${pod.name}: every probe passing`);
+        expect(pod.events.filter((e) => e.kind === 'liveness' && !e.ok), pod.name).toEqual([]);
+        const firstReady = pod.events.findIndex((e) => e.kind === 'readiness' && e.ok);
+        expect(pod.events.slice(firstReady).filter((e) => e.kind === 'readiness' && !e.ok), pod.name).toEqual([]);
+      }
+    }, 150_000);
+
+    it('a client signs up, connects through the workers\' Service and receives a RabbitMQ message on its channel', async () => {
+      const created = await api.createClient();
+      expect(created.channel).toBe(`client.${created.clientId}`);
+      const client = new SocketBridgeClient({ port: cluster.servicePort('worker'), path: '/socketcluster/', token: created.token });
+      clients.push(client);
+      await client.connected();
+      const received: Envelope[] = [];
+      await client.subscribe(created.channel, { onMessage: (envelope) => received.push(envelope) });
+      await producer.publish(names.SOCKETBRIDGE_EXCHANGE, created.channel, { price: 42 }, { messageId: `order-${runId}` });
+      await waitFor(() => received.length >= 1, 20_000, 'the message');
+      expect(received[0]).toMatchObject({ id: `order-${runId}`, data: { price: 42 } });
+    }, 60_000);
+
+    it("the chart's helm test Pod, run from the image with its rendered env, passes", async () => {
+      const { code, output } = await runHelmTestPod(cluster, objects, runId);
+      expect(code, output).toBe(0);
+    }, 150_000);
+
+    if (expected.worker >= 3) {
+      it('a worker stopped with SIGTERM (its grace period) and a broker killed: recovering clients lose nothing', async () => {
+        await allReady(cluster);
+        const subscribers: { client: SocketBridgeClient; channel: string; seen: number[]; gaps: string[] }[] = [];
+        for (let i = 0; i < 6; i++) {
+          const created = await api.createClient(`fault ${i}`);
+          const client = new SocketBridgeClient({
+            port: cluster.servicePort('worker'),
+            path: '/socketcluster/',
+            token: created.token,
+            socketOptions: { autoReconnectOptions: { initialDelay: 200, maxDelay: 1000, randomness: 200 } },
+          });
+          clients.push(client);
+          await client.connected();
+          const record = { client, channel: created.channel, seen: [] as number[], gaps: [] as string[] };
+          await client.subscribe(created.channel, {
+            onMessage: (envelope) => record.seen.push((envelope.data as { seq: number }).seq),
+            onGap: (gap) => record.gaps.push(gap.reason),
+          });
+          subscribers.push(record);
+        }
+        let sent = 0;
+        let publishing = true;
+        const publishingDone = (async () => {
+          for (let seq = 0; publishing && seq < 10_000; seq++) {
+            for (const s of subscribers) {
+              producer.channel.publish(names.SOCKETBRIDGE_EXCHANGE, s.channel, Buffer.from(JSON.stringify({ seq })), { contentType: 'application/json', messageId: `${s.channel}:${seq}` });
+            }
+            await producer.channel.waitForConfirms();
+            sent = seq + 1;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        })();
+        const caughtUp = () => subscribers.every((s) => s.seen.length >= sent);
+        await waitFor(() => sent >= 20 && subscribers.every((s) => s.seen.length > 0), 20_000, 'traffic flowing');
+
+        // A worker pod deleted: SIGTERM, then SIGKILL after terminationGracePeriodSeconds.
+        const worker = cluster.podsOf('worker')[0]!;
+        expect(worker.connections, 'clients on the worker about to stop').toBeGreaterThan(0);
+        const stopped = await worker.terminate();
+        console.log(`worker ${worker.name}: exited ${stopped.exitCode} ${stopped.seconds.toFixed(1)} s after SIGTERM (grace ${worker.grace} s)`);
+        expect(stopped.seconds).toBeLessThan(worker.grace);
+        expect(stopped.exitCode).toBe(0);
+
+        // A broker's node dies: SIGKILL.
+        const broker = cluster.podsOf('broker')[0]!;
+        await broker.kill();
+        const atKill = sent;
+        await waitFor(() => sent >= atKill + 40, 30_000, 'publishing on after the broker died');
+        publishing = false;
+        await publishingDone;
+        await waitFor(caughtUp, 45_000, 'every client caught up').catch(async (error: Error) => {
+          throw new Error(`${error.message}: ${subscribers.map((s) => `${s.seen.length}/${sent}`).join(' ')}\n${await cluster.describe()}`);
+        });
+        for (const s of subscribers) {
+          expect(s.gaps, s.channel).toEqual([]);
+          expect(s.seen, s.channel).toEqual(Array.from({ length: sent }, (_, i) => i));
+        }
+        const stats = subscribers.map((s) => s.client.stats);
+        console.log(`fault run: ${sent} rounds x ${subscribers.length} clients, 0 lost; recovered ${stats.reduce((n, s) => n + s.recovered, 0)} from history`);
+      }, 180_000);
+    }
+  });
+}
