@@ -1,4 +1,4 @@
-import { DEFAULT_HISTORY, bridgeProblems, type Bridge, type BridgeQueue, type ChannelPolicy } from '@socketbridge/common';
+import { DEFAULT_HISTORY, type Bridge, type BridgeQueue, type ChannelPolicy } from '@socketbridge/common';
 import type { SocketBridgeSpec } from './resource.js';
 
 /** What a SocketBridge's spec becomes in the registry, with every default applied. */
@@ -24,35 +24,6 @@ export function toBridge(name: string, spec: SocketBridgeSpec): Bridge {
       }),
     ),
   };
-}
-
-/**
- * Everything wrong with a bridge that needs no RabbitMQ or Redis to see: the common
- * `bridgeProblems` (duplicate queues, templates naming unknown fields, bad patterns) plus the
- * CRD's CEL rules again (a cluster without CEL, or local mode, does not run them) and what only
- * the operator cares about. One readable sentence each; empty means valid.
- */
-export function specProblems(bridge: Bridge): string[] {
-  const problems = bridgeProblems(bridge);
-  if (bridge.queues.length === 0) problems.push('spec.queues must declare at least one queue');
-  const patterns = new Set<string>();
-  for (const policy of bridge.channels) {
-    if (patterns.has(policy.pattern)) problems.push(`channel pattern ${policy.pattern} is declared twice`);
-    patterns.add(policy.pattern);
-  }
-  const exchangeTypes = new Map<string, string>();
-  for (const queue of bridge.queues) {
-    if (queue.name.startsWith('amq.')) problems.push(`queue ${queue.name}: names starting with amq. are reserved by RabbitMQ`);
-    if (!queue.route.channel) problems.push(`queue ${queue.name}: route.channel is empty`);
-    for (const binding of queue.bindings) {
-      const seen = exchangeTypes.get(binding.exchange);
-      if (seen !== undefined && seen !== binding.type) {
-        problems.push(`exchange ${binding.exchange} is bound as ${seen} and as ${binding.type}; an exchange has one type`);
-      }
-      exchangeTypes.set(binding.exchange, seen ?? binding.type);
-    }
-  }
-  return [...new Set(problems)];
 }
 
 /** The bridge name in the registry: `<name>` in local mode, `<namespace>-<name>` in Kubernetes. */

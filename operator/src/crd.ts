@@ -53,7 +53,7 @@ function validator(): ValidateFunction {
   if (compiled) return compiled;
   const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
   addFormats.default(ajv as never);
-  // Kubernetes' own keywords: CEL rules are checked again by the reconciler (specProblems).
+  // Kubernetes' own keywords: CEL rules are checked again by the reconciler (bridgeProblems).
   for (const keyword of ['x-kubernetes-validations', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-int-or-string', 'x-kubernetes-embedded-resource']) {
     ajv.addKeyword({ keyword });
   }

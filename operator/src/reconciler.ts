@@ -1,11 +1,11 @@
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import type { Redis } from 'ioredis';
-import { registryKeys, type Bridge, type Logger } from '@socketbridge/common';
-import { bridgeNameProblem, specProblems, toBridge } from './bridge.js';
+import { bridgeProblems, registryKeys, type Bridge, type Logger } from '@socketbridge/common';
+import { bridgeNameProblem, toBridge } from './bridge.js';
 import type { DeletionPolicy, QueueStatus, SocketBridgeSpec } from './resource.js';
 
 /** Which resource wrote each registry entry, so two resources cannot claim one bridge name. */
-export const OWNERS_KEY = 'socketbridge:bridge-owners';
+export const OWNERS_KEY = registryKeys.owners;
 
 /** Why a reconcile failed, as the Ready condition's reason. */
 export type FailureReason =
@@ -92,7 +92,7 @@ export class Reconciler {
 
   async apply(request: ApplyRequest): Promise<ApplyResult> {
     const bridge = toBridge(request.name, request.spec);
-    const problems = [bridgeNameProblem(request.name), ...specProblems(bridge)].filter((p): p is string => p !== undefined);
+    const problems = [bridgeNameProblem(request.name), ...bridgeProblems(bridge)].filter((p): p is string => p !== undefined);
     if (problems.length) throw new ReconcileError('InvalidSpec', problems.join('; '), true);
 
     const { previous, others } = await this.readRegistry(request.name, request.owner);

@@ -2,8 +2,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { bridgeProblems } from '@socketbridge/common';
 import { repoRoot } from '@socketbridge/devkit';
-import { specProblems, toBridge } from '../src/bridge.js';
+import { toBridge } from '../src/bridge.js';
 import { CEL_RULES, CRD_PATH, celRules, crdSchema, validateDocument, type JsonSchema } from '../src/crd.js';
 import { readManifests } from '../src/files.js';
 import type {
@@ -198,7 +199,7 @@ describe('manifests/examples', () => {
     for (const { where, value } of documents) {
       const result = validateDocument(value);
       expect(result.ok ? [] : result.errors, where).toEqual([]);
-      if (result.ok) expect(specProblems(toBridge(result.resource.metadata.name!, result.resource.spec)), where).toEqual([]);
+      if (result.ok) expect(bridgeProblems(toBridge(result.resource.metadata.name!, result.resource.spec)), where).toEqual([]);
     }
   });
 
@@ -273,7 +274,7 @@ describe('broken documents are refused with messages a person can act on', () =>
     expect(problems('template-unknown-field.yaml')).toEqual([]);
     const { documents } = readManifests([join(fixturesDir, 'template-unknown-field.yaml')]);
     const resource = documents[0]!.value as SocketBridge;
-    expect(specProblems(toBridge('bad-template', resource.spec))).toEqual([
+    expect(bridgeProblems(toBridge('bad-template', resource.spec))).toEqual([
       'queue bad-template.q: route prices.{payload.symbol} names {payload.symbol}; use {routingKey}, {headers.<name>} or {body.<field>}',
     ]);
   });

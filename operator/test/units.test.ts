@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { bridgeProblems } from '@socketbridge/common';
 import { waitFor } from '@socketbridge/devkit';
-import { specProblems, toBridge } from '../src/bridge.js';
+import { toBridge } from '../src/bridge.js';
 import { redactUrl } from '../src/reconciler.js';
 import { nextStatus } from '../src/status.js';
 import { WorkQueue } from '../src/workqueue.js';
@@ -90,7 +91,7 @@ describe('bridges', () => {
     });
   });
 
-  it('specProblems: what the schema cannot say, one sentence each', () => {
+  it('bridgeProblems: what the schema cannot say, one sentence each', () => {
     const bridge = toBridge('b', {
       queues: [
         { name: 'amq.q', route: { channel: 'c.{routingKey}' }, bindings: [{ exchange: 'x', type: 'topic', routingKey: 'a' }] },
@@ -101,10 +102,10 @@ describe('bridges', () => {
         { pattern: 'c.*', access: 'authenticated' },
       ],
     });
-    expect(specProblems(bridge)).toEqual([
-      'channel pattern c.* is declared twice',
+    expect(bridgeProblems(bridge)).toEqual([
       'queue amq.q: names starting with amq. are reserved by RabbitMQ',
       'exchange x is bound as topic and as direct; an exchange has one type',
+      'channel pattern c.* is declared twice',
     ]);
   });
 

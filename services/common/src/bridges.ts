@@ -29,20 +29,35 @@ export const registryKeys = {
   history: (channel: string) => `socketbridge:history:${channel}`,
   /** Message id → `offset prev` for the channel, so a redelivered message keeps its first offset. */
   historyIds: (channel: string) => `socketbridge:history-ids:${channel}`,
+  /** Bridge name → the SocketBridge resource (or file) that owns it; only its owner may change it. */
+  owners: 'socketbridge:bridge-owners',
 };
 
 const PATTERN_SEGMENT = /^(\*|#|\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9_:@-]+)$/;
 
 /**
- * What a schema cannot say about a bridge: duplicate queue names, route templates naming fields
- * that do not exist, malformed channel patterns. Each problem is one readable sentence.
+ * What a schema cannot say about a bridge, for every way one enters the registry (the operator,
+ * `npm run bridge`, `PUT /v1/bridges`): duplicate queue names or channel patterns, RabbitMQ's
+ * reserved `amq.` names, one exchange bound with two types, route templates naming fields that do
+ * not exist, malformed channel patterns. Each problem is one readable sentence; empty means valid.
  */
 export function bridgeProblems(bridge: Bridge): string[] {
   const problems: string[] = [];
+  if (bridge.queues.length === 0) problems.push('spec.queues must declare at least one queue');
   const seen = new Set<string>();
+  const exchangeTypes = new Map<string, string>();
   for (const queue of bridge.queues) {
     if (seen.has(queue.name)) problems.push(`queue ${queue.name} is declared twice`);
     seen.add(queue.name);
+    if (queue.name.startsWith('amq.')) problems.push(`queue ${queue.name}: names starting with amq. are reserved by RabbitMQ`);
+    if (!queue.route.channel) problems.push(`queue ${queue.name}: route.channel is empty`);
+    for (const binding of queue.bindings) {
+      const type = exchangeTypes.get(binding.exchange);
+      if (type !== undefined && type !== binding.type) {
+        problems.push(`exchange ${binding.exchange} is bound as ${type} and as ${binding.type}; an exchange has one type`);
+      }
+      exchangeTypes.set(binding.exchange, type ?? binding.type);
+    }
     for (const [, field] of queue.route.channel.matchAll(/\{([^}]*)\}/g)) {
       const root = field!.split('.')[0]!;
       const known = (TEMPLATE_ROOTS as readonly string[]).includes(root) && (root === 'routingKey' ? field === 'routingKey' : field!.includes('.'));
@@ -51,11 +66,14 @@ export function bridgeProblems(bridge: Bridge): string[] {
     const literal = queue.route.channel.replace(/\{[^}]*\}/g, 'x');
     if (!CHANNEL_NAME.test(literal)) problems.push(`queue ${queue.name}: route ${queue.route.channel} cannot make a valid channel name`);
   }
+  const patterns = new Set<string>();
   for (const policy of bridge.channels) {
+    if (patterns.has(policy.pattern)) problems.push(`channel pattern ${policy.pattern} is declared twice`);
+    patterns.add(policy.pattern);
     const segments = policy.pattern.split('.');
     const bad = segments.find((s, i) => !PATTERN_SEGMENT.test(s) || (s === '#' && i !== segments.length - 1));
     if (bad !== undefined) problems.push(`channel pattern ${policy.pattern}: segment ${JSON.stringify(bad)} is not a literal, *, {name} or a final #`);
     if (policy.access === 'owner' && !segments.includes('{clientId}')) problems.push(`channel pattern ${policy.pattern}: owner access needs a {clientId} segment`);
   }
-  return problems;
+  return [...new Set(problems)];
 }
