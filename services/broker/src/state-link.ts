@@ -1,5 +1,5 @@
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
-import { PROCEDURES, type BrokerJoinData, type InstanceType, type Logger } from '@socketbridge/common';
+import { PROCEDURES, linkErrorFields, type BrokerJoinData, type InstanceType, type Logger } from '@socketbridge/common';
 
 export interface StateLinkOptions {
   host: string;
@@ -46,7 +46,7 @@ export class StateLink {
     this.socket = socket;
     void (async () => {
       for await (const { error } of socket.listener('error')) {
-        options.logger.warn({ err: error.message }, 'state server link error');
+        options.logger.warn(linkErrorFields(error), 'state server link error');
       }
     })();
     void (async () => {

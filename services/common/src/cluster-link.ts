@@ -2,6 +2,7 @@ import SkeletonRendezvousHasher from 'skeleton-rendezvous';
 import sccBrokerClient, { type AttachOptions, type ClientPool, type ClusterBrokerClient } from 'scc-broker-client';
 import type { Logger } from 'pino';
 import type { AGClientSocket } from 'socketcluster-client';
+import { linkErrorFields } from './protocol.js';
 import { waitUntil } from './wait.js';
 
 export interface RemapOptions {
@@ -222,7 +223,7 @@ export function joinCluster(broker: LocalBroker, options: ClusterLinkOptions, on
   })();
   void (async () => {
     for await (const { error } of client.listener('error')) {
-      options.logger.warn({ err: error?.message ?? String(error) }, 'cluster client error');
+      options.logger.warn(linkErrorFields(error), 'cluster client error');
     }
   })();
   return {

@@ -108,6 +108,19 @@ export function clusterAuthRefusal(request: Pick<IncomingMessage, 'url'>, authKe
   return error;
 }
 
+/**
+ * What a member logs beside "Socket hung up": socketcluster-client drops the HTTP status of a
+ * refused upgrade, so a wrong SCC_AUTH_KEY looks like a dropped connection from this side.
+ */
+export const HUNG_UP_HINT =
+  'if the peer is up, it may have refused our SCC_AUTH_KEY (HTTP 401 at the upgrade; it logs "refused a cluster member"): every member needs the same key';
+
+/** The fields to log with a cluster link error. */
+export function linkErrorFields(error: unknown): { err: string; hint?: string } {
+  const err = (error as Error | undefined)?.message ?? String(error);
+  return err === 'Socket hung up' ? { err, hint: HUNG_UP_HINT } : { err };
+}
+
 type ClusterLinkConfig = z.infer<z.ZodObject<typeof clusterLinkEnv>>;
 
 /** joinCluster's options from a member's validated config. */
