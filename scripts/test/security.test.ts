@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
@@ -66,6 +67,29 @@ const nasty: unknown[] = [
 const segment = (text: unknown, max: number) => encodeURIComponent(String(text).slice(0, max).replace(/[\ud800-\udfff]/g, '\ufffd'));
 const deep = (depth: number): unknown => (depth === 0 ? 'bottom' : { d: deep(depth - 1) });
 const value = (): unknown => (random.next() < 0.1 ? deep(50 + Math.floor(random.next() * 500)) : random.pick(nasty));
+
+/** Sends one raw HTTP request and resolves with the status of the answer (within a second). */
+async function rawStatus(port: number, request: string): Promise<number> {
+  const socket = connect(port, '127.0.0.1');
+  try {
+    const head = await withTimeout(
+      new Promise<string>((resolve, reject) => {
+        let text = '';
+        socket.on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+          if (text.includes('\r\n')) resolve(text);
+        });
+        socket.once('error', reject);
+        socket.once('connect', () => socket.write(request));
+      }),
+      1000,
+      `an answer to ${JSON.stringify(request.split('\r\n')[0])} on port ${port}`,
+    );
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+  } finally {
+    socket.destroy();
+  }
+}
 
 let testbed: PublisherTestbed;
 let cluster: LocalCluster;
@@ -312,6 +336,12 @@ describe('security and bad-input pass', () => {
       expect(response.status, label).toBe(426);
       expect(Date.now() - started, label).toBeLessThan(1000);
       count(`${label} plain GET ${response.status}`);
+      // Request targets that are Object.prototype names (no leading slash, too): an answer, never a route.
+      for (const target of ['constructor', '__proto__', '/__proto__', '/constructor', 'toString', '*']) {
+        const status = await rawStatus(port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+        expect([400, 404], `${label} GET ${target}`).toContain(status);
+        count(`${label} GET <prototype name> ${status}`);
+      }
     }
 
     // 5. Ops endpoints: 401 without the ops key or with another key (the cluster key, the admin key), 200 with it; probes stay open.
