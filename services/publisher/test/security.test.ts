@@ -82,21 +82,21 @@ async function attempt(api: PublisherApi, index: number, headers: Record<string,
 }
 
 describe('admin routes authenticate before anything else', () => {
-  const cases: Array<{ method: string; path: string; body?: string; type?: string; without: number }> = [
+  const cases: Array<{ method: string; path: string; why: string; body?: string; type?: string; without: number }> = [
     // `without`: what the request answers with the key (validation, parsing, lookup), to show the 401 came first.
-    { method: 'PUT', path: '/v1/bridges/x', body: '{}', without: 400 },
-    { method: 'PUT', path: '/v1/bridges/Not_A_Name', body: '{"queues":7}', without: 400 },
-    { method: 'POST', path: '/v1/publish', body: '{"channel":', without: 400 },
-    { method: 'POST', path: '/v1/publish', body: 'hello', type: 'text/plain', without: 415 },
-    { method: 'POST', path: '/v1/publish', body: JSON.stringify({ channel: 'broadcast', data: 'x'.repeat(70 * 1024) }), without: 413 },
-    { method: 'GET', path: '/v1/clients?limit=0', without: 400 },
-    { method: 'GET', path: `/v1/clients/${'x'.repeat(65)}`, without: 400 },
-    { method: 'DELETE', path: '/v1/bridges/no-such-bridge', without: 404 },
-    { method: 'POST', path: '/v1/console/token', body: '{"channel":""}', without: 400 },
-    { method: 'GET', path: '/console/api/cluster', without: 200 },
+    { method: 'PUT', path: '/v1/bridges/x', why: 'an empty bridge', body: '{}', without: 400 },
+    { method: 'PUT', path: '/v1/bridges/Not_A_Name', why: 'a bad name and body', body: '{"queues":7}', without: 400 },
+    { method: 'POST', path: '/v1/publish', why: 'broken JSON', body: '{"channel":', without: 400 },
+    { method: 'POST', path: '/v1/publish', why: 'a text/plain body', body: 'hello', type: 'text/plain', without: 415 },
+    { method: 'POST', path: '/v1/publish', why: 'a 70 KiB body', body: JSON.stringify({ channel: 'broadcast', data: 'x'.repeat(70 * 1024) }), without: 413 },
+    { method: 'GET', path: '/v1/clients?limit=0', why: 'a bad query', without: 400 },
+    { method: 'GET', path: `/v1/clients/${'x'.repeat(65)}`, why: 'a bad parameter', without: 400 },
+    { method: 'DELETE', path: '/v1/bridges/no-such-bridge', why: 'an unknown bridge', without: 404 },
+    { method: 'POST', path: '/v1/console/token', why: 'an empty channel', body: '{"channel":""}', without: 400 },
+    { method: 'GET', path: '/console/api/cluster', why: 'the console', without: 200 },
   ];
 
-  it.each(cases)('$method $path $type answers 401 without the key or with a wrong one, $without with it', async ({ method, path, body, type, without }) => {
+  it.each(cases)('$method $path, $why: 401 without the key or with a wrong one, $without with it', async ({ method, path, body, type, without }) => {
     const send = (key?: string) =>
       fetch(`${plain.base}${path}`, {
         method,
