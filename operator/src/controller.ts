@@ -1,7 +1,8 @@
-import { ListWatch, Watch } from '@kubernetes/client-node';
+import { Watch } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, metricDefs, type Logger, type Registry } from '@socketbridge/common';
 import { registryName } from './bridge.js';
 import type { EventRecorder } from './events.js';
+import { Informer } from './informer.js';
 import { apiMessage, statusCode, type KubeApi } from './kube.js';
 import { ReconcileError, type Reconciler } from './reconciler.js';
 import { API_VERSION, FINALIZER, KIND, readyCondition, type SocketBridge, type SocketBridgeStatus } from './resource.js';
@@ -17,6 +18,12 @@ export interface ControllerOptions {
   resyncMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** Server-side watch timeout (each watch asks for between this and twice this). */
+  watchTimeoutSeconds: number;
+  /** A watch with no event (bookmarks included) for this long is restarted. */
+  watchIdleMs: number;
+  /** A full relist this often. */
+  relistMs: number;
 }
 
 export type ControllerMetrics = ReturnType<typeof createControllerMetrics>;
@@ -42,6 +49,10 @@ export function createControllerMetrics(registry: Registry, view: { controller: 
         this.set(view.controller()?.queueDepth ?? 0);
       },
     }),
+    // Queue depth and consumers as RabbitMQ reported them at the last reconcile: metrics, not status
+    // (a busy queue's counts change on every resync; in status that is an etcd write each time).
+    queueMessages: new Gauge({ name: 'socketbridge_operator_queue_messages', help: 'Messages ready in a SocketBridge queue at its last reconcile', labelNames: ['namespace', 'socketbridge', 'queue'] as const, registers: [registry] }),
+    queueConsumers: new Gauge({ name: 'socketbridge_operator_queue_consumers', help: 'Consumers of a SocketBridge queue at its last reconcile', labelNames: ['namespace', 'socketbridge', 'queue'] as const, registers: [registry] }),
     bridges: new Gauge({
       ...metricDefs.operatorBridges,
       registers: [registry],
@@ -53,6 +64,13 @@ export function createControllerMetrics(registry: Registry, view: { controller: 
       },
     }),
   };
+}
+
+/** The connection Secret does not exist (404), as opposed to could not be read. */
+class SecretGone extends ReconcileError {
+  constructor(message: string) {
+    super('SecretNotFound', message);
+  }
 }
 
 function keyOf(object: SocketBridge): string {
@@ -68,17 +86,16 @@ function keyOf(object: SocketBridge): string {
  */
 export class Controller {
   private readonly queue: WorkQueue;
-  private informer: ListWatch<SocketBridge> | undefined;
+  private informer: Informer | undefined;
   private stopped = false;
   private listed = false;
   private lists = 0;
-  private watchErrors = 0;
-  private lastWatchError = 0;
-  private restartTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private workers: Promise<void>[] = [];
   /** Keys whose current generation failed in a way only an edit can fix: resync leaves them alone. */
   private readonly invalid = new Map<string, number | undefined>();
+  /** The queues each key has metrics for, to remove them when they go. */
+  private readonly metricQueues = new Map<string, string[]>();
   /** What each key last looked like, to skip updates that only touched the status. */
   private readonly seen = new Map<string, { generation: number | undefined; deleting: boolean; finalized: boolean }>();
 
@@ -107,31 +124,44 @@ export class Controller {
   }
 
   start(): void {
-    const informer = new ListWatch<SocketBridge>(this.api.socketBridgePath(this.options.namespace), new Watch(this.api.config), () => this.list(), false);
-    this.informer = informer;
-    informer.on('add', (object) => this.observe(object, 'add'));
-    informer.on('update', (object) => this.observe(object, 'update'));
-    informer.on('delete', (object) => {
-      const key = keyOf(object);
-      this.seen.delete(key);
-      this.invalid.delete(key);
-      this.queue.forget(key);
-      this.logger.info({ socketbridge: key }, 'socketbridge gone');
+    const informer = new Informer({
+      path: this.api.socketBridgePath(this.options.namespace),
+      list: () => this.list(),
+      watch: new Watch(this.api.config),
+      logger: this.logger,
+      watchTimeoutSeconds: this.options.watchTimeoutSeconds,
+      idleMs: this.options.watchIdleMs,
+      relistMs: this.options.relistMs,
+      onAdd: (object) => this.observe(object, 'add'),
+      onUpdate: (object) => this.observe(object, 'update'),
+      onDelete: (object) => {
+        const key = keyOf(object);
+        this.seen.delete(key);
+        this.invalid.delete(key);
+        this.queue.forget(key);
+        this.forgetQueueMetrics(object);
+        this.logger.info({ socketbridge: key }, 'socketbridge gone');
+      },
+      onError: (error, retryInMs) => {
+        if (this.stopped) return;
+        this.metrics.watchRestarts.inc({ reason: 'error' });
+        this.logger.warn({ err: apiMessage(error), status: statusCode(error), retryInMs }, 'socketbridge watch failed: restarting');
+      },
+      onRestart: (reason) => this.metrics.watchRestarts.inc({ reason }),
     });
-    informer.on('error', (error: unknown) => this.watchFailed(error));
-    void informer.start();
+    this.informer = informer;
+    informer.start();
     for (let i = 0; i < this.options.workers; i++) this.workers.push(this.work());
     this.resyncTimer = setInterval(() => this.resync(), this.options.resyncMs);
-    this.logger.info({ namespace: this.options.namespace ?? '(all)', workers: this.options.workers, resyncMs: this.options.resyncMs }, 'controller started');
+    this.logger.info({ namespace: this.options.namespace ?? '(all)', workers: this.options.workers, resyncMs: this.options.resyncMs, relistMs: this.options.relistMs, watchIdleMs: this.options.watchIdleMs }, 'controller started');
   }
 
   /** Stops watching and taking work; waits for reconciles in flight. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.restartTimer);
     clearInterval(this.resyncTimer);
-    await this.informer?.stop();
+    this.informer?.stop();
     this.queue.shutDown();
     await Promise.all(this.workers);
     this.logger.info('controller stopped');
@@ -140,7 +170,6 @@ export class Controller {
   private async list() {
     if (this.stopped) throw new Error('the controller is stopping');
     this.lists++;
-    if (this.lists > 1) this.metrics.watchRestarts.inc({ reason: 'relist' });
     const list = await this.api.listSocketBridges(this.options.namespace);
     // Events name the object by apiVersion and kind; list items may omit them (built-in lists do).
     for (const item of list.items) {
@@ -150,21 +179,6 @@ export class Controller {
     this.logger.info({ count: list.items.length, resourceVersion: list.metadata?.resourceVersion, relist: this.lists > 1 }, 'listed socketbridges');
     this.listed = true;
     return list;
-  }
-
-  private watchFailed(error: unknown): void {
-    if (this.stopped) return;
-    const now = Date.now();
-    if (now - this.lastWatchError > 30000) this.watchErrors = 0;
-    this.lastWatchError = now;
-    const delay = Math.min(500 * 2 ** this.watchErrors, 30000);
-    this.watchErrors++;
-    this.metrics.watchRestarts.inc({ reason: 'error' });
-    this.logger.warn({ err: apiMessage(error), status: statusCode(error), retryInMs: delay }, 'socketbridge watch failed: restarting');
-    clearTimeout(this.restartTimer);
-    this.restartTimer = setTimeout(() => {
-      if (!this.stopped) void this.informer?.start();
-    }, delay);
   }
 
   private observe(object: SocketBridge, how: 'add' | 'update'): void {
@@ -250,7 +264,7 @@ export class Controller {
     try {
       uri = await this.api.readSecretKey(namespace, secretName, 'uri');
     } catch (error) {
-      if (statusCode(error) === 404) throw new ReconcileError('SecretNotFound', `Secret ${namespace}/${secretName} not found`);
+      if (statusCode(error) === 404) throw new SecretGone(`Secret ${namespace}/${secretName} not found`);
       throw new ReconcileError('SecretNotFound', `Secret ${namespace}/${secretName} could not be read: ${apiMessage(error)}`);
     }
     if (!uri) throw new ReconcileError('SecretNotFound', `Secret ${namespace}/${secretName} has no key uri`);
@@ -268,8 +282,14 @@ export class Controller {
         spec: object.spec,
         rabbitUrl,
       });
-      const status = nextStatus(object.status, { ready: true, reason: 'Reconciled', message: '', generation, queues: result.queues });
-      await this.writeStatus(object, status);
+      this.setQueueMetrics(object, result.queues);
+      // Status says what changes meaningfully (ready or not, per queue); counts are metrics.
+      const queues = result.queues.map(({ name, ready }) => ({ name, ready }));
+      const status = nextStatus(object.status, { ready: true, reason: 'Reconciled', message: '', generation, queues });
+      if (!(await this.writeStatus(object, status))) {
+        this.queue.addAfter(key, 200); // the object moved on (409): reconcile the newer version
+        return;
+      }
       this.queue.forget(key);
       this.invalid.delete(key);
       this.metrics.reconciles.inc({ result: 'success' });
@@ -293,16 +313,43 @@ export class Controller {
       if (before?.status !== 'False' || before.reason !== after?.reason || before.message !== after?.message) {
         await this.recorder.record(object, 'Warning', caught.reason, caught.message);
       }
-      await this.writeStatus(object, status);
+      if (!(await this.writeStatus(object, status))) this.queue.addAfter(key, 200);
     }
   }
 
-  private async writeStatus(object: SocketBridge, status: SocketBridgeStatus): Promise<void> {
-    if (sameStatus(object.status, status)) return;
+  private setQueueMetrics(object: SocketBridge, queues: ReadonlyArray<{ name: string; messages?: number; consumers?: number }>): void {
+    const labels = { namespace: object.metadata.namespace ?? '', socketbridge: object.metadata.name ?? '' };
+    this.forgetQueueMetrics(object);
+    this.metricQueues.set(keyOf(object), queues.map((q) => q.name));
+    for (const queue of queues) {
+      if (queue.messages !== undefined) this.metrics.queueMessages.set({ ...labels, queue: queue.name }, queue.messages);
+      if (queue.consumers !== undefined) this.metrics.queueConsumers.set({ ...labels, queue: queue.name }, queue.consumers);
+    }
+  }
+
+  private forgetQueueMetrics(object: SocketBridge): void {
+    const labels = { namespace: object.metadata.namespace ?? '', socketbridge: object.metadata.name ?? '' };
+    for (const queue of this.metricQueues.get(keyOf(object)) ?? []) {
+      this.metrics.queueMessages.remove({ ...labels, queue });
+      this.metrics.queueConsumers.remove({ ...labels, queue });
+    }
+    this.metricQueues.delete(keyOf(object));
+  }
+
+  /**
+   * Patches the status when it changed (an unchanged status is not sent), preconditioned on the
+   * resourceVersion it was computed from. False on a 409: the object changed meanwhile, and the
+   * caller requeues to compute the status again from the newer version.
+   */
+  private async writeStatus(object: SocketBridge, status: SocketBridgeStatus): Promise<boolean> {
+    if (sameStatus(object.status, status)) return true;
     try {
-      await this.api.patchSocketBridgeStatus(object.metadata.namespace!, object.metadata.name!, { status });
+      await this.api.patchSocketBridgeStatus(object.metadata.namespace!, object.metadata.name!, { metadata: { resourceVersion: object.metadata.resourceVersion }, status });
+      return true;
     } catch (error) {
-      if (statusCode(error) === 404) return; // deleted meanwhile
+      const code = statusCode(error);
+      if (code === 404) return true; // deleted meanwhile
+      if (code === 409) return false;
       throw error;
     }
   }
@@ -311,21 +358,42 @@ export class Controller {
     const finalizers = object.metadata.finalizers ?? [];
     if (!finalizers.includes(FINALIZER)) return;
     const policy = object.spec.deletionPolicy ?? 'retain';
+    const name = registryName(object.metadata.name!, object.metadata.namespace);
     try {
-      const rabbitUrl = policy === 'delete' ? await this.rabbitUrl(object) : undefined;
+      let rabbitUrl: string | undefined;
+      let leftBehind: string | undefined;
+      if (policy === 'delete') {
+        try {
+          rabbitUrl = await this.rabbitUrl(object);
+        } catch (caught) {
+          // The connection Secret is gone (a namespace being deleted removes Secrets too): without it
+          // the queues cannot be deleted, and waiting would hold the finalizer, and the namespace,
+          // forever. As RabbitMQ's messaging-topology-operator does: remove what we can (the routes),
+          // leave the queues, say so, and let the object go.
+          // Only a Secret that is gone (404); one that could not be read this time is retried.
+          if (!(caught instanceof SecretGone)) throw caught;
+          leftBehind = `${caught.message}: deletionPolicy delete could not be applied; left in RabbitMQ: queues ${object.spec.queues.map((q) => q.name).join(', ')}`;
+        }
+      }
       const { deletedQueues } = await this.reconciler.remove({
-        name: registryName(object.metadata.name!, object.metadata.namespace),
+        name,
         owner: key,
         spec: object.spec,
-        deletionPolicy: policy,
+        deletionPolicy: rabbitUrl ? policy : 'retain',
         ...(rabbitUrl ? { rabbitUrl } : {}),
       });
-      const message = deletedQueues.length ? `routes removed; deleted queues ${deletedQueues.join(', ')}` : 'routes removed; queues retained';
-      await this.recorder.record(object, 'Normal', 'Deleted', message);
+      if (leftBehind) {
+        this.metrics.errors.inc({ reason: 'QueuesLeftBehind' });
+        this.logger.warn({ socketbridge: key, reason: 'QueuesLeftBehind', leftBehind }, 'finalized without deleting the queues');
+        await this.recorder.record(object, 'Warning', 'QueuesLeftBehind', `routes removed; ${leftBehind}`);
+      } else {
+        const message = deletedQueues.length ? `routes removed; deleted queues ${deletedQueues.join(', ')}` : 'routes removed; queues retained';
+        await this.recorder.record(object, 'Normal', 'Deleted', message);
+      }
       this.logger.info({ socketbridge: key, deletedQueues }, 'finalized');
     } catch (caught) {
       if (!(caught instanceof ReconcileError)) throw caught;
-      const error = caught.reason === 'SecretNotFound' ? caught : new ReconcileError('DeleteFailed', caught.message);
+      const error = new ReconcileError('DeleteFailed', caught.message);
       this.metrics.reconciles.inc({ result: 'error' });
       this.metrics.errors.inc({ reason: error.reason });
       const delay = this.queue.addRateLimited(key);

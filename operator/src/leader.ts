@@ -22,10 +22,12 @@ export interface LeaderCallbacks {
 
 /**
  * Leader election on a coordination.k8s.io/v1 Lease, after client-go's: the holder renews every
- * retry period; a lease whose record has not changed for a lease duration (as this replica
- * observed it, so clocks need not agree) is free to take; every write carries the
- * resourceVersion it read, so two replicas cannot both win. A leader that cannot renew within
- * its renew deadline stops leading before anyone else can start.
+ * retry period; a lease whose record has not changed for the lease's own
+ * `spec.leaseDurationSeconds` (as this replica observed it, so clocks need not agree) is free to
+ * take; every write carries the resourceVersion it read, so two replicas cannot both win. Every
+ * renew attempt runs under an aborting deadline: the last successful renew plus the renew
+ * deadline. When it passes (a hung connection included) the leader stops leading before any
+ * follower can start (renew deadline < lease duration); the caller then stops writing at once.
  */
 export class LeaderElector {
   private leader = false;
@@ -49,6 +51,11 @@ export class LeaderElector {
     return this.leader;
   }
 
+  /** Whether this replica may write now: it leads and renewed within the renew deadline (a fence for in-flight work). */
+  get mayWrite(): boolean {
+    return this.leader && Date.now() - this.lastRenew < this.options.renewDeadlineMs;
+  }
+
   /** True once the API server answered at least once (this replica knows whether it leads). */
   get hasContact(): boolean {
     return this.contacted;
@@ -64,10 +71,14 @@ export class LeaderElector {
 
   private async campaign(): Promise<void> {
     while (!this.stopped) {
-      const outcome = await this.tryAcquireOrRenew();
+      // A leader's attempt may not outlive its renew deadline: the request is aborted then.
+      const deadline = this.leader ? this.lastRenew + this.options.renewDeadlineMs - Date.now() : this.options.renewDeadlineMs;
+      const attemptedAt = Date.now();
+      const outcome = await this.tryAcquireOrRenew(AbortSignal.timeout(Math.max(1, deadline)));
       if (this.stopped) break;
       if (outcome === 'held') {
-        this.lastRenew = Date.now();
+        // From when the attempt started: the server wrote the renewal after that, so followers count from later.
+        this.lastRenew = attemptedAt;
         if (!this.leader) {
           this.leader = true;
           this.logger.info({ lease: `${this.options.namespace}/${this.options.name}` }, 'became the leader');
@@ -128,26 +139,33 @@ export class LeaderElector {
   }
 
   /** held: this replica holds the lease now; taken: another replica holds it; failed: no answer, or a lost race. */
-  private async tryAcquireOrRenew(): Promise<'held' | 'taken' | 'failed'> {
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<'held' | 'taken' | 'failed'> {
     const { namespace, name, identity } = this.options;
     try {
       const now = new Date();
-      const current = await this.api.readLease(namespace, name);
+      const current = await this.api.readLease(namespace, name, signal);
       this.contacted = true;
       if (!current) {
-        const created = await this.api.createLease(namespace, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: this.spec(now, undefined) });
+        const created = await this.api.createLease(namespace, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: this.spec(now, undefined) }, signal);
         this.observe(created);
         return 'held';
       }
       this.observe(current);
       const holder = current.spec?.holderIdentity;
-      if (holder && holder !== identity && Date.now() < this.observedAt + this.options.leaseDurationMs) return 'taken';
-      const updated = await this.api.replaceLease(namespace, name, {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata: { ...current.metadata, name, namespace },
-        spec: this.spec(now, current),
-      });
+      // Expiry by the Lease's own duration, as client-go judges it (the holder chose it; ours may differ).
+      const durationMs = (current.spec?.leaseDurationSeconds ?? Math.ceil(this.options.leaseDurationMs / 1000)) * 1000;
+      if (holder && holder !== identity && Date.now() < this.observedAt + durationMs) return 'taken';
+      const updated = await this.api.replaceLease(
+        namespace,
+        name,
+        {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { ...current.metadata, name, namespace },
+          spec: this.spec(now, current),
+        },
+        signal,
+      );
       this.observe(updated);
       return 'held';
     } catch (error) {
@@ -164,8 +182,9 @@ export class LeaderElector {
     this.wake?.();
     await this.loop;
     if (!this.leader) return;
-    this.leader = false;
+    // Still the holder while in-flight work drains (the fence still applies: no writes past the renew deadline).
     await this.callbacks.onStoppedLeading();
+    this.leader = false;
     if (release) await this.release();
   }
 

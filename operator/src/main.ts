@@ -23,6 +23,9 @@ runMain(COMPONENT, async () => {
   const reconciler = new Reconciler(redis, logger, { timeoutMs: config.SOCKETBRIDGE_RECONCILE_TIMEOUT_MS, connectionName: `${COMPONENT} ${config.identity}` });
   const recorder = new EventRecorder(api, COMPONENT, config.identity, logger);
 
+  // Writes to socketbridges and Events go out only while this replica holds a renewed Lease.
+  api.fence = () => elector.mayWrite;
+  let shuttingDown = false;
   let controller: Controller | undefined;
   // Leadership changes one at a time: a controller is fully stopped before another starts.
   let transition = Promise.resolve();
@@ -47,6 +50,9 @@ runMain(COMPONENT, async () => {
             ...(config.SOCKETBRIDGE_RABBITMQ_URL ? { fallbackRabbitUrl: config.SOCKETBRIDGE_RABBITMQ_URL } : {}),
             workers: config.SOCKETBRIDGE_WORKERS,
             resyncMs: config.SOCKETBRIDGE_RESYNC_MS,
+            relistMs: config.SOCKETBRIDGE_RELIST_MS,
+            watchTimeoutSeconds: config.SOCKETBRIDGE_WATCH_TIMEOUT_SECONDS,
+            watchIdleMs: config.SOCKETBRIDGE_WATCH_IDLE_MS,
             backoffBaseMs: config.SOCKETBRIDGE_BACKOFF_BASE_MS,
             backoffMaxMs: config.SOCKETBRIDGE_BACKOFF_MAX_MS,
           });
@@ -55,6 +61,12 @@ runMain(COMPONENT, async () => {
         return transition;
       },
       onStoppedLeading: () => {
+        if (!shuttingDown) {
+          // As controller-runtime does: a replica that lost the Lease exits at once, so nothing it
+          // had in flight (API, RabbitMQ or Redis writes) runs on while another replica leads.
+          logger.fatal({ lease: `${config.leaseNamespace}/${config.SOCKETBRIDGE_LEASE_NAME}` }, 'leader election lost: exiting');
+          process.exit(1);
+        }
         transition = transition.then(async () => {
           await controller?.stop();
           controller = undefined;
@@ -100,6 +112,7 @@ runMain(COMPONENT, async () => {
     timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS,
     drain: async () => {
       // Stop reconciling (in-flight reconciles finish), then hand the lease over at once.
+      shuttingDown = true;
       await elector.stop(true);
       await transition;
       server.close();

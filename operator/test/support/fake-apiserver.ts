@@ -11,10 +11,25 @@
  *   finalizers and deletionTimestamp (delete with finalizers only marks; the object goes when the
  *   last finalizer does; no new finalizers while deleting); optimistic concurrency (409 when a
  *   write names a stale resourceVersion).
- * - secrets, events (core/v1) and leases (coordination.k8s.io/v1): get, list, create, update, merge-patch, delete.
+ * - secrets, events (core/v1) and leases (coordination.k8s.io/v1): get, list, create, update, merge-patch, delete;
+ *   Leases and Events are validated as a real server validates them (422 Invalid).
+ * - watches as a real server serves them: `allowWatchBookmarks` gets BOOKMARK events every
+ *   `bookmarkIntervalMs`, `timeoutSeconds` ends the stream then (and `maxWatchSeconds` bounds
+ *   every watch, as --min-request-timeout does), a watch without a resourceVersion (or "0")
+ *   starts with an ADDED event per existing object.
+ * - namespaces: DELETE /api/v1/namespaces/<ns> does what the namespace controller does: the
+ *   namespace turns Terminating (creating in it answers 403 Forbidden), its Secrets go at once,
+ *   every other object is deleted (objects with finalizers are only marked), and the namespace
+ *   is gone once the last one is.
+ * - clients are told apart by their bearer token (`kubeConfig(token)`); every request is recorded
+ *   with its client and time.
+ * - faults: refuse watches (500), end them, compact the history (410), hang every open watch
+ *   (half-open: the connection stays, nothing more arrives), hang every request of one client
+ *   (a dead connection: nothing is answered or applied; the request is dropped when the client
+ *   gives up on it).
  *
- * It does NOT validate against the CRD schema, apply its defaults, run CEL rules, authenticate,
- * authorize (RBAC), or paginate. docs/operator.md says what that leaves unproven.
+ * It does NOT validate against the CRD schema, apply its defaults, run CEL rules, authorize
+ * (RBAC), or paginate. docs/operator.md says what that leaves unproven.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -66,6 +81,10 @@ interface WatchStream {
   plural: string;
   namespace: string | undefined;
   res: ServerResponse;
+  client: string;
+  /** Half-open: nothing more is written to it. */
+  hung: boolean;
+  timers: NodeJS.Timeout[];
 }
 
 export interface RecordedRequest {
@@ -73,6 +92,12 @@ export interface RecordedRequest {
   path: string;
   query: string;
   contentType: string | undefined;
+  /** The bearer token the request carried ('' without one). */
+  client: string;
+  /** When it arrived (Date.now()). */
+  at: number;
+  /** True when it was held unanswered (its client was hung) and never applied. */
+  hung: boolean;
 }
 
 class HttpError extends Error {
@@ -109,7 +134,16 @@ export class FakeApiServer {
   port = 0;
   /** While true, watch requests get 500 (an API server in trouble); lists still work. */
   refuseWatches = false;
+  /** How often a watch that asked for bookmarks gets one (a real server: about a minute). */
+  bookmarkIntervalMs = 1000;
+  /** The longest any watch lasts before the server ends it (a real server: --min-request-timeout, 1800 s, randomized). */
+  maxWatchSeconds = 1800;
   readonly requests: RecordedRequest[] = [];
+  /** Clients (bearer tokens) whose requests are held unanswered. */
+  private readonly hungClients = new Set<string>();
+  private readonly held = new Set<ServerResponse>();
+  /** Namespaces being deleted. */
+  private readonly terminating = new Set<string>();
 
   constructor() {
     this.server = createServer((req, res) => void this.handle(req, res));
@@ -127,6 +161,8 @@ export class FakeApiServer {
 
   async stop(): Promise<void> {
     this.closeWatches();
+    for (const res of this.held) res.destroy();
+    this.held.clear();
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -135,21 +171,21 @@ export class FakeApiServer {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** A KubeConfig for this server, built in code (plain HTTP needs skipTLSVerify in client-node). */
-  kubeConfig(): KubeConfig {
+  /** A KubeConfig for this server, built in code (plain HTTP needs skipTLSVerify in client-node); `token` names the client. */
+  kubeConfig(token?: string): KubeConfig {
     const config = new KubeConfig();
     config.loadFromOptions({
       clusters: [{ name: 'fake', server: this.url, skipTLSVerify: true }],
-      users: [{ name: 'test' }],
+      users: [{ name: 'test', ...(token ? { token } : {}) }],
       contexts: [{ name: 'fake', cluster: 'fake', user: 'test' }],
       currentContext: 'fake',
     });
     return config;
   }
 
-  /** The same as a kubeconfig file, for operator processes (KUBECONFIG). */
-  writeKubeconfig(dir: string): string {
-    const path = join(dir, `kubeconfig-${this.port}.yaml`);
+  /** The same as a kubeconfig file, for operator processes (KUBECONFIG); `token` names the client. */
+  writeKubeconfig(dir: string, token?: string): string {
+    const path = join(dir, `kubeconfig-${this.port}${token ? `-${token}` : ''}.yaml`);
     writeFileSync(
       path,
       [
@@ -160,7 +196,7 @@ export class FakeApiServer {
         `    cluster: {server: "${this.url}", insecure-skip-tls-verify: true}`,
         'users:',
         '  - name: test',
-        '    user: {}',
+        token ? `    user: {token: "${token}"}` : '    user: {}',
         'contexts:',
         '  - name: fake',
         '    context: {cluster: fake, user: test}',
@@ -175,8 +211,38 @@ export class FakeApiServer {
 
   /** Ends every open watch stream (as an API server restart or a load balancer timeout would). */
   closeWatches(): void {
-    for (const watch of this.watches) watch.res.end();
+    for (const watch of this.watches) {
+      for (const timer of watch.timers) clearTimeout(timer);
+      watch.res.end();
+    }
     this.watches.clear();
+  }
+
+  /** Every open watch goes silent but stays open (a half-open connection): no events, no bookmarks, no end. New watches are served. */
+  hangWatches(): number {
+    let count = 0;
+    for (const watch of this.watches) {
+      if (watch.hung) continue;
+      watch.hung = true;
+      for (const timer of watch.timers) clearTimeout(timer);
+      count++;
+    }
+    return count;
+  }
+
+  /** Every request of this client (bearer token) is held unanswered and not applied, and its open watches go silent: its connection is dead. */
+  hangClient(client: string): void {
+    this.hungClients.add(client);
+    for (const watch of this.watches) {
+      if (watch.client !== client) continue;
+      watch.hung = true;
+      for (const timer of watch.timers) clearTimeout(timer);
+    }
+  }
+
+  /** How many requests are held unanswered now. */
+  get heldRequests(): number {
+    return this.held.size;
   }
 
   /** Forgets the event history: a watch from any older resourceVersion now gets 410 Gone. */
@@ -204,8 +270,19 @@ export class FakeApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
-    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.search, contentType: req.headers['content-type'] });
+    const client = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    const hung = this.hungClients.has(client);
+    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.search, contentType: req.headers['content-type'], client, at: Date.now(), hung });
+    if (hung) {
+      // A dead connection: nothing is answered; the request goes when the client gives up on it.
+      this.held.add(res);
+      res.on('close', () => this.held.delete(res));
+      req.resume();
+      return;
+    }
     try {
+      const namespaceRoute = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(url.pathname);
+      if (namespaceRoute) return this.send(res, 200, this.namespaceRequest(req.method ?? 'GET', decodeURIComponent(namespaceRoute[1]!)));
       const route = this.route(url.pathname);
       if (!route) throw new HttpError(404, 'NotFound', `the server could not find the requested resource (${req.method} ${url.pathname})`);
       const { type, namespace, name, subresource } = route;
@@ -213,7 +290,7 @@ export class FakeApiServer {
       switch (req.method) {
         case 'GET':
           if (name) return this.send(res, 200, this.get(type, namespace!, name));
-          if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') return this.watch(type, namespace, url.searchParams.get('resourceVersion') ?? '', res);
+          if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') return this.watch(type, namespace, url.searchParams, client, res);
           return this.send(res, 200, this.listResponse(type, namespace));
         case 'POST':
           if (name || !namespace) throw new HttpError(405, 'MethodNotAllowed', 'POST goes to the collection');
@@ -288,6 +365,7 @@ export class FakeApiServer {
     const entry: HistoryEntry = { rv: Number(object.metadata.resourceVersion), plural: type.plural, namespace, type: kind, object: clone(object) };
     this.history.push(entry);
     for (const watch of this.watches) {
+      if (watch.hung) continue;
       if (watch.plural === type.plural && (watch.namespace === undefined || watch.namespace === namespace)) this.writeEvent(watch.res, entry.type, entry.object);
     }
   }
@@ -298,6 +376,10 @@ export class FakeApiServer {
     const name = meta.name ?? (meta.generateName ? `${meta.generateName}${randomUUID().slice(0, 5)}` : undefined);
     if (!name) throw new HttpError(422, 'Invalid', 'metadata.name: Required value');
     if (meta.namespace && meta.namespace !== namespace) throw new HttpError(400, 'BadRequest', 'the namespace of the object does not match the namespace on the request');
+    if (this.terminating.has(namespace)) {
+      throw new HttpError(403, 'Forbidden', `${type.plural} "${name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`);
+    }
+    validate(type, body);
     const key = this.key(type, namespace, name);
     if (this.objects.has(key)) throw new HttpError(409, 'AlreadyExists', `${type.plural} "${name}" already exists`);
     const object: KubeObject = {
@@ -364,6 +446,7 @@ export class FakeApiServer {
     if (result.metadata.deletionTimestamp && (result.metadata.finalizers ?? []).length === 0) {
       this.objects.delete(key);
       this.record(type, namespace, 'DELETED', result);
+      this.namespaceProgress(namespace);
       return clone(result);
     }
     this.objects.set(key, result);
@@ -373,6 +456,7 @@ export class FakeApiServer {
 
   private update(type: ResourceType, namespace: string, name: string, body: KubeObject, subresource: string | undefined): KubeObject {
     if (!body || typeof body !== 'object') throw new HttpError(400, 'BadRequest', 'no object in the body');
+    validate(type, body);
     return this.write(type, namespace, name, body, subresource);
   }
 
@@ -382,6 +466,7 @@ export class FakeApiServer {
     // A resourceVersion in the patch is a precondition; without one the patch applies to whatever is current.
     const precondition = (body as { metadata?: Meta } | undefined)?.metadata?.resourceVersion;
     next.metadata = { ...(next.metadata ?? {}), resourceVersion: precondition ?? current.metadata.resourceVersion };
+    validate(type, next);
     return this.write(type, namespace, name, next, subresource);
   }
 
@@ -404,7 +489,50 @@ export class FakeApiServer {
     const gone = clone(current);
     gone.metadata.resourceVersion = String(++this.rv);
     this.record(type, namespace, 'DELETED', gone);
+    this.namespaceProgress(namespace);
     return gone;
+  }
+
+  // --- namespaces ------------------------------------------------------------------------------
+
+  private namespaceObject(namespace: string): Json {
+    const phase = this.terminating.has(namespace) ? 'Terminating' : 'Active';
+    return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace }, status: { phase } };
+  }
+
+  private namespaceRequest(method: string, namespace: string): Json {
+    const exists = this.terminating.has(namespace) || [...this.objects.values()].some((o) => o.metadata.namespace === namespace);
+    if (method === 'GET') {
+      if (!exists) throw new HttpError(404, 'NotFound', `namespaces "${namespace}" not found`);
+      return this.namespaceObject(namespace);
+    }
+    if (method !== 'DELETE') throw new HttpError(405, 'MethodNotAllowed', `${method} on a namespace is not supported here`);
+    if (!exists) throw new HttpError(404, 'NotFound', `namespaces "${namespace}" not found`);
+    if (this.terminating.has(namespace)) return this.namespaceObject(namespace);
+    this.terminating.add(namespace);
+    // The namespace controller: Secrets go (they have no finalizers), then everything else is deleted;
+    // custom resources with finalizers are only marked, and the namespace waits for them.
+    const secretsFirst = [...RESOURCES].sort((a, b) => Number(b.plural === 'secrets') - Number(a.plural === 'secrets'));
+    for (const type of secretsFirst) {
+      for (const object of this.list(type.plural, namespace)) this.remove(type, namespace, object.metadata.name!);
+    }
+    const answer = this.namespaceObject(namespace);
+    this.namespaceProgress(namespace);
+    return answer;
+  }
+
+  /** A terminating namespace whose objects are all gone (Events the controller wrote meanwhile included) is gone too. */
+  private namespaceProgress(namespace: string): void {
+    if (!this.terminating.has(namespace)) return;
+    const left = [...this.objects.values()].filter((o) => o.metadata.namespace === namespace);
+    if (left.some((o) => o.kind !== 'Event')) return;
+    for (const event of left) this.objects.delete(`events/${namespace}/${event.metadata.name}`);
+    this.terminating.delete(namespace);
+  }
+
+  /** Whether the namespace still exists (Active or Terminating), as GET /api/v1/namespaces/<ns> tells. */
+  namespaceExists(namespace: string): boolean {
+    return this.terminating.has(namespace) || [...this.objects.values()].some((o) => o.metadata.namespace === namespace);
   }
 
   // --- watch -----------------------------------------------------------------------------------
@@ -413,30 +541,86 @@ export class FakeApiServer {
     res.write(`${JSON.stringify({ type, object })}\n`);
   }
 
-  private watch(type: ResourceType, namespace: string | undefined, resourceVersion: string, res: ServerResponse): void {
+  private watch(type: ResourceType, namespace: string | undefined, params: URLSearchParams, client: string, res: ServerResponse): void {
     if (this.refuseWatches) throw new HttpError(500, 'InternalError', 'watches are refused for this test');
+    const resourceVersion = params.get('resourceVersion') ?? '';
+    const timeoutParam = params.get('timeoutSeconds');
+    const timeoutSeconds = Math.min(timeoutParam === null ? this.maxWatchSeconds : Number(timeoutParam), this.maxWatchSeconds);
+    if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 0) throw new HttpError(400, 'BadRequest', `timeoutSeconds: invalid value ${timeoutParam}`);
+    const bookmarks = params.get('allowWatchBookmarks') === 'true';
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-    const from = resourceVersion === '' || resourceVersion === '0' ? this.rv : Number(resourceVersion);
-    if (!Number.isFinite(from) || from < this.compactedRv) {
-      this.writeEvent(res, 'ERROR', {
-        kind: 'Status',
-        apiVersion: 'v1',
-        metadata: {},
-        status: 'Failure',
-        message: `too old resource version: ${resourceVersion} (${this.compactedRv})`,
-        reason: 'Expired',
-        code: 410,
-      });
-      res.end();
-      return;
+    const inScope = (entryNamespace: string) => namespace === undefined || entryNamespace === namespace;
+    if (resourceVersion === '' || resourceVersion === '0') {
+      // "Get state and start at most recent": an ADDED event per existing object first.
+      for (const object of this.list(type.plural, namespace)) this.writeEvent(res, 'ADDED', object);
+    } else {
+      const from = Number(resourceVersion);
+      if (!Number.isFinite(from) || from < this.compactedRv) {
+        this.writeEvent(res, 'ERROR', {
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          message: `too old resource version: ${resourceVersion} (${this.compactedRv})`,
+          reason: 'Expired',
+          code: 410,
+        });
+        res.end();
+        return;
+      }
+      for (const entry of this.history) {
+        if (entry.rv > from && entry.plural === type.plural && inScope(entry.namespace)) this.writeEvent(res, entry.type, entry.object);
+      }
     }
-    for (const entry of this.history) {
-      if (entry.rv > from && entry.plural === type.plural && (namespace === undefined || entry.namespace === namespace)) this.writeEvent(res, entry.type, entry.object);
+    const stream: WatchStream = { plural: type.plural, namespace, res, client, hung: false, timers: [] };
+    const end = () => {
+      for (const timer of stream.timers) clearTimeout(timer);
+      this.watches.delete(stream);
+    };
+    if (timeoutSeconds > 0) {
+      stream.timers.push(
+        setTimeout(() => {
+          end();
+          res.end();
+        }, timeoutSeconds * 1000),
+      );
     }
-    const stream: WatchStream = { plural: type.plural, namespace, res };
+    if (bookmarks) {
+      const bookmark = () => {
+        if (stream.hung) return;
+        this.writeEvent(res, 'BOOKMARK', { kind: type.kind, apiVersion: type.apiVersion, metadata: { resourceVersion: String(this.rv) } });
+        stream.timers.push(setTimeout(bookmark, this.bookmarkIntervalMs));
+      };
+      stream.timers.push(setTimeout(bookmark, this.bookmarkIntervalMs));
+    }
     this.watches.add(stream);
-    res.on('close', () => this.watches.delete(stream));
+    res.on('close', end);
   }
+}
+
+/** What a real API server checks of Leases and Events (their built-in validation), as 422 Invalid. */
+function validate(type: ResourceType, object: KubeObject): void {
+  const problems: string[] = [];
+  if (type.plural === 'leases') {
+    const spec = (object.spec ?? {}) as { leaseDurationSeconds?: unknown; holderIdentity?: unknown; leaseTransitions?: unknown };
+    if (spec.leaseDurationSeconds !== undefined && !(Number.isInteger(spec.leaseDurationSeconds) && (spec.leaseDurationSeconds as number) > 0)) {
+      problems.push('spec.leaseDurationSeconds: Invalid value: must be greater than 0');
+    }
+    if (spec.leaseTransitions !== undefined && !(Number.isInteger(spec.leaseTransitions) && (spec.leaseTransitions as number) >= 0)) {
+      problems.push('spec.leaseTransitions: Invalid value: must be greater than or equal to 0');
+    }
+    if (spec.holderIdentity !== undefined && spec.holderIdentity !== null && typeof spec.holderIdentity !== 'string') problems.push('spec.holderIdentity: Invalid value: must be a string');
+  }
+  if (type.plural === 'events') {
+    const event = object as { involvedObject?: { namespace?: string; name?: string }; type?: string; reason?: string; metadata: Meta };
+    if (!event.involvedObject?.name) problems.push('involvedObject.name: Required value');
+    if (event.involvedObject?.namespace !== undefined && event.metadata.namespace !== undefined && event.involvedObject.namespace !== event.metadata.namespace) {
+      problems.push('involvedObject.namespace: Invalid value: does not match event.namespace');
+    }
+    if (event.type !== undefined && event.type !== 'Normal' && event.type !== 'Warning') problems.push(`type: Unsupported value: "${event.type}": supported values: "Normal", "Warning"`);
+    if (!event.reason) problems.push('reason: Required value');
+  }
+  if (problems.length) throw new HttpError(422, 'Invalid', `${type.kind} "${object.metadata?.name ?? ''}" is invalid: ${problems.join(', ')}`);
 }
 
 function stripMetaAndStatus(object: KubeObject): Json {

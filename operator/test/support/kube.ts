@@ -117,7 +117,8 @@ export const fastOperatorTimers: Record<string, string> = {
 
 /** An operator process (operator/dist/main.js) pointed at the fake API server through KUBECONFIG. */
 export function startOperator(label: string, kubeconfig: string, env: Record<string, string> = {}): ManagedProcess {
-  return spawnNode(label, `${repoRoot}operator/dist/main.js`, {
+  // SOCKETBRIDGE_TEST_OPERATOR_MAIN runs another build (such as the previous commit's, to show a test fails there).
+  return spawnNode(label, process.env.SOCKETBRIDGE_TEST_OPERATOR_MAIN ?? `${repoRoot}operator/dist/main.js`, {
     KUBECONFIG: kubeconfig,
     SOCKETBRIDGE_REDIS_URL: TEST_REDIS_URL,
     SOCKETBRIDGE_OPERATOR_PORT: '0',
