@@ -1,22 +1,16 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { keyMatches } from '@socketbridge/common';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** The route needs the admin key (`x-api-key`), checked by `guardAdminRoutes` before anything else. */
+    /** The route needs the admin key (`x-api-key`), checked by `adminGuard` before anything else. */
     admin?: boolean;
   }
 }
 
-/**
- * Whether `given` is the admin key. Both sides are hashed first, so the comparison takes the same
- * time whatever the length or content of the guess (timingSafeEqual alone throws on a length
- * mismatch, and comparing lengths first would leak the key's length).
- */
+/** Whether `given` is the admin key, compared in constant time (common's `keyMatches`). */
 export function adminKeyCheck(apiKey: string): (given: unknown) => boolean {
-  const digest = (value: string) => createHash('sha256').update(value).digest();
-  const expected = digest(apiKey);
-  return (given) => typeof given === 'string' && timingSafeEqual(digest(given), expected);
+  return (given) => keyMatches(typeof given === 'string' ? given : undefined, apiKey);
 }
 
 /**
