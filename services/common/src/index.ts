@@ -9,6 +9,7 @@ export * from './wait.js';
 export * from './cluster-link.js';
 export * from './channels.js';
 export * from './bridges.js';
+export * from './bridge-writes.js';
 export * from './registry-watch.js';
 export * from './tokens.js';
 export * from './socket-server.js';

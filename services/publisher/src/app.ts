@@ -10,6 +10,8 @@ import {
   CHANNEL_NAME,
   bearerKey,
   bridgeProblems,
+  putUnownedBridge,
+  removeUnownedBridge,
   clientChannel,
   findPolicy,
   keyMatches,
@@ -278,7 +280,8 @@ export async function buildApp(deps: AppDeps) {
     const bridge: Bridge = { name: request.params.name, ...(request.body as Omit<Bridge, 'name'>) };
     const problems = bridgeProblems(bridge);
     if (problems.length) throw new HttpError(400, 'BadRequest', problems.join('; '));
-    await redis.multi().hset(registryKeys.bridges, bridge.name, JSON.stringify(bridge)).publish(registryKeys.changes, bridge.name).exec();
+    const written = await putUnownedBridge(redis, bridge);
+    if (!written.ok) throw ownedBridge(bridge.name, written.owner);
     await watcher.reload();
     return reply.code(200).send(bridge);
   });
@@ -288,11 +291,17 @@ export async function buildApp(deps: AppDeps) {
     preHandler: [needsRegistry],
     schema: { summary: 'Remove a bridge (admin; its queues stay)', security: [{ apiKey: [] }], params: BridgeName },
   }, async (request, reply) => {
-    const [[, removed]] = ((await redis.multi().hdel(registryKeys.bridges, request.params.name).publish(registryKeys.changes, request.params.name).exec()) ?? [[null, 0]]) as [[unknown, number]];
-    if (!removed) throw new HttpError(404, 'NotFound', `no bridge ${request.params.name}`);
+    const removed = await removeUnownedBridge(redis, request.params.name);
+    if (!removed.ok) throw ownedBridge(request.params.name, removed.owner);
+    if (!removed.changed) throw new HttpError(404, 'NotFound', `no bridge ${request.params.name}`);
     await watcher.reload();
     return reply.code(204).send();
   });
+
+  /** A bridge a SocketBridge resource (or file) owns changes only there: its owner's next resync would undo a REST write. */
+  function ownedBridge(name: string, owner: string): HttpError {
+    return new HttpError(409, 'Conflict', `bridge ${name} is owned by ${owner} (the operator's SocketBridge resource or npm run bridge): change it there`);
+  }
 
   async function publish(channel: string, data: unknown, id?: string) {
     if (!CHANNEL_NAME.test(channel)) throw new HttpError(400, 'BadRequest', `${channel} is not a channel name`);

@@ -106,6 +106,38 @@ describe('REST bad input gets the right 4xx with a reason, and nothing is stored
     expect((await api.request('DELETE', '/v1/bridges/rest-bridge')).status).toBe(404);
   });
 
+  it('refuses what the operator refuses: amq.* queues, a pattern declared twice, one exchange with two types', async () => {
+    const queue = { name: 'rest-rules-q', bindings: [{ exchange: 'rest-rules', type: 'topic', routingKey: 'a.#' }], route: { channel: 'rules.{routingKey}' } };
+    const refused = [
+      [{ queues: [{ ...queue, name: 'amq.rest-rules' }], channels: [] }, 'queue amq.rest-rules: names starting with amq. are reserved by RabbitMQ'],
+      [{ queues: [queue], channels: [{ pattern: 'rules.*', access: 'public' }, { pattern: 'rules.*', access: 'authenticated' }] }, 'channel pattern rules.* is declared twice'],
+      [
+        { queues: [queue, { ...queue, name: 'rest-rules-q2', bindings: [{ exchange: 'rest-rules', type: 'direct', routingKey: 'b' }] }], channels: [] },
+        'exchange rest-rules is bound as topic and as direct; an exchange has one type',
+      ],
+    ] as const;
+    for (const [body, reason] of refused) {
+      const answer = await api.request<{ error: string; message: string }>('PUT', '/v1/bridges/rest-rules', body);
+      expect(answer, reason).toMatchObject({ status: 400, body: { error: 'BadRequest', message: expect.stringContaining(reason) } });
+    }
+    expect((await api.request('GET', '/v1/bridges/rest-rules')).status).toBe(404);
+  });
+
+  it('answers 409 naming the owner for a bridge a SocketBridge resource owns, and leaves it as it was', async () => {
+    const owned = { name: 'rest-owned', queues: [{ name: 'rest-owned-q', durable: true, singleActiveConsumer: false, bindings: [], route: { channel: 'owned.{routingKey}' } }], channels: [] };
+    await redis.multi().hset(registryKeys.bridges, owned.name, JSON.stringify(owned)).hset(registryKeys.owners, owned.name, 'team-a/owned').exec();
+    try {
+      const body = { queues: [{ name: 'rest-hijack-q', bindings: [], route: { channel: 'hijacked.{routingKey}' } }], channels: [{ pattern: 'hijacked.*', access: 'public' }] };
+      for (const [method, payload] of [['PUT', body], ['DELETE', undefined]] as const) {
+        const answer = await api.request<{ error: string; message: string }>(method, `/v1/bridges/${owned.name}`, payload);
+        expect(answer).toMatchObject({ status: 409, body: { error: 'Conflict', message: expect.stringContaining('owned by team-a/owned') } });
+      }
+      expect(JSON.parse((await redis.hget(registryKeys.bridges, owned.name))!)).toEqual(owned);
+    } finally {
+      await redis.multi().hdel(registryKeys.bridges, owned.name).hdel(registryKeys.owners, owned.name).exec();
+    }
+  });
+
   it('rate-limits sign-ups and sign-ins per client address, one budget for both', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 45; i++) {
