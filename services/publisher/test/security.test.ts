@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { chromium } from 'playwright-core';
-import { AmqpProducer, LocalCluster, PublisherApi, killAll, rabbitNames } from '@socketbridge/devkit';
+import { AmqpProducer, LocalCluster, PublisherApi, killAll, rabbitNames, redisUrl } from '@socketbridge/devkit';
 import { loadPublisherConfig } from '../src/config.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -14,7 +14,7 @@ const BUDGET = 30;
 const names = rabbitNames('pub-security');
 // The budget's Redis keys of this file's own: no other test's attempts count here, and ours are removed.
 const prefix = `test:sign-in:${randomUUID()}:`;
-const redis = new Redis(process.env.SOCKETBRIDGE_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true });
+const redis = new Redis(redisUrl(), { lazyConnect: true });
 let cluster: LocalCluster;
 /** Replica 1: test mode on, trustProxy off. Replica 2: test mode off, trusts proxies on loopback. */
 let plain: PublisherApi;
