@@ -91,6 +91,33 @@ async function rawStatus(port: number, request: string): Promise<number> {
   }
 }
 
+/**
+ * Dribbles request headers (a line a second, never the blank line that ends them) and resolves with
+ * what the server did: the status it answered with before closing, and after how long.
+ */
+async function dribbleHeaders(port: number, timeoutMs: number): Promise<{ status: number; ms: number }> {
+  const socket = connect(port, '127.0.0.1');
+  const started = Date.now();
+  let lines = 0;
+  const drip = setInterval(() => socket.write(`x-drip-${lines++}: ${'a'.repeat(10)}\r\n`), 1000);
+  try {
+    return await withTimeout(
+      new Promise((resolve, reject) => {
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        socket.once('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), ms: Date.now() - started }));
+        socket.once('error', reject);
+        socket.once('connect', () => socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n'));
+      }),
+      timeoutMs,
+      `port ${port} to cut off a client that never finishes its headers`,
+    );
+  } finally {
+    clearInterval(drip);
+    socket.destroy();
+  }
+}
+
 let testbed: PublisherTestbed;
 let cluster: LocalCluster;
 let api: PublisherApi;
@@ -342,6 +369,13 @@ describe('security and bad-input pass', () => {
         expect([400, 404], `${label} GET ${target}`).toContain(status);
         count(`${label} GET <prototype name> ${status}`);
       }
+    }
+
+    // …and a client that never finishes its headers is cut off after the 10 s header timeout (408), on every port.
+    const dribbled = await Promise.all([worker, broker, state].map((p) => dribbleHeaders(p.port, 20_000)));
+    for (const outcome of dribbled) {
+      expect(outcome.status).toBe(408);
+      count(`dribbled headers cut off: ${outcome.status}`);
     }
 
     // 5. Ops endpoints: 401 without the ops key or with another key (the cluster key, the admin key), 200 with it; probes stay open.

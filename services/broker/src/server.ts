@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
 import AGSimpleBroker from 'ag-simple-broker';
 import {
   Counter,
@@ -8,7 +7,7 @@ import {
   SCC_PATH,
   SocketServer,
   clusterAuthRefusal,
-  hardenServer,
+  createHardenedServer,
   installDirectFanout,
   listen,
   logSocketErrors,
@@ -38,7 +37,7 @@ export interface BrokerServer {
  */
 export async function startBroker(config: BrokerConfig, logger: Logger, registry: Registry): Promise<BrokerServer> {
   const instanceId = randomUUID();
-  const httpServer = hardenServer(createServer());
+  const httpServer = createHardenedServer();
   const broker = new AGSimpleBroker();
   let draining = false;
   let lastPublishAt = 0;

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { isIP } from 'node:net';
 import { URL } from 'node:url';
 import socketClusterServer, { type AGServer, type AGServerSocket } from 'socketcluster-server';
@@ -11,7 +11,7 @@ import {
   SUPPORTED_MAJORS,
   brokerJoinSchema,
   clusterAuthRefusal,
-  hardenServer,
+  createHardenedServer,
   instanceUri,
   listen,
   majorVersion,
@@ -83,7 +83,7 @@ export async function startStateServer(config: StateConfig, logger: Logger, regi
     },
   });
 
-  const httpServer: Server = hardenServer(createServer());
+  const httpServer: Server = createHardenedServer();
   const agServer: AGServer = socketClusterServer.attach(httpServer, {
     ackTimeout: config.SCC_STATE_SERVER_ACK_TIMEOUT,
   });

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import AGSimpleBroker from 'ag-simple-broker';
 import {
@@ -9,7 +8,7 @@ import {
   SCC_PATH,
   SocketServer,
   clusterLinkOptions,
-  hardenServer,
+  createHardenedServer,
   installDirectFanout,
   type ClientSocket,
   joinCluster,
@@ -39,7 +38,7 @@ export async function startWorker(
   hooks: WorkerHooks = {},
 ): Promise<WorkerServer> {
   const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
-  const httpServer = hardenServer(createServer());
+  const httpServer = createHardenedServer();
   const broker = new AGSimpleBroker();
   let draining = false;
   // Set once the port is known (the cluster announces it); ops routes answer before that.
