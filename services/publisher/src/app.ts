@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -61,7 +61,8 @@ export async function buildApp(deps: AppDeps) {
   const clients = new ClientStore(redis);
   const app = Fastify({
     loggerInstance: deps.logger,
-    disableRequestLogging: true,
+    // No line per request (metrics count them); Fastify 5.x deprecated the top-level option for this.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.SOCKETBRIDGE_BODY_LIMIT_BYTES,
     // Which X-Forwarded-For hops name the client (request.ip, the sign-in budget's key); none by default.
     trustProxy: config.SOCKETBRIDGE_TRUST_PROXY,
