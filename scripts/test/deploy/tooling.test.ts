@@ -147,7 +147,11 @@ describe('Dockerfile', () => {
       expect(existsSync(source), `${entry} is built from ${source}`).toBe(true);
     }
     expect(copied).toContain('services/common/dist/');
-    expect(copied).toContain('node_modules/');
+    // Every node_modules folder the deps stage's npm ci wrote, not only the root's: npm nests packages
+    // under a workspace (the publisher's ajv 8), and copying only /app/node_modules once lost them.
+    expect(runtime.some((i) => i.instruction === 'COPY' && /^--from=deps\s+\/deps\/\s+\.\/$/.test(i.args)), 'COPY --from=deps /deps/ ./').toBe(true);
+    const deps = instructions.find((i) => i.stage === 'deps' && /npm ci --omit=dev/.test(i.args))!.args;
+    expect(deps).toMatch(/find \. -type d -name node_modules -prune -exec cp -a --parents \{\} \/deps\//);
   });
 
   it('production dependencies cover every workspace the runtime carries', () => {
