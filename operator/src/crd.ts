@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
+import { parse as parseCel } from '@marcbachmann/cel-js';
 import { parse } from 'yaml';
 import { API_VERSION, KIND, type SocketBridge } from './resource.js';
 
@@ -86,35 +87,76 @@ export function validateDocument(document: unknown): Validation {
   if (!validate(doc)) errors.push(...readableErrors(validate.errors ?? [], doc));
   if (errors.length) return { ok: false, errors: [...new Set(errors)] };
   const resource = doc as unknown as SocketBridge;
-  const rules = Object.values(CEL_RULES).flatMap((check) => check(resource));
+  const rules = celProblems(crdSchemaCached(), resource);
   if (rules.length) return { ok: false, errors: rules };
   return { ok: true, resource };
 }
 
-function duplicates(values: string[]): string[] {
-  return [...new Set(values.filter((value, i) => values.indexOf(value) !== i))];
+let cachedSchema: JsonSchema | undefined;
+function crdSchemaCached(): JsonSchema {
+  cachedSchema ??= crdSchema();
+  return cachedSchema;
+}
+
+const programs = new Map<string, ReturnType<typeof parseCel>>();
+
+/** One CEL rule, compiled once by a real CEL implementation (@marcbachmann/cel-js). */
+export function celProgram(rule: string): ReturnType<typeof parseCel> {
+  let program = programs.get(rule);
+  if (!program) {
+    program = parseCel(rule);
+    programs.set(rule, program);
+  }
+  return program;
 }
 
 /**
- * The CRD's CEL rules (x-kubernetes-validations), by message, as local mode checks them (AJV
- * cannot run CEL). operator/test/crd.test.ts fails if the CRD gains a rule that is not here.
+ * The CRD's CEL rules (x-kubernetes-validations), evaluated as the API server evaluates them:
+ * each rule at its node of the schema with `self` bound to that node's value (every element, for
+ * a rule under `items`); a node that is absent is not evaluated. The rules are read from the CRD
+ * file, so it is their single source. Problems read `<path>: <message>` (a string's value is
+ * quoted after it); a rule that cannot be evaluated counts as failed, with why.
  */
-export const CEL_RULES: Record<string, (resource: SocketBridge) => string[]> = {
-  'metadata.name must be a DNS label (at most 63 characters, no dots): it names the bridge in the registry': (r) => {
-    const name = r.metadata.name ?? '';
-    return name.length <= 63 && !name.includes('.') ? [] : [`metadata.name: must be a DNS label (at most 63 characters, no dots): it names the bridge in the registry (got ${JSON.stringify(name)})`];
-  },
-  'queue names must be unique within a SocketBridge': (r) =>
-    duplicates(r.spec.queues.map((q) => q.name)).map((name) => `spec.queues: queue names must be unique within a SocketBridge (${name} is declared more than once)`),
-  'queue names starting with amq. are reserved by RabbitMQ': (r) =>
-    r.spec.queues.flatMap((q, i) => (q.name.startsWith('amq.') ? [`spec.queues[${i}].name: queue names starting with amq. are reserved by RabbitMQ (got ${JSON.stringify(q.name)})`] : [])),
-  'channel patterns must be unique within a SocketBridge': (r) =>
-    duplicates((r.spec.channels ?? []).map((c) => c.pattern)).map((pattern) => `spec.channels: channel patterns must be unique within a SocketBridge (${pattern} is declared more than once)`),
-  'owner access needs a {clientId} segment in the pattern': (r) =>
-    (r.spec.channels ?? []).flatMap((c, i) =>
-      c.access === 'owner' && !c.pattern.includes('{clientId}') ? [`spec.channels[${i}]: owner access needs a {clientId} segment in the pattern (got ${JSON.stringify(c.pattern)})`] : [],
-    ),
-};
+export function celProblems(schema: JsonSchema, value: unknown, path = ''): string[] {
+  if (value === undefined || value === null) return [];
+  const problems: string[] = [];
+  for (const { rule, message } of schema['x-kubernetes-validations'] ?? []) {
+    let result: unknown;
+    let failure = '';
+    try {
+      result = celProgram(rule)({ self: value });
+    } catch (error) {
+      failure = ` (the rule ${JSON.stringify(rule)} could not be evaluated: ${(error as Error).message})`;
+    }
+    if (result !== true) problems.push(`${path || '(root)'}: ${message ?? `failed rule: ${rule}`}${typeof value === 'string' ? ` (got ${JSON.stringify(value)})` : ''}${failure}`);
+  }
+  if (schema.properties && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [key, child] of Object.entries(schema.properties)) problems.push(...celProblems(child, (value as Record<string, unknown>)[key], path ? `${path}.${key}` : key));
+  }
+  if (schema.items && Array.isArray(value)) value.forEach((item, i) => problems.push(...celProblems(schema.items!, item, `${path}[${i}]`)));
+  return problems;
+}
+
+/**
+ * What an API server does to a custom resource before storing it, for the stand-in: drops fields
+ * the schema does not know (pruning; `x-kubernetes-preserve-unknown-fields` keeps them) and fills
+ * in defaults. Returns a new value.
+ */
+export function pruneAndDefault(schema: JsonSchema, value: unknown): unknown {
+  if (value === undefined || value === null) return value;
+  if (Array.isArray(value)) return schema.items ? value.map((item) => pruneAndDefault(schema.items!, item)) : value;
+  if (typeof value !== 'object' || !schema.properties) return value;
+  const source = value as Record<string, unknown>;
+  const result: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(source)) {
+    if (schema.properties[key]) result[key] = pruneAndDefault(schema.properties[key], child);
+    else if (schema['x-kubernetes-preserve-unknown-fields']) result[key] = child;
+  }
+  for (const [key, child] of Object.entries(schema.properties)) {
+    if (result[key] === undefined && child.default !== undefined) result[key] = pruneAndDefault(child, structuredClone(child.default));
+  }
+  return result;
+}
 
 /** Every CEL rule in a schema, with where it sits (`spec.queues`, `spec.channels[]`, …). */
 export function celRules(schema: JsonSchema, path = ''): Array<{ path: string; rule: string; message: string }> {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { bridgeProblems } from '@socketbridge/common';
 import { repoRoot } from '@socketbridge/devkit';
 import { toBridge } from '../src/bridge.js';
-import { CEL_RULES, CRD_PATH, celRules, crdSchema, validateDocument, type JsonSchema } from '../src/crd.js';
+import { CRD_PATH, celProblems, celProgram, celRules, crdSchema, validateDocument, type JsonSchema } from '../src/crd.js';
 import { readManifests } from '../src/files.js';
 import type {
   BindingSpec,
@@ -251,21 +251,50 @@ describe('broken documents are refused with messages a person can act on', () =>
     expect(problems(file)).toEqual(expected);
   });
 
-  // Each CEL rule of the CRD, as local mode checks it (the API server runs the CEL itself).
+  // Each CEL rule of the CRD, evaluated from the CRD file by a CEL implementation (@marcbachmann/cel-js), as local mode checks it.
   const celFixtures: Record<string, [string, string]> = {
     'metadata.name must be a DNS label (at most 63 characters, no dots): it names the bridge in the registry': [
       'cel-dotted-name.yaml',
       'metadata.name: "market.data" is not allowed here (a DNS label: lower-case letters, digits and -, at most 63 characters)',
     ],
-    'queue names must be unique within a SocketBridge': ['cel-duplicate-queues.yaml', 'spec.queues: queue names must be unique within a SocketBridge (twice.q is declared more than once)'],
+    'queue names must be unique within a SocketBridge': ['cel-duplicate-queues.yaml', 'spec.queues: queue names must be unique within a SocketBridge'],
     'queue names starting with amq. are reserved by RabbitMQ': ['cel-amq-queue.yaml', 'spec.queues[0].name: queue names starting with amq. are reserved by RabbitMQ (got "amq.prices")'],
-    'channel patterns must be unique within a SocketBridge': ['cel-duplicate-patterns.yaml', 'spec.channels: channel patterns must be unique within a SocketBridge (a.* is declared more than once)'],
-    'owner access needs a {clientId} segment in the pattern': ['cel-owner-without-clientid.yaml', 'spec.channels[0]: owner access needs a {clientId} segment in the pattern (got "orders.*")'],
+    'channel patterns must be unique within a SocketBridge': ['cel-duplicate-patterns.yaml', 'spec.channels: channel patterns must be unique within a SocketBridge'],
+    'owner access needs a {clientId} segment in the pattern': ['cel-owner-without-clientid.yaml', 'spec.channels[0]: owner access needs a {clientId} segment in the pattern'],
   };
 
-  it('every CEL rule in the CRD is checked in local mode, and has a fixture it refuses', () => {
+  // Each rule on its own, as the API server binds `self`: a value it accepts and one it refuses.
+  const celCases: Record<string, { pass: unknown; fail: unknown }> = {
+    'metadata.name must be a DNS label (at most 63 characters, no dots): it names the bridge in the registry': {
+      pass: { metadata: { name: 'market-data' } },
+      fail: { metadata: { name: 'market.data' } },
+    },
+    'queue names must be unique within a SocketBridge': { pass: [{ name: 'a' }, { name: 'b' }], fail: [{ name: 'a' }, { name: 'b' }, { name: 'a' }] },
+    'queue names starting with amq. are reserved by RabbitMQ': { pass: 'prices.amq', fail: 'amq.prices' },
+    'channel patterns must be unique within a SocketBridge': { pass: [{ pattern: 'a.*' }, { pattern: 'b.*' }], fail: [{ pattern: 'a.*' }, { pattern: 'a.*' }] },
+    'owner access needs a {clientId} segment in the pattern': {
+      pass: { pattern: 'orders.{clientId}', access: 'owner' },
+      fail: { pattern: 'orders.*', access: 'owner' },
+    },
+  };
+
+  it.each(Object.entries(celCases))('the CEL rule "%s" passes one object and fails another', (message, { pass, fail }) => {
+    const rule = celRules(schema).find((r) => r.message === message)!.rule;
+    expect(celProgram(rule)({ self: pass })).toBe(true);
+    expect(celProgram(rule)({ self: fail })).toBe(false);
+  });
+
+  it('a rule on a node that is absent is not evaluated; a present one is, at every element of a list', () => {
+    const spec = { queues: [{ name: 'amq.a', route: { channel: 'x' } }, { name: 'b', route: { channel: 'x' } }, { name: 'amq.c', route: { channel: 'x' } }] };
+    expect(celProblems(schema, { apiVersion: 'socketbridge.io/v1alpha1', kind: 'SocketBridge', metadata: { name: 'n' }, spec })).toEqual([
+      'spec.queues[0].name: queue names starting with amq. are reserved by RabbitMQ (got "amq.a")',
+      'spec.queues[2].name: queue names starting with amq. are reserved by RabbitMQ (got "amq.c")',
+    ]);
+  });
+
+  it('every CEL rule in the CRD has a fixture local mode refuses and a case of its own', () => {
     const messages = celRules(schema).map((r) => r.message);
-    expect(Object.keys(CEL_RULES).sort()).toEqual([...messages].sort());
+    expect(Object.keys(celCases).sort()).toEqual([...messages].sort());
     expect(Object.keys(celFixtures).sort()).toEqual([...messages].sort());
     for (const [file, expected] of Object.values(celFixtures)) expect(problems(file), file).toEqual([expected]);
   });

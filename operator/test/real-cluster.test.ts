@@ -75,6 +75,24 @@ afterAll(async () => {
   scratch.dispose();
 });
 
+describe('the stand-in admits SocketBridges as a real server does, from the CRD file', () => {
+  it('prunes unknown fields, applies defaults, and refuses what the schema or a CEL rule refuses (422)', async () => {
+    const ns = namespaces.main;
+    const body = { ...spec(q('admit'), 'rabbitmq'), unknownField: 1 } as SocketBridgeSpec;
+    const created = await user.create(ns, 'admit', body);
+    expect(created.spec).not.toHaveProperty('unknownField');
+    expect(created.spec).toMatchObject({ deletionPolicy: 'retain', channels: [], queues: [{ durable: true, singleActiveConsumer: false }] });
+    await expect(user.create(ns, 'amq', spec('amq.reserved', 'rabbitmq'))).rejects.toMatchObject({
+      code: 422,
+      body: expect.stringContaining('spec.queues[0].name: queue names starting with amq. are reserved by RabbitMQ (got \\"amq.reserved\\")'),
+    });
+    await expect(user.patchSpec(ns, 'admit', { deletionPolicy: 'purge' as never })).rejects.toMatchObject({ code: 422, body: expect.stringContaining('spec.deletionPolicy: must be one of retain, delete') });
+    expect(fake.object('socketbridges', ns, 'admit')?.spec).toMatchObject({ deletionPolicy: 'retain' });
+    await user.delete(ns, 'admit');
+    await user.waitForGone(ns, 'admit');
+  });
+});
+
 describe('one operator against the stand-in', () => {
   let op: ManagedProcess;
 

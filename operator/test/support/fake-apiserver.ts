@@ -28,8 +28,12 @@
  *   (a dead connection: nothing is answered or applied; the request is dropped when the client
  *   gives up on it).
  *
- * It does NOT validate against the CRD schema, apply its defaults, run CEL rules, authorize
- * (RBAC), or paginate. docs/operator.md says what that leaves unproven.
+ * - socketbridges are admitted as a real server admits a custom resource, from the CRD file itself:
+ *   unknown fields pruned, defaults applied, the openAPIV3Schema validated and its
+ *   x-kubernetes-validations evaluated by a CEL implementation (@marcbachmann/cel-js): 422 Invalid.
+ *
+ * It does NOT authorize (RBAC), paginate, or check the CRD's CEL cost budget. docs/operator.md
+ * says what that leaves unproven.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -37,6 +41,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { crdSchema, pruneAndDefault, validateDocument, type JsonSchema } from '../../src/crd.js';
 
 type Json = Record<string, unknown>;
 type Meta = {
@@ -111,6 +116,18 @@ class HttpError extends Error {
 }
 
 const clone = <T>(value: T): T => structuredClone(value);
+
+let socketBridgeSchema: JsonSchema | undefined;
+
+/** Pruning, defaulting, schema and CEL validation of a SocketBridge, from the CRD file: the admitted object, or 422. */
+function admitSocketBridge(object: KubeObject): KubeObject {
+  socketBridgeSchema ??= crdSchema();
+  const admitted = pruneAndDefault(socketBridgeSchema, object) as KubeObject;
+  admitted.metadata = object.metadata; // metadata is the API server's own, not the schema's
+  const result = validateDocument(admitted);
+  if (!result.ok) throw new HttpError(422, 'Invalid', `SocketBridge.socketbridge.io "${object.metadata?.name ?? ''}" is invalid: ${result.errors.join('; ')}`);
+  return admitted;
+}
 
 /** RFC 7386 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
@@ -398,9 +415,10 @@ export class FakeApiServer {
     };
     delete object.metadata.deletionTimestamp;
     if (type.statusSubresource) delete object.status;
-    this.objects.set(key, object);
-    this.record(type, namespace, 'ADDED', object);
-    return clone(object);
+    const stored = type.plural === 'socketbridges' ? admitSocketBridge(object) : object;
+    this.objects.set(key, stored);
+    this.record(type, namespace, 'ADDED', stored);
+    return clone(stored);
   }
 
   /** Applies `next` (a full object) over the stored one with the semantics of the main endpoint or the status subresource. */
@@ -411,6 +429,10 @@ export class FakeApiServer {
     const wanted = next.metadata?.resourceVersion;
     if (wanted !== undefined && wanted !== current.metadata.resourceVersion) {
       throw new HttpError(409, 'Conflict', `Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+    }
+    if (type.plural === 'socketbridges') {
+      socketBridgeSchema ??= crdSchema();
+      next = { ...(pruneAndDefault(socketBridgeSchema, next) as KubeObject), metadata: next.metadata };
     }
     let result: KubeObject;
     if (subresource === 'status') {
@@ -439,6 +461,7 @@ export class FakeApiServer {
         if (added.length) throw new HttpError(422, 'Invalid', `metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`);
       }
     }
+    if (type.plural === 'socketbridges') result = admitSocketBridge(result);
     if (JSON.stringify({ ...result, metadata: { ...result.metadata, resourceVersion: '' } }) === JSON.stringify({ ...current, metadata: { ...current.metadata, resourceVersion: '' } })) {
       return clone(current); // a no-op write changes nothing, not even the resourceVersion
     }
