@@ -1,8 +1,14 @@
 const levels: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
 const omitted = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'service', 'name']);
 
-/** One pino JSON line as `12:00:01 [broker-1] INFO  msg key=value …`; other lines pass through prefixed. */
-export function formatLine(name: string, line: string): string {
+/** pino's level numbers by name. */
+export const LEVEL_NUMBERS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+
+/**
+ * One pino JSON line as `12:00:01 [broker-1] INFO  msg key=value …`, or '' below `minLevel`;
+ * other lines (Node's own warnings) pass through prefixed.
+ */
+export function formatLine(name: string, line: string, minLevel = 0): string {
   const prefix = `[${name}]`.padEnd(12);
   let entry: Record<string, unknown>;
   try {
@@ -10,6 +16,7 @@ export function formatLine(name: string, line: string): string {
   } catch {
     return `${prefix} ${line}\n`;
   }
+  if (Number(entry.level) < minLevel) return '';
   const time = new Date(typeof entry.time === 'number' ? entry.time : Date.now()).toISOString().slice(11, 19);
   const fields = Object.entries(entry)
     .filter(([key]) => !omitted.has(key))

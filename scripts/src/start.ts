@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { LocalCluster, repoRoot } from '@socketbridge/devkit';
 import { checkRabbitMQ, checkRedis } from './preflight.js';
-import { formatLine } from './log-format.js';
+import { LEVEL_NUMBERS, formatLine } from './log-format.js';
 
 const usage = `usage: npm start -- [--brokers N] [--workers N] [--publishers N]
                      [--state-port P] [--broker-port P] [--worker-port P] [--publisher-port P] [--host ADDR]
@@ -83,11 +83,19 @@ async function main(): Promise<void> {
     ['SOCKETBRIDGE_AUTH_KEY', 'SOCKETBRIDGE_API_KEY', 'SCC_AUTH_KEY', 'SOCKETBRIDGE_OPS_KEY'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]),
   );
 
+  // Members log at info at least: devkit learns each one's port from its `listening` line. A quieter
+  // SOCKETBRIDGE_LOG_LEVEL is applied here, to what is shown; a more verbose one reaches the members.
+  const level = process.env.SOCKETBRIDGE_LOG_LEVEL || 'info';
+  const shownLevel = LEVEL_NUMBERS[level];
+  if (shownLevel === undefined) {
+    console.error(`SOCKETBRIDGE_LOG_LEVEL must be one of ${Object.keys(LEVEL_NUMBERS).join(', ')}; got ${JSON.stringify(level)}`);
+    process.exit(2);
+  }
   const cluster = new LocalCluster({
     // A shorter start-up delay than production's 5 s: every broker here starts before any worker.
     timers: { SCC_STATE_SERVER_STARTUP_DELAY: '1000', SCC_STATE_SERVER_SCALE_OUT_DELAY: '1000' },
     env: {
-      SOCKETBRIDGE_LOG_LEVEL: process.env.SOCKETBRIDGE_LOG_LEVEL ?? 'info',
+      SOCKETBRIDGE_LOG_LEVEL: shownLevel < LEVEL_NUMBERS.info! ? level : 'info',
       SOCKETBRIDGE_RABBITMQ_URL: rabbitUrl,
       SOCKETBRIDGE_REDIS_URL: redisUrl,
       // A local demo: the seed's fake-data route is on, behind the admin key like every route that can write to any channel.
@@ -96,7 +104,7 @@ async function main(): Promise<void> {
     },
     ports,
     host,
-    onLine: (name, line) => process.stdout.write(formatLine(name, line)),
+    onLine: (name, line) => process.stdout.write(formatLine(name, line, shownLevel)),
     ownProcessGroup: true,
   });
 

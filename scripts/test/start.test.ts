@@ -15,10 +15,10 @@ afterAll(async () => {
 // Redis) keeps their channel policies away from the other test files, which share database 0.
 const startRedisUrl = redisUrl(14);
 
-function run(args: string[]) {
+function run(args: string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, [`${repoRoot}scripts/dist/start.js`, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, SOCKETBRIDGE_REDIS_URL: startRedisUrl },
+    env: { ...process.env, SOCKETBRIDGE_REDIS_URL: startRedisUrl, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -107,9 +107,27 @@ describe('npm start', () => {
     }
   });
 
+  it('comes up at SOCKETBRIDGE_LOG_LEVEL=warn, showing no info lines, and warns of no deprecation', async () => {
+    const [state, broker, worker, publisher] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const ports = ['--state-port', String(state), '--broker-port', String(broker), '--worker-port', String(worker), '--publisher-port', String(publisher)];
+    const start = run(['--brokers', '1', '--workers', '1', '--publishers', '1', ...ports], { SOCKETBRIDGE_LOG_LEVEL: 'warn' });
+    try {
+      await waitFor(() => start.output().includes('SocketBridge cluster ready'), 60000, 'the ready banner');
+      expect(start.output()).not.toMatch(/\]\s+INFO\s/);
+      expect(start.output()).not.toMatch(/Deprecation|DeprecationWarning/);
+      start.child.kill('SIGINT');
+      expect(await start.exited).toBe(0);
+    } finally {
+      start.child.kill('SIGKILL');
+    }
+  });
+
   it('refuses bad flags with the usage', async () => {
     const bad = run(['--brokers', '0']);
     expect(await bad.exited).toBe(2);
     expect(bad.output()).toContain('--brokers must be a whole number from 1 to 32');
+    const loud = run([], { SOCKETBRIDGE_LOG_LEVEL: 'loud' });
+    expect(await loud.exited).toBe(2);
+    expect(loud.output()).toContain('SOCKETBRIDGE_LOG_LEVEL must be one of');
   });
 });
