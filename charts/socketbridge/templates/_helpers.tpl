@@ -72,6 +72,17 @@ true
 {{- end -}}
 {{- end -}}
 
+{{/*
+A pod template annotation that changes with every value that goes into the chart's Secret, so that a
+`helm upgrade` changing a key (auth.*, the RabbitMQ or Redis URL) rolls every component onto it
+together, instead of pods picking it up one by one as they happen to restart (replicas with mixed
+SCC_AUTH_KEYs cannot form one cluster). Keys the chart generated are read back unchanged, so they do
+not move it; keys in an existingSecret are yours: restart after changing them.
+*/}}
+{{- define "socketbridge.secretChecksum" -}}
+checksum/secret: {{ dict "auth" .Values.auth "rabbitmq" .Values.rabbitmq "redis" .Values.redis | toJson | sha256sum | quote }}
+{{- end -}}
+
 {{- define "socketbridge.operatorServiceAccountName" -}}
 {{- default (printf "%s-operator" (include "socketbridge.fullname" .)) .Values.operator.serviceAccount.name -}}
 {{- end -}}
