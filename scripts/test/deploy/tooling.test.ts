@@ -34,6 +34,7 @@ describe('Tiltfile', () => {
     const builtins = new Set([
       'docker_build', 'fall_back_on', 'sync', 'run', 'k8s_yaml', 'kustomize', 'helm', 'filter_yaml', 'k8s_resource', 'local_resource',
       'link', 'update_settings', 'watch_settings', 'load', 'allow_k8s_contexts', 'port_forward', 'probe', 'http_get_action', 'read_json',
+      'k8s_namespace',
     ]);
     expect(calls.map((c) => c.fn).filter((fn) => !builtins.has(fn))).toEqual([]);
   });
@@ -58,6 +59,8 @@ describe('Tiltfile', () => {
     const helm = byFn('helm')[0]!;
     expect(helm.args[0]).toBe('charts/socketbridge');
     expect(helm.kwargs.values).toEqual(['charts/socketbridge/values-dev.yaml']);
+    // Rendered in the namespace Tilt deploys to, so the RoleBinding subjects name the right ServiceAccount.
+    expect(helm.kwargs.namespace).toEqual({ $call: 'k8s_namespace', args: [], kwargs: {} });
     for (const path of helm.kwargs.values as string[]) expect(existsSync(join(repoRoot, path)), path).toBe(true);
     expect(byFn('kustomize').map((c) => c.args[0])).toEqual(['manifests/dev']);
     expect(byFn('filter_yaml')[0]!.kwargs).toMatchObject({ name: 'socketbridge-test-connection', kind: 'Pod' });
