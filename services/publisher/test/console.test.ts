@@ -106,6 +106,10 @@ describe('the console in Chromium', () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(error.message));
+    // Every request the page makes finds what it asks for (a browser's own favicon request included).
+    page.on('response', (response) => {
+      if (response.status() >= 400) problems.push(`${response.status()} ${response.url()}`);
+    });
     await page.goto(`${base}/console?key=${cluster.env.SOCKETBRIDGE_API_KEY}`);
     // The key leaves the address bar at once; the page keeps it in memory.
     expect(page.url()).toBe(`${base}/console`);

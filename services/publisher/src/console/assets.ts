@@ -11,6 +11,7 @@ export const consoleHtml = String.raw`<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>SocketBridge console</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/console/console.css">
 <script src="/console/client.js" defer></script>
 <script src="/console/console.js" defer></script>
