@@ -157,10 +157,10 @@ describe('security and bad-input pass', () => {
         expect(response.status, 'a wrong password never signs in').not.toBe(200);
       } else if (kind === 'bridge') {
         response = await anonymous.request('PUT', `/v1/bridges/${segment(random.pick(nasty), 300)}`, { queues: value(), channels: value() });
-        expect([401, 404, 400, 413, 414]).toContain(response.status);
+        expect([401, 404, 414]).toContain(response.status); // 401 before any validation; 404 when the name is no path segment; 414 too long to route
       } else if (kind === 'publish') {
         response = await anonymous.request('POST', '/v1/publish', { channel: value(), data: value() }, { 'x-api-key': String(random.pick(nasty)).slice(0, 100).replace(/[^\x20-\x7e]/g, '?') });
-        expect([401, 400, 413]).toContain(response.status);
+        expect(response.status).toBe(401); // a wrong key: 401 whatever the body
       } else if (kind === 'client') {
         response = await anonymous.request('GET', `/v1/clients/${segment(random.pick(nasty), 300)}`);
         expect([401, 404, 414]).toContain(response.status);
@@ -372,7 +372,7 @@ describe('security and bad-input pass', () => {
     }
 
     // …and a client that never finishes its headers is cut off after the 10 s header timeout (408), on every port.
-    const dribbled = await Promise.all([worker, broker, state].map((p) => dribbleHeaders(p.port, 20_000)));
+    const dribbled = await Promise.all([worker, broker, state, publisher].map((p) => dribbleHeaders(p.port, 20_000)));
     for (const outcome of dribbled) {
       expect(outcome.status).toBe(408);
       count(`dribbled headers cut off: ${outcome.status}`);

@@ -10,6 +10,7 @@ import {
   CHANNEL_NAME,
   bearerKey,
   bridgeProblems,
+  createHardenedServer,
   putUnownedBridge,
   removeUnownedBridge,
   clientChannel,
@@ -61,6 +62,8 @@ export async function buildApp(deps: AppDeps) {
   const clients = new ClientStore(redis);
   const app = Fastify({
     loggerInstance: deps.logger,
+    // The cluster services' server: clients that dribble headers (10 s) or a request (30 s) are cut off with 408.
+    serverFactory: (handler) => createHardenedServer().on('request', handler),
     // No line per request (metrics count them); Fastify 5.x deprecated the top-level option for this.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.SOCKETBRIDGE_BODY_LIMIT_BYTES,
