@@ -45,17 +45,25 @@ function splitPieces(source: string, name: string): Piece[] {
       break;
     }
     let bodyStart = open + 2;
-    if (source.startsWith('- ', bodyStart) || source.startsWith('-\n', bodyStart) || source.startsWith('-\t', bodyStart)) {
+    let leftTrim = false;
+    if (/^-\s/.test(source.slice(bodyStart, bodyStart + 2))) {
       text = text.replace(/\s+$/, '');
       bodyStart += 1;
+      leftTrim = true;
     }
     pieces.push({ kind: 'text', text });
     const line = source.slice(0, open).split('\n').length;
     let close: number;
-    if (source.slice(bodyStart).trimStart().startsWith('/*')) {
-      const commentEnd = source.indexOf('*/', bodyStart);
+    // Go: a comment starts right at `{{` or after `{{- `, and its `*/` is right before `}}` or ` -}}`.
+    const commentStart = leftTrim ? bodyStart + 1 : bodyStart;
+    if (source.startsWith('/*', commentStart)) {
+      const commentEnd = source.indexOf('*/', commentStart + 2);
       if (commentEnd === -1) throw new TemplateError(`${name}:${line}: unclosed comment`);
-      close = source.indexOf('}}', commentEnd + 2);
+      if (source.startsWith('}}', commentEnd + 2)) close = commentEnd + 2;
+      else if (/^\s-}}/.test(source.slice(commentEnd + 2, commentEnd + 6))) close = commentEnd + 4;
+      else throw new TemplateError(`${name}:${line}: comment ends before closing delimiter`);
+    } else if (source.slice(bodyStart).trimStart().startsWith('/*')) {
+      throw new TemplateError(`${name}:${line}: unrecognized character in action: U+002F '/' (a comment must start right after {{ or {{- )`);
     } else {
       close = findActionEnd(source, bodyStart);
     }
@@ -344,7 +352,44 @@ export function parseTemplate(source: string, name: string): ParsedTemplate {
   }
 
   const { nodes } = parseList([]);
+  checkVariables(nodes, [new Set(['$'])]);
+  for (const body of defines.values()) checkVariables(body, [new Set(['$'])]);
   return { name, root: nodes, defines };
+}
+
+/**
+ * Go's parser refuses a variable used where none of that name is in scope, whether or not the
+ * branch ever runs. A variable lives until the {{end}} of the if/with/range it is declared in,
+ * pipeline and {{else}} included; a define starts with only `$`.
+ */
+function checkVariables(nodes: Node[], scopes: Set<string>[]): void {
+  const defined = (name: string) => scopes.some((scope) => scope.has(name));
+  const undefinedVariable = (where: string, name: string) => new TemplateError(`${where}: undefined variable "${name}"`);
+  const usePipe = (pipe: Pipeline) => {
+    if (pipe.assign) {
+      for (const name of pipe.decl) if (!defined(name)) throw undefinedVariable(pipe.where, name);
+    } else {
+      for (const name of pipe.decl) scopes[scopes.length - 1]!.add(name);
+    }
+    for (const command of pipe.commands) {
+      for (const operand of command.operands) {
+        if (operand.k === 'var' && !defined(operand.name)) throw undefinedVariable(pipe.where, operand.name);
+        if (operand.k === 'pipe') usePipe(operand.pipe);
+      }
+    }
+  };
+  for (const node of nodes) {
+    if (node.k === 'action') usePipe(node.pipe);
+    else if (node.k === 'template') {
+      if (node.pipe) usePipe(node.pipe);
+    } else if (node.k === 'if' || node.k === 'with' || node.k === 'range') {
+      scopes.push(new Set());
+      usePipe(node.pipe);
+      checkVariables(node.list, scopes);
+      checkVariables(node.elseList, scopes);
+      scopes.pop();
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -466,17 +511,18 @@ export class Executor {
           if (!node.pipe.decl.length) out.push(printValue(value));
           break;
         }
+        // A variable the pipeline declares is in scope in {{else}} too (Go pops it at {{end}}).
         case 'if': {
           const inner = new Scope(scope);
           if (isTrue(this.pipeline(node.pipe, dot, inner))) this.walk(node.list, dot, inner, out);
-          else this.walk(node.elseList, dot, new Scope(scope), out);
+          else this.walk(node.elseList, dot, inner, out);
           break;
         }
         case 'with': {
           const inner = new Scope(scope);
           const value = this.pipeline(node.pipe, dot, inner);
           if (isTrue(value)) this.walk(node.list, value, inner, out);
-          else this.walk(node.elseList, dot, new Scope(scope), out);
+          else this.walk(node.elseList, dot, inner, out);
           break;
         }
         case 'range':

@@ -76,8 +76,19 @@ export function mergeValues(base: Values, override: Values): Values {
   return out;
 }
 
+/**
+ * YAML as Helm and Kubernetes read it: YAML 1.1 (go-yaml v2, through sigs.k8s.io/yaml), where
+ * unquoted on/off/yes/no/y/n are booleans and 0777 is octal, not YAML 1.2's strings and decimal.
+ * Timestamps and base-60 numbers stay strings, as go-yaml leaves them when decoding into interface{}.
+ */
+export const goYamlOptions = {
+  version: '1.1' as const,
+  customTags: (tags: YAML.Tags) =>
+    tags.filter((t) => typeof t === 'string' || (t.tag !== 'tag:yaml.org,2002:timestamp' && (t as { format?: string }).format !== 'TIME')),
+};
+
 export function loadYamlFile(path: string): unknown {
-  return YAML.parse(readFileSync(path, 'utf8'));
+  return YAML.parse(readFileSync(path, 'utf8'), goYamlOptions);
 }
 
 const compiledSchemas = new Map<string, { text: string; validate: ReturnType<Ajv['compile']> }>();
@@ -143,6 +154,17 @@ function toStr(v: Value): string {
   return printValue(v);
 }
 
+/**
+ * A string parameter of a Go function (Sprig's b64enc, upper, trimSuffix...): Go's text/template
+ * refuses anything else before the call, nil included ("invalid value; expected string"), so a
+ * missing value piped into one fails the render as it does in Helm instead of yielding "".
+ */
+function strParam(v: Value, fn: string): string {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) throw new TemplateError(`error calling ${fn}: invalid value; expected string`);
+  throw new TemplateError(`error calling ${fn}: wrong type for value; expected string; got ${kindOf(v)}`);
+}
+
 /** Values as plain JSON-able data (bigint to number), for toYaml and toJson. */
 function plain(v: Value): unknown {
   if (typeof v === 'bigint') return Number(v);
@@ -159,6 +181,17 @@ function kindOf(v: Value): string {
   if (typeof v === 'boolean') return 'bool';
   if (Array.isArray(v)) return 'slice';
   return 'map';
+}
+
+/**
+ * Go's eq (and ne): a nil on one side only is simply not equal (Go 1.18+), never an error; other
+ * kinds must match.
+ */
+function goEqual(a: Value, b: Value, op: string): boolean {
+  const [ka, kb] = [kindOf(a), kindOf(b)];
+  if (ka === 'invalid' || kb === 'invalid') return ka === kb;
+  const [x, y] = comparable(a, b, op);
+  return x === y;
 }
 
 /** Go template comparison: basic kinds only, and int never compares with float64. */
@@ -229,41 +262,47 @@ export function helmFunctions(executor: () => Executor, options: { randomSeed: s
       return YAML.stringify(plain(v), { sortMapEntries: true, lineWidth: 0 }).replace(/\n$/, '');
     },
     toJson: (v) => JSON.stringify(plain(v) ?? null),
-    fromYaml: (s) => YAML.parse(toStr(s)) ?? {},
+    fromYaml: (s) => YAML.parse(strParam(s, 'fromYaml'), goYamlOptions) ?? {},
     // strings
     quote: (...args) => args.filter((a) => a !== null && a !== undefined).map((a) => JSON.stringify(toStr(a))).join(' '),
     squote: (...args) => args.filter((a) => a !== null && a !== undefined).map((a) => `'${toStr(a)}'`).join(' '),
     indent: (n, s) => {
       const pad = ' '.repeat(Number(toInt(n)));
-      return pad + toStr(s).replace(/\n/g, `\n${pad}`);
+      return pad + strParam(s, 'indent').replace(/\n/g, `\n${pad}`);
     },
     nindent: (n, s) => {
       const pad = ' '.repeat(Number(toInt(n)));
-      return `\n${pad}${toStr(s).replace(/\n/g, `\n${pad}`)}`;
+      return `\n${pad}${strParam(s, 'nindent').replace(/\n/g, `\n${pad}`)}`;
     },
-    trim: (s) => toStr(s).trim(),
-    trimSuffix: (suffix, s) => (toStr(s).endsWith(toStr(suffix)) && toStr(suffix) ? toStr(s).slice(0, -toStr(suffix).length) : toStr(s)),
-    trimPrefix: (prefix, s) => (toStr(s).startsWith(toStr(prefix)) ? toStr(s).slice(toStr(prefix).length) : toStr(s)),
+    trim: (s) => strParam(s, 'trim').trim(),
+    trimSuffix: (suffix, s) => {
+      const [sfx, str] = [strParam(suffix, 'trimSuffix'), strParam(s, 'trimSuffix')];
+      return str.endsWith(sfx) && sfx ? str.slice(0, -sfx.length) : str;
+    },
+    trimPrefix: (prefix, s) => {
+      const [pfx, str] = [strParam(prefix, 'trimPrefix'), strParam(s, 'trimPrefix')];
+      return str.startsWith(pfx) ? str.slice(pfx.length) : str;
+    },
     trunc: (n, s) => {
-      const str = toStr(s);
+      const str = strParam(s, 'trunc');
       const c = Number(toInt(n));
       return c >= 0 ? str.slice(0, c) : str.slice(Math.max(0, str.length + c));
     },
-    replace: (from, to, s) => toStr(s).split(toStr(from)).join(toStr(to)),
-    lower: (s) => toStr(s).toLowerCase(),
-    upper: (s) => toStr(s).toUpperCase(),
-    contains: (sub, s) => toStr(s).includes(toStr(sub)),
-    hasPrefix: (prefix, s) => toStr(s).startsWith(toStr(prefix)),
-    hasSuffix: (suffix, s) => toStr(s).endsWith(toStr(suffix)),
-    printf: (format, ...args) => goPrintf(toStr(format), args),
+    replace: (from, to, s) => strParam(s, 'replace').split(strParam(from, 'replace')).join(strParam(to, 'replace')),
+    lower: (s) => strParam(s, 'lower').toLowerCase(),
+    upper: (s) => strParam(s, 'upper').toUpperCase(),
+    contains: (sub, s) => strParam(s, 'contains').includes(strParam(sub, 'contains')),
+    hasPrefix: (prefix, s) => strParam(s, 'hasPrefix').startsWith(strParam(prefix, 'hasPrefix')),
+    hasSuffix: (suffix, s) => strParam(s, 'hasSuffix').endsWith(strParam(suffix, 'hasSuffix')),
+    printf: (format, ...args) => goPrintf(strParam(format, 'printf'), args),
     print: (...args) => args.map(toStr).join(''),
     toString: (v: Value) => toStr(v),
-    join: (sep, list) => (Array.isArray(list) ? list.map(toStr).join(toStr(sep)) : toStr(list)),
-    base: (p) => posix.basename(toStr(p)),
-    dir: (p) => posix.dirname(toStr(p)),
-    b64enc: (s) => Buffer.from(toStr(s)).toString('base64'),
-    b64dec: (s) => Buffer.from(toStr(s), 'base64').toString('utf8'),
-    sha256sum: (s) => createHash('sha256').update(toStr(s)).digest('hex'),
+    join: (sep, list) => (Array.isArray(list) ? list.map(toStr).join(strParam(sep, 'join')) : toStr(list)),
+    base: (p) => posix.basename(strParam(p, 'base')),
+    dir: (p) => posix.dirname(strParam(p, 'dir')),
+    b64enc: (s) => Buffer.from(strParam(s, 'b64enc')).toString('base64'),
+    b64dec: (s) => Buffer.from(strParam(s, 'b64dec'), 'base64').toString('utf8'),
+    sha256sum: (s) => createHash('sha256').update(strParam(s, 'sha256sum')).digest('hex'),
     randAlphaNum: (n) => pseudoRandomAlphaNum(Number(toInt(n)), `${options.randomSeed}:${randomCalls++}`),
     // defaults and logic
     default: (fallback, ...rest) => {
@@ -274,14 +313,8 @@ export function helmFunctions(executor: () => Executor, options: { randomSeed: s
     coalesce: (...args) => args.find((a) => isTrue(a)) ?? null,
     ternary: (a, b, cond) => (cond ? a : b),
     not: (v) => !isTrue(v),
-    eq: (a, ...others) => others.some((b) => {
-      const [x, y] = comparable(a, b, 'eq');
-      return x === y;
-    }),
-    ne: (a, b) => {
-      const [x, y] = comparable(a, b, 'ne');
-      return x !== y;
-    },
+    eq: (a, ...others) => others.some((b) => goEqual(a, b, 'eq')),
+    ne: (a, b) => !goEqual(a, b, 'ne'),
     lt: (a, b) => {
       const [x, y] = comparable(a, b, 'lt');
       return x < y;
@@ -420,7 +453,7 @@ export function renderChart(chartDir: string, options: RenderOptions = {}): Rend
   const objects: Record<string, unknown>[] = [];
   const objectsByFile = new Map<string, Record<string, unknown>[]>();
   for (const file of rendered) {
-    const docs = YAML.parseAllDocuments(file.text);
+    const docs = YAML.parseAllDocuments(file.text, goYamlOptions);
     const list: Record<string, unknown>[] = [];
     for (const doc of docs) {
       if (doc.errors.length) {
