@@ -32,8 +32,13 @@
  *   unknown fields pruned, defaults applied, the openAPIV3Schema validated and its
  *   x-kubernetes-validations evaluated by a CEL implementation (@marcbachmann/cel-js): 422 Invalid.
  *
- * It does NOT authorize (RBAC), paginate, or check the CRD's CEL cost budget. docs/operator.md
- * says what that leaves unproven.
+ * - RBAC for the clients a test names (`authorize(token, grants)`, grants read from the manifests by
+ *   test/support/rbac.ts): a request no rule allows answers 403 Forbidden, as the RBAC authorizer
+ *   does; every allowed request is recorded with the rule that allowed it. Other clients (the
+ *   test's own) are allowed everything.
+ *
+ * It does NOT paginate, or check the CRD's CEL cost budget. docs/operator.md says what that leaves
+ * unproven.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -42,6 +47,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { crdSchema, pruneAndDefault, validateDocument, type JsonSchema } from '../../src/crd.js';
+import { allowedBy, type Attributes, type Grant } from './rbac.js';
 
 type Json = Record<string, unknown>;
 type Meta = {
@@ -161,6 +167,10 @@ export class FakeApiServer {
   private readonly held = new Set<ServerResponse>();
   /** Namespaces being deleted. */
   private readonly terminating = new Set<string>();
+  /** RBAC per client (bearer token); a client without an entry may do anything. */
+  private readonly rbac = new Map<string, Grant[]>();
+  /** Per client, what RBAC decided: each request's attributes, and the rule that allowed it (undefined: 403). */
+  readonly decisions: Array<{ client: string; request: Attributes; allowedBy?: string }> = [];
 
   constructor() {
     this.server = createServer((req, res) => void this.handle(req, res));
@@ -257,6 +267,11 @@ export class FakeApiServer {
     }
   }
 
+  /** From now on, this client (bearer token) may do only what these grants allow. */
+  authorize(client: string, grants: Grant[]): void {
+    this.rbac.set(client, grants);
+  }
+
   /** How many requests are held unanswered now. */
   get heldRequests(): number {
     return this.held.size;
@@ -299,15 +314,27 @@ export class FakeApiServer {
     }
     try {
       const namespaceRoute = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(url.pathname);
-      if (namespaceRoute) return this.send(res, 200, this.namespaceRequest(req.method ?? 'GET', decodeURIComponent(namespaceRoute[1]!)));
+      if (namespaceRoute) {
+        const namespaceName = decodeURIComponent(namespaceRoute[1]!);
+        this.authorizeRequest(client, { verb: verbOf(req.method ?? 'GET', true, false), apiGroup: '', resource: 'namespaces', name: namespaceName });
+        return this.send(res, 200, this.namespaceRequest(req.method ?? 'GET', namespaceName));
+      }
       const route = this.route(url.pathname);
       if (!route) throw new HttpError(404, 'NotFound', `the server could not find the requested resource (${req.method} ${url.pathname})`);
       const { type, namespace, name, subresource } = route;
+      const watching = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
+      this.authorizeRequest(client, {
+        verb: verbOf(req.method ?? 'GET', name !== undefined, watching),
+        apiGroup: type.prefix === '/api/v1' ? '' : type.prefix.split('/')[2]!,
+        resource: subresource ? `${type.plural}/${subresource}` : type.plural,
+        ...(namespace !== undefined ? { namespace } : {}),
+        ...(name !== undefined ? { name } : {}),
+      });
       const body = ['POST', 'PUT', 'PATCH'].includes(req.method ?? '') ? await this.readBody(req) : undefined;
       switch (req.method) {
         case 'GET':
           if (name) return this.send(res, 200, this.get(type, namespace!, name));
-          if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') return this.watch(type, namespace, url.searchParams, client, res);
+          if (watching) return this.watch(type, namespace, url.searchParams, client, res);
           return this.send(res, 200, this.listResponse(type, namespace));
         case 'POST':
           if (name || !namespace) throw new HttpError(405, 'MethodNotAllowed', 'POST goes to the collection');
@@ -330,6 +357,20 @@ export class FakeApiServer {
       const e = error instanceof HttpError ? error : new HttpError(500, 'InternalError', (error as Error).message);
       this.send(res, e.code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: e.message, reason: e.reason, code: e.code });
     }
+  }
+
+  private authorizeRequest(client: string, request: Attributes): void {
+    const grants = this.rbac.get(client);
+    if (!grants) return;
+    const found = allowedBy(grants, request);
+    this.decisions.push({ client, request, ...(found ? { allowedBy: found.grant.source } : {}) });
+    if (found) return;
+    const where = request.namespace === undefined ? 'at the cluster scope' : `in the namespace "${request.namespace}"`;
+    throw new HttpError(
+      403,
+      'Forbidden',
+      `${request.resource}${request.name ? ` "${request.name}"` : ''} is forbidden: User "${client}" cannot ${request.verb} resource "${request.resource}" in API group "${request.apiGroup}" ${where}`,
+    );
   }
 
   private route(path: string): { type: ResourceType; namespace?: string; name?: string; subresource?: string } | undefined {
@@ -618,6 +659,24 @@ export class FakeApiServer {
     }
     this.watches.add(stream);
     res.on('close', end);
+  }
+}
+
+/** The RBAC verb of a request, as the API server derives it. */
+function verbOf(method: string, named: boolean, watching: boolean): string {
+  switch (method) {
+    case 'GET':
+      return watching ? 'watch' : named ? 'get' : 'list';
+    case 'POST':
+      return 'create';
+    case 'PUT':
+      return 'update';
+    case 'PATCH':
+      return 'patch';
+    case 'DELETE':
+      return named ? 'delete' : 'deletecollection';
+    default:
+      return method.toLowerCase();
   }
 }
 

@@ -104,11 +104,15 @@ export function scratchDir(): { path: string; dispose: () => void } {
   return { path, dispose: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** Timers short enough for tests; the defaults are for production. */
+/**
+ * Timers short enough for tests; the defaults are for production. A leader that cannot renew
+ * within the renew deadline exits, so tests that are not about leadership give it room on a busy
+ * machine; leader tests set their own, shorter ones.
+ */
 export const fastOperatorTimers: Record<string, string> = {
-  SOCKETBRIDGE_LEASE_DURATION_MS: '3000',
-  SOCKETBRIDGE_LEASE_RENEW_DEADLINE_MS: '2000',
-  SOCKETBRIDGE_LEASE_RETRY_MS: '250',
+  SOCKETBRIDGE_LEASE_DURATION_MS: '10000',
+  SOCKETBRIDGE_LEASE_RENEW_DEADLINE_MS: '6000',
+  SOCKETBRIDGE_LEASE_RETRY_MS: '500',
   SOCKETBRIDGE_RESYNC_MS: '2000',
   SOCKETBRIDGE_BACKOFF_BASE_MS: '200',
   SOCKETBRIDGE_BACKOFF_MAX_MS: '1500',
