@@ -192,16 +192,14 @@ volumeMounts:
 {{- end -}}
 
 {{/* What the operator may do with SocketBridges, their Secrets and Events: in a ClusterRole, or a Role in the one watched namespace. */}}
+{{- /* Exactly what the operator calls (docs/operator.md, RBAC; operator/test/rbac.test.ts enforces the same rules). */ -}}
 {{- define "socketbridge.operatorRules" -}}
 - apiGroups: ["socketbridge.io"]
   resources: ["socketbridges"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["socketbridge.io"]
   resources: ["socketbridges/status"]
-  verbs: ["patch", "update"]
-- apiGroups: ["socketbridge.io"]
-  resources: ["socketbridges/finalizers"]
-  verbs: ["update"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]

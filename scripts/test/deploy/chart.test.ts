@@ -260,9 +260,8 @@ describe('rendered', () => {
     expect(grants).toEqual([
       '/events: create,patch',
       '/secrets: get',
-      'socketbridge.io/socketbridges/finalizers: update',
-      'socketbridge.io/socketbridges/status: patch,update',
-      'socketbridge.io/socketbridges: get,list,patch,update,watch',
+      'socketbridge.io/socketbridges/status: patch',
+      'socketbridge.io/socketbridges: list,patch,watch',
     ]);
     const leases = find(render('defaults'), 'Role', '-operator-leader-election') as { rules: { resources: string[]; verbs: string[]; resourceNames?: string[] }[] };
     expect(leases.rules.flatMap((r) => r.verbs).sort()).toEqual(['create', 'get', 'update']);
