@@ -1,5 +1,5 @@
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
-import type { Envelope } from '@socketbridge/common/channels';
+import { RECOVER_PROCEDURE, type Envelope, type RecoverReply } from '@socketbridge/common/wire';
 import { ChannelOrder, type Delivery } from './ordering.js';
 
 export interface ClientOptions {
@@ -32,12 +32,8 @@ export interface ClientStats {
   refused: number;
 }
 
-interface RecoverReply {
-  recovered: boolean;
-  entries?: Envelope[];
-  more?: boolean;
-  reason?: string;
-}
+/** A recover reply as it arrives: the worker's word, so every field is checked before use. */
+type UntrustedReply = Partial<RecoverReply> & { reason?: string };
 
 interface ChannelState {
   name: string;
@@ -54,7 +50,7 @@ interface ChannelState {
  * to 10 s of jitter, which leaves the clients of a crashed worker dark for up to 20 s. Ours: back
  * after 0.5 s plus up to 1 s of jitter, so the thousands of clients of one worker arrive spread over
  * a second rather than at once, then ×1.5 per failed attempt, capped at 30 s while nothing answers.
- * The same delay follows a draining worker's close (4100), on top of the worker's own spreading.
+ * The same delay follows a draining worker's close (CLOSE_CODES.draining, 4100), on top of the worker's own spreading.
  */
 export const RECONNECT_OPTIONS = { initialDelay: 500, randomness: 1000, multiplier: 1.5, maxDelay: 30000 } as const;
 
@@ -202,11 +198,11 @@ export class SocketBridgeClient {
         for (let page = 0; page < 10000; page++) {
           const since = state.order.last;
           if (since === undefined || this.channels.get(state.name) !== state) return;
-          const reply = (await this.socket.invoke('recover', { channel: state.name, since })) as RecoverReply;
+          const reply = (await this.socket.invoke(RECOVER_PROCEDURE, { channel: state.name, since })) as UntrustedReply;
           if (!reply.recovered) this.gap(state, reply.reason ?? 'history no longer reaches back', reply.entries ?? []);
           else this.apply(state, state.order.recovered(reply.entries ?? []), true);
           if (!reply.more) {
-            complete = reply.recovered;
+            complete = reply.recovered === true;
             break;
           }
         }

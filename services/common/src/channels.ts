@@ -2,6 +2,10 @@
  * Channels, their access policies and the token claims that grant them: the contract between the
  * publisher (which issues tokens and writes policies), the workers (which enforce them) and the operator.
  */
+import type { SubscribeRefusalReason } from './wire.js';
+
+// The envelope and offsets are the wire contract's (wire.ts); re-exported where clients always found them.
+export { OFFSET, type Envelope } from './wire.js';
 
 /**
  * Names Object.prototype already holds (`constructor`, `__proto__`, `toString`…). Upstream
@@ -79,7 +83,7 @@ export function findPolicy(policies: readonly ChannelPolicy[], channel: string) 
   return undefined;
 }
 
-export type AccessDecision = { allowed: true } | { allowed: false; reason: string; message: string };
+export type AccessDecision = { allowed: true } | { allowed: false; reason: SubscribeRefusalReason; message: string };
 
 /** May a socket with these claims (undefined: not signed in) subscribe to `channel`? */
 export function decideSubscribe(policies: readonly ChannelPolicy[], channel: string, claims: TokenClaims | undefined): AccessDecision {
@@ -126,22 +130,6 @@ function resolvePath(fields: { routingKey: string; headers: Record<string, unkno
 /** The fields a route template may name. */
 export const TEMPLATE_ROOTS = ['routingKey', 'headers', 'body'] as const;
 
-/** What every channel receives: the RabbitMQ message's data with its identity, history offset and time. */
-export interface Envelope<T = unknown> {
-  /** The AMQP messageId, or one we generated. */
-  id: string;
-  /** The Redis Streams id of the channel's history entry; increases per channel. */
-  offset: string;
-  /**
-   * The offset of the channel's entry before this one (`0-0` for the first): a client whose last
-   * offset is not `prev` knows it missed something and recovers it from history.
-   */
-  prev: string;
-  /** When the publisher took it from RabbitMQ, ms since the epoch. */
-  ts: number;
-  data: T;
-}
-
 /** Orders two stream offsets (`<ms>-<seq>`): negative, zero or positive. */
 export function compareOffsets(a: string, b: string): number {
   const [am = '0', as = '0'] = a.split('-');
@@ -149,4 +137,3 @@ export function compareOffsets(a: string, b: string): number {
   return am.length !== bm.length ? am.length - bm.length : am !== bm ? (am < bm ? -1 : 1) : Number(as) - Number(bs);
 }
 
-export const OFFSET = /^\d{1,20}-\d{1,20}$/;

@@ -7,6 +7,7 @@ export * from './shutdown.js';
 export * from './protocol.js';
 export * from './wait.js';
 export * from './cluster-link.js';
+export * from './wire.js';
 export * from './channels.js';
 export * from './bridges.js';
 export * from './bridge-writes.js';

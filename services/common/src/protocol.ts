@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import { env } from './config.js';
 import { keyMatches } from './http.js';
+import type { ClusterErrorName } from './wire.js';
 
 /**
  * The SCC cluster protocol as scc-broker-client 9.x/10.x and scc-broker 10.x speak it
@@ -104,7 +105,7 @@ export function clusterAuthRefusal(request: Pick<IncomingMessage, 'url'>, authKe
   const given = new URL(request.url ?? '/', 'http://member.invalid').searchParams.get('authKey');
   if (keyMatches(given, authKey)) return undefined;
   const error = new Error('Cannot connect to the cluster without a valid authKey query argument (SCC_AUTH_KEY).');
-  error.name = 'BadClusterAuthError';
+  error.name = 'BadClusterAuthError' satisfies ClusterErrorName;
   return error;
 }
 

@@ -4,6 +4,7 @@ import scErrors from 'sc-errors';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from './logger.js';
 import { verifyHandshakeToken, type HandshakeAuth } from './tokens.js';
+import { CLOSE_CODES } from './wire.js';
 
 /** An onError for a service: a peer's bad frame or dropped connection is its own business (debug); a server error is ours. */
 export function logSocketErrors(logger: Logger, peer: string): SocketServerOptions['onError'] {
@@ -66,9 +67,8 @@ interface Packet {
   cid?: unknown;
 }
 
-/** Most inbound requests a socket may have waiting; a client that floods past it is closed (1008). */
+/** Most inbound requests a socket may have waiting; a client that floods past it is closed (CLOSE_CODES.requestFlood). */
 const MAX_PENDING = 1000;
-const HANDSHAKE_REJECTED = 4008;
 /** The heartbeat sweep visits an eighth of the sockets per tick. */
 const SLICES = 8;
 
@@ -197,11 +197,11 @@ export class SocketServer {
     for (const socket of this.all) {
       if (socket.slice !== slice) continue;
       if (socket.state === 'connecting') {
-        if (now - socket.connectedAt > this.options.handshakeTimeoutMs) socket.disconnect(4005);
+        if (now - socket.connectedAt > this.options.handshakeTimeoutMs) socket.disconnect(CLOSE_CODES.handshakeTimeout);
         continue;
       }
       if (socket.silentPings >= maxSilent) {
-        socket.disconnect(4001);
+        socket.disconnect(CLOSE_CODES.pingTimeout);
         continue;
       }
       socket.silentPings++;
@@ -225,7 +225,7 @@ export class SocketServer {
     for (const one of Array.isArray(packet) ? packet : [packet]) {
       if (!one || typeof one !== 'object' || typeof (one as Packet).event !== 'string') continue; // responses, raw: nothing to do
       if (++socket.pending > MAX_PENDING) {
-        socket.disconnect(1008, 'too many requests waiting');
+        socket.disconnect(CLOSE_CODES.requestFlood, 'too many requests waiting');
         return;
       }
       const done = () => void socket.pending--;
@@ -262,7 +262,7 @@ export class SocketServer {
     if (event === '#handshake') return this.handshake(socket, cid, packet.data);
     if (socket.state !== 'open') {
       // As socketcluster-server's strict mode: nothing before the handshake.
-      socket.disconnect(4009);
+      socket.disconnect(CLOSE_CODES.noHandshake);
       return;
     }
     this.expireToken(socket);
@@ -285,7 +285,7 @@ export class SocketServer {
 
   private async handshake(socket: ClientSocket, cid: number | undefined, data: unknown): Promise<void> {
     if (cid === undefined || socket.state !== 'connecting') {
-      socket.disconnect(HANDSHAKE_REJECTED);
+      socket.disconnect(CLOSE_CODES.handshakeRejected);
       return;
     }
     const auth = await verifyHandshakeToken((data as { authToken?: unknown } | null)?.authToken, this.key);
@@ -293,7 +293,7 @@ export class SocketServer {
       await this.options.gates.handshake(socket, auth);
     } catch (error) {
       socket.respondError(cid, error);
-      socket.disconnect((error as { statusCode?: number }).statusCode ?? HANDSHAKE_REJECTED);
+      socket.disconnect((error as { statusCode?: number }).statusCode ?? CLOSE_CODES.handshakeRejected);
       return;
     }
     if (socket.state !== 'connecting') return; // closed while the hook ran

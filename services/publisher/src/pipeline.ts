@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { registryKeys, type ClusterLink, type Envelope, type HistoryPolicy } from '@socketbridge/common';
+import { FIRST_PREV, HISTORY_FIELDS, registryKeys, type ClusterLink, type Envelope, type HistoryEntry, type HistoryPolicy } from '@socketbridge/common';
 
 export interface PublishInput {
   channel: string;
@@ -17,11 +17,11 @@ export interface PublishInput {
  * atomic step: `prev` is the entry before it, so clients can tell a gap; an id seen before returns
  * the offset it got then instead of a second entry, so a redelivered message reaches clients as a
  * duplicate they drop rather than a new message. ARGV: maxlen, ttl, then (id, entry, idempotent)
- * per message.
+ * per message. The stream's field names are the wire contract's (HISTORY_FIELDS), which `recover` reads.
  */
 const APPEND = `
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local prev = '0-0'
+local prev = '${FIRST_PREV}'
 if last[1] then prev = last[1][1] end
 local out = {}
 local remembered = false
@@ -31,7 +31,7 @@ for i = 3, #ARGV, 3 do
   if seen then
     out[#out + 1] = seen
   else
-    local offset = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', prev, 'e', ARGV[i + 1])
+    local offset = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '${HISTORY_FIELDS.prev}', prev, '${HISTORY_FIELDS.entry}', ARGV[i + 1])
     if ARGV[i + 2] == '1' then
       redis.call('HSET', KEYS[2], ARGV[i], offset .. ' ' .. prev)
       remembered = true
@@ -51,6 +51,18 @@ type AppendingRedis = Redis & {
 /** Most messages, and bytes, of one channel handled in one step (one history append, one publish to the shard). */
 export const MAX_BATCH = 100;
 export const MAX_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * How many of a channel's waiting entries (their encoded lengths, in arrival order) go in the next
+ * step: at least one, however big, then as many as fit MAX_BATCH and MAX_BATCH_BYTES.
+ */
+export function batchSize(lengths: readonly number[]): number {
+  let take = 0;
+  for (let bytes = 0; take < lengths.length && take < MAX_BATCH && (take === 0 || bytes + lengths[take]! <= MAX_BATCH_BYTES); take++) {
+    bytes += lengths[take]!;
+  }
+  return take;
+}
 
 interface Waiting {
   input: PublishInput;
@@ -83,7 +95,7 @@ export class Pipeline {
 
   publish(input: PublishInput): Promise<Envelope> {
     return new Promise<Envelope>((resolve, reject) => {
-      const waiting = { input, entry: JSON.stringify({ id: input.id, ts: input.ts, data: input.data }), resolve, reject };
+      const waiting = { input, entry: JSON.stringify({ id: input.id, ts: input.ts, data: input.data } satisfies HistoryEntry), resolve, reject };
       const queue = this.queues.get(input.channel);
       if (queue) queue.push(waiting);
       else this.queues.set(input.channel, [waiting]);
@@ -100,11 +112,7 @@ export class Pipeline {
     for (;;) {
       const queue = this.queues.get(channel);
       if (!queue?.length) break;
-      let take = 0;
-      for (let bytes = 0; take < queue.length && take < MAX_BATCH && (take === 0 || bytes + queue[take]!.entry.length <= MAX_BATCH_BYTES); take++) {
-        bytes += queue[take]!.entry.length;
-      }
-      const batch = queue.splice(0, take);
+      const batch = queue.splice(0, batchSize(queue.slice(0, MAX_BATCH).map((w) => w.entry.length)));
       try {
         const envelopes = await this.step(channel, batch);
         batch.forEach((w, i) => w.resolve(envelopes[i]!));

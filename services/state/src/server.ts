@@ -20,6 +20,7 @@ import {
   opsRequestHandler,
   sendJson,
   workerJoinSchema,
+  type ClusterErrorName,
   type InstanceType,
   type Logger,
   type Registry,
@@ -35,9 +36,10 @@ interface MemberSocketInfo {
   version: string;
 }
 
+/** A member refused by name; the names are the wire contract's cluster catalogue (CLUSTER_ERRORS). */
 class RefusedError extends Error {
   constructor(
-    override readonly name: string,
+    override readonly name: ClusterErrorName,
     message: string,
   ) {
     super(message);

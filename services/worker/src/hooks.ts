@@ -1,13 +1,16 @@
-import type { ClientSocket, HandshakeAuth } from '@socketbridge/common';
+import type { ClientSocket, HandshakeAuth, RefusalReason, SocketErrorName } from '@socketbridge/common';
 
 export type { HandshakeAuth } from '@socketbridge/common';
 
-/** Thrown by a hook to refuse an action; `reason` becomes the metric label, the message reaches the client. */
+/**
+ * Thrown by a hook to refuse an action; `reason` becomes the metric label, the message reaches the
+ * client. Reasons and names come from the wire contract's catalogue (REFUSAL_REASONS, SOCKET_ERRORS).
+ */
 export class Refusal extends Error {
   constructor(
-    readonly reason: string,
+    readonly reason: RefusalReason,
     message: string,
-    override readonly name = 'RefusedError',
+    override readonly name: SocketErrorName = 'RefusedError',
   ) {
     super(message);
   }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Counter, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, RegistryWatcher } from '@socketbridge/common';
+import { Counter, RECOVER_OUTCOMES, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, RegistryWatcher } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
 import { recoverProcedure } from './recover.js';
@@ -14,10 +14,10 @@ runMain('worker', async () => {
   const publicPolicies = config.SOCKETBRIDGE_PUBLIC_CHANNELS.map((pattern) => ({ pattern, access: 'public' as const }));
   const policies = () => [...registry.policies(), ...publicPolicies];
   const recoveries = new Counter({ ...metricDefs.recoveries, registers: [metrics] });
-  for (const outcome of ['recovered', 'gap', 'refused']) recoveries.inc({ outcome }, 0);
+  for (const outcome of RECOVER_OUTCOMES) recoveries.inc({ outcome }, 0);
   const hooks = {
     ...accessHooks({ requireAuth: config.SOCKETBRIDGE_REQUIRE_AUTH, policies }),
-    procedures: { recover: recoverProcedure(redis, policies, recoveries) },
+    procedures: { [RECOVER_PROCEDURE]: recoverProcedure(redis, policies, recoveries) },
   };
   const worker = await startWorker(config, logger, metrics, hooks);
   logger.info({ port: worker.port, instanceId: worker.instanceId }, 'listening');

@@ -1,25 +1,26 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { OFFSET, compareOffsets, decideSubscribe, registryKeys, type ChannelPolicy, type ClientSocket, type Counter, type Envelope } from '@socketbridge/common';
+import {
+  FIRST_PREV,
+  OFFSET,
+  RECOVER_PAGE_LIMIT,
+  compareOffsets,
+  decideSubscribe,
+  envelopeFromHistory,
+  registryKeys,
+  type ChannelPolicy,
+  type ClientSocket,
+  type Counter,
+  type RecoverReply,
+} from '@socketbridge/common';
 import { claimsOf } from './access.js';
 import { Refusal } from './hooks.js';
-
-/** Most entries one `recover` call returns; the client asks again from the last offset while `more`. */
-export const RECOVER_PAGE_LIMIT = 500;
 
 const request = z.object({
   channel: z.string().min(1).max(200),
   since: z.string().regex(OFFSET, 'since must be an offset such as 1700000000000-0'),
   limit: z.number().int().min(1).max(RECOVER_PAGE_LIMIT).optional(),
 });
-
-/**
- * `recovered: false` still carries the history that is left, from its start: the client reports
- * the gap, then resumes from those entries instead of stumbling over the same gap again.
- */
-export type RecoverReply =
-  | { recovered: true; entries: Envelope[]; more: boolean }
-  | { recovered: false; reason: string; entries: Envelope[]; more: boolean };
 
 /**
  * The worker's `recover` procedure: `{channel, since}` → the channel's history entries after
@@ -47,15 +48,9 @@ export function recoverProcedure(redis: Redis, policies: () => ChannelPolicy[], 
     if (!decision.allowed) throw new Refusal(decision.reason, decision.message, 'RecoverRefusedError');
 
     const key = registryKeys.history(channel);
-    const reachesBack = since === '0-0' || (await redis.xrange(key, since, since, 'COUNT', 1)).length > 0;
+    const reachesBack = since === FIRST_PREV || (await redis.xrange(key, since, since, 'COUNT', 1)).length > 0;
     const rows = await redis.xrange(key, reachesBack ? `(${since}` : '-', '+', 'COUNT', limit + 1);
-    const entries: Envelope[] = [];
-    for (const [offset, fields] of rows.slice(0, limit)) {
-      const values = new Map<string, string>();
-      for (let i = 0; i + 1 < fields.length; i += 2) values.set(fields[i]!, fields[i + 1]!);
-      const body = JSON.parse(values.get('e') ?? '{}') as { id: string; ts: number; data: unknown };
-      entries.push({ id: body.id, offset, prev: values.get('p') ?? '0-0', ts: body.ts, data: body.data });
-    }
+    const entries = rows.slice(0, limit).map(([offset, fields]) => envelopeFromHistory(offset, fields));
     // Offsets from XRANGE are already ordered; the check keeps a corrupted stream from reordering a client.
     entries.sort((a, b) => compareOffsets(a.offset, b.offset));
     const more = rows.length > limit;

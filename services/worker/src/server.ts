@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import AGSimpleBroker from 'ag-simple-broker';
 import {
+  CLOSE_CODES,
   Counter,
+  REFUSAL_REASONS,
   Gauge,
   Histogram,
   SCC_PATH,
@@ -22,7 +24,6 @@ import {
   type Registry,
 } from '@socketbridge/common';
 import type { WorkerConfig } from './config.js';
-import { CLOSE_CODES } from './close-codes.js';
 import { Refusal, type WorkerHooks } from './hooks.js';
 
 export interface WorkerServer {
@@ -52,10 +53,10 @@ export async function startWorker(
   const deliveries = new Counter({ ...metricDefs.deliveries, registers: [registry] });
   const publishToDelivery = new Histogram({ ...metricDefs.publishToDelivery, buckets: [...metricDefs.publishToDelivery.buckets], registers: [registry] });
   // Known label values start at 0, so dashboards show a flat line rather than "no data" before the first one.
-  for (const reason of ['slow', 'draining']) evictions.inc({ reason }, 0);
-  for (const reason of ['draining', 'no_token', 'bad_token', 'expired_token', 'bad_claims']) handshakeRejections.inc({ reason }, 0);
-  for (const reason of ['bad_channel', 'no_policy', 'unauthenticated', 'not_owner']) subscribeRejections.inc({ reason }, 0);
-  publishRejections.inc({ reason: 'client_publish' }, 0);
+  for (const reason of REFUSAL_REASONS.eviction) evictions.inc({ reason }, 0);
+  for (const reason of REFUSAL_REASONS.handshake) handshakeRejections.inc({ reason }, 0);
+  for (const reason of REFUSAL_REASONS.subscribe) subscribeRejections.inc({ reason }, 0);
+  for (const reason of REFUSAL_REASONS.publish) publishRejections.inc({ reason }, 0);
 
   const refusalOf = (error: unknown): Refusal =>
     error instanceof Refusal ? error : new Refusal('internal', 'refused: the worker could not check this request');

@@ -1,0 +1,43 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CLOSE_CODES, RECOVER_OUTCOMES, REFUSAL_REASONS, SOCKET_ERRORS } from '../../src/wire.js';
+
+const doc = readFileSync(new URL('../../../../docs/cluster-protocol.md', import.meta.url), 'utf8');
+
+/** The rows of the markdown table whose header row starts with `| <first> |`, as cells without backticks. */
+function table(first: string): string[][] {
+  const lines = doc.split('\n');
+  const start = lines.findIndex((line) => line.startsWith(`| ${first} |`));
+  if (start < 0) throw new Error(`docs/cluster-protocol.md has no table headed "${first}"`);
+  const rows: string[][] = [];
+  for (let i = start + 2; i < lines.length && lines[i]!.startsWith('|'); i++) {
+    rows.push(lines[i]!.split('|').slice(1, -1).map((cell) => cell.trim().replaceAll('`', '')));
+  }
+  return rows;
+}
+
+describe('docs/cluster-protocol.md against the wire contract (common/src/wire.ts)', () => {
+  it('lists every close code, by number and name, and no other', () => {
+    const documented = table('close code').map(([code, name]) => [name, Number(code)]);
+    expect(Object.fromEntries(documented)).toEqual(CLOSE_CODES);
+    expect(documented).toHaveLength(Object.keys(CLOSE_CODES).length);
+  });
+
+  it('lists every error name a client may receive, and no other', () => {
+    const documented = table('error name').map(([name]) => name);
+    expect(documented.sort()).toEqual(Object.keys(SOCKET_ERRORS).sort());
+  });
+
+  it('names every refusal reason and recover outcome the metrics start at zero', () => {
+    const section = doc.slice(doc.indexOf('Refusals are counted by reason'));
+    for (const reason of [...Object.values(REFUSAL_REASONS).flat(), ...RECOVER_OUTCOMES]) expect(section).toContain(`\`${reason}\``);
+  });
+
+  it('keeps close codes distinct, and ours in the range where socketcluster-client reconnects', () => {
+    const codes = Object.values(CLOSE_CODES);
+    expect(new Set(codes).size).toBe(codes.length);
+    // Below 4500 (and not 1000) socketcluster-client reconnects by itself: draining and slow clients must come back.
+    expect(CLOSE_CODES.draining).toBeLessThan(4500);
+    expect(CLOSE_CODES.slowClient).toBeLessThan(4500);
+  });
+});
