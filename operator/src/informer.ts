@@ -142,7 +142,8 @@ export class Informer {
 
   private async watch(generation: number): Promise<void> {
     const timeoutSeconds = this.options.watchTimeoutSeconds + Math.floor(Math.random() * this.options.watchTimeoutSeconds);
-    this.lastEventAt = Date.now();
+    const startedAt = Date.now();
+    this.lastEventAt = startedAt;
     let aborted = false;
     // Until the response headers arrive, the watchdog can only abandon the attempt (client-node returns the abort handle later).
     this.abortWatch = () => (aborted = true);
@@ -161,7 +162,12 @@ export class Informer {
           this.fail(error, false);
           return;
         }
-        // The server ended the watch (its timeout): watch again from where we are.
+        // The server ended the watch (its timeout): watch again from where we are. One that ends
+        // at once, again and again, is trouble: back off as after an error.
+        if (Date.now() - startedAt < 1000) {
+          this.fail(new Error('the watch ended as soon as it started'), false);
+          return;
+        }
         this.failures = 0;
         this.restart(false);
       },

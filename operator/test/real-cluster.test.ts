@@ -12,7 +12,7 @@ import { FINALIZER, type SocketBridgeSpec } from '../src/resource.js';
 const id = uniqueId();
 const exchange = `opr-${id}`;
 const q = (name: string) => `opr-${id}.${name}`;
-const queueNames = ['nsdel', 'nosecret', 'busy', 'late', 'lead1', 'lead2'].map(q);
+const queueNames = ['nsdel', 'nosecret', 'busy', 'throttled', 'late', 'lead1', 'lead2'].map(q);
 const namespaces = { deleted: `d${id}`, main: `r${id}`, lead: `e${id}` };
 const leaseNamespace = 'socketbridge-system';
 const leaseName = 'socketbridge-operator';
@@ -166,6 +166,19 @@ describe('one operator against the stand-in', () => {
     await waitFor(async () => gauge.test(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()), 10000, 'the queue depth metric to say 15');
     const bridge = await user.get(ns, 'busy');
     expect(bridge?.status?.queues).toEqual([{ name: q('busy'), ready: true }]);
+  });
+
+  it('429 Too Many Requests (with Retry-After) on its next requests: the operator retries, and a new bridge still becomes Ready', async () => {
+    const ns = namespaces.main;
+    const before = fake.requests.filter((r) => r.client === 'op-r').length;
+    fake.throttle('op-r', 6);
+    await user.create(ns, 'throttled', spec(q('throttled'), 'rabbitmq'));
+    await user.waitForReady(ns, 'throttled', 'True', 20000);
+    // It was throttled (the next six requests it made got 429, which it logged) and carried on.
+    expect(fake.requests.filter((r) => r.client === 'op-r').length).toBeGreaterThan(before + 6);
+    expect(op.lines.some((l) => String(l.err ?? '').startsWith('429'))).toBe(true);
+    await user.delete(ns, 'throttled');
+    await user.waitForGone(ns, 'throttled');
   });
 
   it('a hung (half-open) watch is restarted by the watchdog: a new SocketBridge still becomes Ready within its bound', async () => {

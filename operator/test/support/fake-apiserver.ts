@@ -23,7 +23,8 @@
  *   is gone once the last one is.
  * - clients are told apart by their bearer token (`kubeConfig(token)`); every request is recorded
  *   with its client and time.
- * - faults: refuse watches (500), end them, compact the history (410), hang every open watch
+ * - faults: 429 Too Many Requests with Retry-After for a client's next requests, refuse watches
+ *   (500), end them, compact the history (410), hang every open watch
  *   (half-open: the connection stays, nothing more arrives), hang every request of one client
  *   (a dead connection: nothing is answered or applied; the request is dropped when the client
  *   gives up on it).
@@ -167,6 +168,8 @@ export class FakeApiServer {
   private readonly held = new Set<ServerResponse>();
   /** Namespaces being deleted. */
   private readonly terminating = new Set<string>();
+  /** Per client, how many more requests answer 429 Too Many Requests (API priority and fairness shedding load). */
+  private readonly throttled = new Map<string, number>();
   /** RBAC per client (bearer token); a client without an entry may do anything. */
   private readonly rbac = new Map<string, Grant[]>();
   /** Per client, what RBAC decided: each request's attributes, and the rule that allowed it (undefined: 403). */
@@ -267,6 +270,11 @@ export class FakeApiServer {
     }
   }
 
+  /** The next `count` requests of this client answer 429 with Retry-After: 1, as API priority and fairness does under load. */
+  throttle(client: string, count: number): void {
+    this.throttled.set(client, count);
+  }
+
   /** From now on, this client (bearer token) may do only what these grants allow. */
   authorize(client: string, grants: Grant[]): void {
     this.rbac.set(client, grants);
@@ -310,6 +318,15 @@ export class FakeApiServer {
       this.held.add(res);
       res.on('close', () => this.held.delete(res));
       req.resume();
+      return;
+    }
+    const throttled = this.throttled.get(client) ?? 0;
+    if (throttled > 0) {
+      this.throttled.set(client, throttled - 1);
+      req.resume();
+      const text = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Too many requests, please try again later.', reason: 'TooManyRequests', code: 429, details: { retryAfterSeconds: 1 } });
+      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '1', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
       return;
     }
     try {
