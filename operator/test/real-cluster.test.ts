@@ -5,6 +5,7 @@ import { killAll, waitFor, type ManagedProcess } from '@socketbridge/devkit';
 import { FakeApiServer } from './support/fake-apiserver.js';
 import { KubeUser, scratchDir, startOperator } from './support/kube.js';
 import { RABBITMQ_URL, RabbitAdmin, cleanRegistry, testRedis, uniqueId } from './support/services.js';
+import { Watch } from '@kubernetes/client-node';
 import { FINALIZER, type SocketBridgeSpec } from '../src/resource.js';
 
 // Issue #14: what a real API server would show and the stand-in (test/support/fake-apiserver.ts)
@@ -90,6 +91,32 @@ describe('the stand-in admits SocketBridges as a real server does, from the CRD 
     expect(fake.object('socketbridges', ns, 'admit')?.spec).toMatchObject({ deletionPolicy: 'retain' });
     await user.delete(ns, 'admit');
     await user.waitForGone(ns, 'admit');
+  });
+});
+
+describe('the stand-in serves watches as a real server does', () => {
+  it('without a resourceVersion: an ADDED per existing object first; bookmarks when asked; the stream ends at timeoutSeconds', async () => {
+    const ns = namespaces.main;
+    await user.create(ns, 'seen', spec(q('seen'), 'rabbitmq'));
+    const events: Array<{ type: string; name?: string; resourceVersion?: string }> = [];
+    let ended = false;
+    const startedAt = Date.now();
+    const controller = await new Watch(fake.kubeConfig()).watch(
+      `/apis/socketbridge.io/v1alpha1/namespaces/${ns}/socketbridges`,
+      { allowWatchBookmarks: true, timeoutSeconds: 2 },
+      (type: string, object: { metadata?: { name?: string; resourceVersion?: string } }) => events.push({ type, name: object.metadata?.name, resourceVersion: object.metadata?.resourceVersion }),
+      () => (ended = true),
+    );
+    try {
+      await waitFor(() => ended, 5000, 'the server to end the watch at its timeoutSeconds');
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(1900);
+      expect(events[0]).toMatchObject({ type: 'ADDED', name: 'seen' });
+      expect(events.filter((e) => e.type === 'BOOKMARK').length).toBeGreaterThanOrEqual(2); // every 500 ms here
+      expect(events.find((e) => e.type === 'BOOKMARK')?.resourceVersion).toMatch(/^\d+$/);
+    } finally {
+      controller.abort();
+    }
+    await user.delete(ns, 'seen');
   });
 });
 
