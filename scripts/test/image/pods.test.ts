@@ -17,8 +17,8 @@ import { SocketBridgeClient } from '@socketbridge/client';
 import type { Envelope } from '@socketbridge/common';
 import { renderChart, type Values } from '../../src/deploy/helm-render.js';
 import { chartDir, kustomize, repoRoot } from '../../src/deploy/repo.js';
-import { IMAGE, buildImage, podman, removeContainers } from './support/podman.js';
-import { Pod, PodCluster, type K8sObject, type PodSpec } from './support/pods.js';
+import { IMAGE, buildImage, podman, podmanOk, removeContainers } from './support/podman.js';
+import { Pod, PodCluster, quantity, type K8sObject, type PodSpec } from './support/pods.js';
 
 const namespace = 'socketbridge';
 const [repository, tag] = [IMAGE.slice(0, IMAGE.lastIndexOf(':')), IMAGE.slice(IMAGE.lastIndexOf(':') + 1)];
@@ -165,6 +165,10 @@ for (const { label, objects: objectsFor, expected, helmTest, faultRun } of suite
         expect(pod.container.image).toBe(IMAGE);
         expect(pod.argv).toContain('--read-only');
         expect(pod.argv[pod.argv.indexOf('--user') + 1]).toBe('1000:1000');
+        // The memory limit is the container's cgroup limit (the chart sets one for every component).
+        const limit = pod.container.resources?.limits?.memory;
+        expect(limit, `${pod.name} has a memory limit`).toBeDefined();
+        expect(Number(await podmanOk(['inspect', '--type', 'container', '--format', '{{.HostConfig.Memory}}', pod.name]))).toBe(quantity(limit!));
         // Every variable the manifest gives the container reaches it (secret keys included).
         expect(Object.keys(pod.env).sort()).toEqual((pod.container.env ?? []).map((e) => e.name).sort());
       }

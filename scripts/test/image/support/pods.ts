@@ -6,7 +6,7 @@
  *   (secretKeyRef from the rendered Secret, fieldRef for the pod's name, namespace and IP, $(VAR)
  *   references), the securityContext's user and group, `--read-only` for readOnlyRootFilesystem
  *   (and no tmpfs but the emptyDir volumes the pod mounts), dropped capabilities, no-new-privileges,
- *   and its terminationGracePeriodSeconds as the stop timeout;
+ *   the memory and CPU limits, and its terminationGracePeriodSeconds as the stop timeout;
  * - containers share the host network, so each container port gets a free host port: a variable
  *   naming the container's own port (…PORT = containerPort) gets it, and the probes use it;
  * - each Service is a TCP proxy on a free 127.0.0.1 port that balances over the ready pods its
@@ -99,6 +99,14 @@ export interface ProbeEvent {
 }
 
 const toInt = (v: unknown) => (typeof v === 'number' ? v : Number.parseInt(String(v), 10));
+
+/** A Kubernetes quantity ("256Mi", "1G", "500m", "2") as a number (bytes, or cores for CPU). */
+export function quantity(value: string | number): number {
+  const m = /^([0-9.]+)(Ki|Mi|Gi|Ti|k|M|G|T|m)?$/.exec(String(value));
+  if (!m) throw new Error(`not a quantity: ${value}`);
+  const factor: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12, m: 1e-3 };
+  return Number(m[1]) * (m[2] ? factor[m[2]]! : 1);
+}
 
 function labelsMatch(selector: Record<string, string>, labels: Record<string, string>): boolean {
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -345,6 +353,10 @@ export class Pod {
       // An emptyDir is writable by the pod's user (fsGroup owns it); this podman takes no uid= option.
       args.push('--tmpfs', `${mount.mountPath}:rw,nosuid,nodev,mode=1777`);
     }
+    // Limits as the kubelet sets them in the container's cgroup (requests only schedule).
+    const limits = this.container.resources?.limits ?? {};
+    if (limits.memory !== undefined) args.push('--memory', String(Math.round(quantity(limits.memory))));
+    if (limits.cpu !== undefined) args.push('--cpus', String(quantity(limits.cpu)));
     for (const [name, value] of Object.entries(this.env)) args.push('--env', `${name}=${value}`);
     args.push('--label', `socketbridge.test/run=${this.cluster.runId}`);
     if (this.container.command) args.push('--entrypoint', JSON.stringify(this.container.command));
