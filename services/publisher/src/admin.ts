@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { keyMatches } from '@socketbridge/common';
+import { sendApiError } from './errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -21,7 +22,7 @@ export function adminKeyCheck(apiKey: string): (given: unknown) => boolean {
 export function adminGuard(isAdminKey: (given: unknown) => boolean) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.routeOptions.config.admin === true && !isAdminKey(request.headers['x-api-key'])) {
-      return reply.code(401).send({ error: 'Unauthorized', message: 'admin routes need a valid x-api-key header' });
+      return sendApiError(reply, 'AdminKeyRequired', 'admin routes need a valid x-api-key header');
     }
   };
 }

@@ -27,6 +27,7 @@ import { adminGuard, adminKeyCheck } from './admin.js';
 import { ClientStore, DuplicateEmailError } from './clients.js';
 import type { PublisherConfig } from './config.js';
 import { consolePlugin } from './console/index.js';
+import { ApiErrors, apiErrorOf, errorBody, kindOfStatus, sendApiError } from './errors.js';
 import type { RabbitConsumer } from './consumer.js';
 import type { Pipeline } from './pipeline.js';
 import { BridgeBody, BridgeName, ClientToken, ClientView, ErrorBody, Login, NewClient, PublishBody, Published } from './schemas.js';
@@ -46,16 +47,7 @@ export interface AppDeps {
   version: string;
 }
 
-/** A route error that is the caller's to fix, with the status and name it answers with. */
-class HttpError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly error: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+const REGISTRY_DOWN = 'the registry (Redis) is unavailable: retry shortly';
 
 export async function buildApp(deps: AppDeps) {
   const { config, redis, tokens, consumer, pipeline, watcher, link } = deps;
@@ -114,24 +106,23 @@ export async function buildApp(deps: AppDeps) {
   app.addSchema(ErrorBody);
 
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: 'NotFound', message: `no route for ${request.method} ${request.url.split('?')[0]}` });
+    void sendApiError(reply, 'NoRoute', `no route for ${request.method} ${request.url.split('?')[0]}`);
   });
+  // Every error answers from the catalogue (errors.ts): ours by their code, Fastify's and plugins' by status.
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
-    if (error instanceof HttpError) return reply.code(error.statusCode).send({ error: error.error, message: error.message });
-    if (error.validation) return reply.code(400).send({ error: 'BadRequest', message: error.message });
+    const known = apiErrorOf(error);
+    if (known) return reply.code(known.status).send({ error: known.error, message: error.message });
+    if (error.validation) return reply.code(400).send(errorBody('BadRequest', error.message));
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-      const name = error.statusCode === 413 ? 'PayloadTooLarge' : error.statusCode === 429 ? 'TooManyRequests' : error.statusCode === 415 ? 'UnsupportedMediaType' : 'BadRequest';
-      return reply.code(error.statusCode).send({ error: name, message: error.message });
+      return reply.code(error.statusCode).send(errorBody(kindOfStatus(error.statusCode), error.message));
     }
-    if (redis.status !== 'ready') {
-      return reply.code(503).send({ error: 'ServiceUnavailable', message: 'the registry (Redis) is unavailable: retry shortly' });
-    }
+    if (redis.status !== 'ready') return sendApiError(reply, 'RegistryUnavailable', REGISTRY_DOWN);
     request.log.error({ err: error, url: request.url }, 'request failed');
-    return reply.code(500).send({ error: 'InternalError', message: 'internal error' });
+    return sendApiError(reply, 'InternalError', 'internal error');
   });
 
   const needsRegistry = async () => {
-    if (redis.status !== 'ready') throw new HttpError(503, 'ServiceUnavailable', 'the registry (Redis) is unavailable: retry shortly');
+    if (redis.status !== 'ready') throw new ApiErrors.RegistryUnavailable(REGISTRY_DOWN);
   };
   const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
@@ -151,7 +142,7 @@ export async function buildApp(deps: AppDeps) {
   // Ops endpoints want the ops key (Prometheus holds it; it opens nothing else), checked before anything runs.
   const ops = async (request: FastifyRequest) => {
     if (!keyMatches(bearerKey(request.raw), config.SOCKETBRIDGE_OPS_KEY)) {
-      throw new HttpError(401, 'Unauthorized', `${request.url.split('?')[0]} needs Authorization: Bearer <SOCKETBRIDGE_OPS_KEY>`);
+      throw new ApiErrors.OpsKeyRequired(`${request.url.split('?')[0]} needs Authorization: Bearer <SOCKETBRIDGE_OPS_KEY>`);
     }
   };
   app.get('/cluster', { onRequest: ops, schema: { hide: true } }, async () => ({
@@ -179,7 +170,7 @@ export async function buildApp(deps: AppDeps) {
       const token = await tokens.issue({ sub: record.clientId, channels: [channel] });
       return reply.code(201).send({ clientId: record.clientId, channel, token });
     } catch (error) {
-      if (error instanceof DuplicateEmailError) throw new HttpError(409, 'Conflict', error.message);
+      if (error instanceof DuplicateEmailError) throw new ApiErrors.DuplicateEmail(error.message);
       throw error;
     }
   };
@@ -221,7 +212,7 @@ export async function buildApp(deps: AppDeps) {
   }, async (request) => {
     await needsRegistry();
     const record = await clients.verify(request.body.email, request.body.password);
-    if (!record) throw new HttpError(401, 'Unauthorized', 'wrong email or password');
+    if (!record) throw new ApiErrors.WrongCredentials('wrong email or password');
     const channel = clientChannel(record.clientId);
     return { clientId: record.clientId, channel, token: await tokens.issue({ sub: record.clientId, channels: [channel] }) };
   });
@@ -248,7 +239,7 @@ export async function buildApp(deps: AppDeps) {
     },
   }, async (request) => {
     const record = await clients.get(request.params.clientId);
-    if (!record) throw new HttpError(404, 'NotFound', `no client ${request.params.clientId}`);
+    if (!record) throw new ApiErrors.ClientNotFound(`no client ${request.params.clientId}`);
     return record;
   });
 
@@ -272,7 +263,7 @@ export async function buildApp(deps: AppDeps) {
     schema: { summary: 'One bridge (admin)', security: [{ apiKey: [] }], params: BridgeName },
   }, async (request) => {
     const text = await redis.hget(registryKeys.bridges, request.params.name);
-    if (!text) throw new HttpError(404, 'NotFound', `no bridge ${request.params.name}`);
+    if (!text) throw new ApiErrors.BridgeNotFound(`no bridge ${request.params.name}`);
     return JSON.parse(text) as Bridge;
   });
 
@@ -283,7 +274,7 @@ export async function buildApp(deps: AppDeps) {
   }, async (request, reply) => {
     const bridge: Bridge = { name: request.params.name, ...(request.body as Omit<Bridge, 'name'>) };
     const problems = bridgeProblems(bridge);
-    if (problems.length) throw new HttpError(400, 'BadRequest', problems.join('; '));
+    if (problems.length) throw new ApiErrors.InvalidBridge(problems.join('; '));
     const written = await putUnownedBridge(redis, bridge);
     if (!written.ok) throw ownedBridge(bridge.name, written.owner);
     await watcher.reload();
@@ -297,18 +288,18 @@ export async function buildApp(deps: AppDeps) {
   }, async (request, reply) => {
     const removed = await removeUnownedBridge(redis, request.params.name);
     if (!removed.ok) throw ownedBridge(request.params.name, removed.owner);
-    if (!removed.changed) throw new HttpError(404, 'NotFound', `no bridge ${request.params.name}`);
+    if (!removed.changed) throw new ApiErrors.BridgeNotFound(`no bridge ${request.params.name}`);
     await watcher.reload();
     return reply.code(204).send();
   });
 
   /** A bridge a SocketBridge resource (or file) owns changes only there: its owner's next resync would undo a REST write. */
-  function ownedBridge(name: string, owner: string): HttpError {
-    return new HttpError(409, 'Conflict', `bridge ${name} is owned by ${owner} (the operator's SocketBridge resource or npm run bridge): change it there`);
+  function ownedBridge(name: string, owner: string): Error {
+    return new ApiErrors.BridgeOwned(`bridge ${name} is owned by ${owner} (the operator's SocketBridge resource or npm run bridge): change it there`);
   }
 
   async function publish(channel: string, data: unknown, id?: string) {
-    if (!CHANNEL_NAME.test(channel)) throw new HttpError(400, 'BadRequest', `${channel} is not a channel name`);
+    if (!CHANNEL_NAME.test(channel)) throw new ApiErrors.InvalidChannel(`${channel} is not a channel name`);
     try {
       const history = findPolicy(watcher.policies(), channel)?.policy.history ?? {
         size: config.SOCKETBRIDGE_HISTORY_SIZE,
@@ -317,7 +308,7 @@ export async function buildApp(deps: AppDeps) {
       const envelope = await pipeline.publish({ channel, id: id ?? randomUUID(), ts: Date.now(), data, history, idempotent: id !== undefined });
       return { id: envelope.id, offset: envelope.offset, channel };
     } catch (error) {
-      throw new HttpError(503, 'ServiceUnavailable', `could not publish: ${(error as Error).message}`);
+      throw new ApiErrors.PublishFailed(`could not publish: ${(error as Error).message}`);
     }
   }
 

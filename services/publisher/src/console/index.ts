@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import { CHANNEL_NAME, type ClusterLink, type Logger } from '@socketbridge/common';
 import type { PublisherConfig } from '../config.js';
+import { sendApiError } from '../errors.js';
 import { TokenIssuer } from '../tokens.js';
 import { consoleCss, consoleHtml, consoleJs } from './assets.js';
 import { readTopology } from './topology.js';
@@ -74,7 +75,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleDeps> = async (app, deps) 
     reply.header('cache-control', 'no-cache').type('text/css; charset=utf-8').send(consoleCss),
   );
   app.get('/console/client.js', { schema: { hide: true } }, async (_request, reply) => {
-    if (bundle === undefined) return reply.code(404).send({ error: 'NotFound', message: `the client bundle is not built (${bundlePath})` });
+    if (bundle === undefined) return sendApiError(reply, 'BundleNotBuilt', `the client bundle is not built (${bundlePath})`);
     return reply.header('cache-control', 'no-cache').type('text/javascript; charset=utf-8').send(bundle);
   });
 
@@ -98,7 +99,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleDeps> = async (app, deps) 
   }, async (request, reply) => {
     const { channel } = request.body as { channel: string };
     if (!CHANNEL_NAME.test(channel)) {
-      return reply.code(400).send({ error: 'BadRequest', message: `${channel} is not a channel name` });
+      return sendApiError(reply, 'InvalidChannel', `${channel} is not a channel name`);
     }
     const token = await tokens.issue({ sub: CONSOLE_TOKEN_SUBJECT, channels: [channel] });
     logger.info({ channel }, 'console: tail token issued');
