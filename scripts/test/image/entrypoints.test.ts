@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderChart } from '../../src/deploy/helm-render.js';
 import type { K8sObject } from '../../src/deploy/k8s-validate.js';
 import { chartDir, dockerfileInstructions, kustomize, repoRoot, workloads } from '../../src/deploy/repo.js';
-import { IMAGE, ULIMITS, buildImage, podman, podmanOk, removeContainers } from './support/podman.js';
+import { IMAGE, OWNER_LABEL, ULIMITS, buildImage, podman, podmanOk, removeContainers, sweepStaleContainers } from './support/podman.js';
 
 const runId = `sbimg-${process.pid}-${Date.now().toString(36)}`;
 const containers: string[] = [];
@@ -43,6 +43,7 @@ function deployedEntryPoints(): Map<string, Set<string>> {
 }
 
 beforeAll(async () => {
+  await sweepStaleContainers();
   const { seconds } = await buildImage();
   console.log(`image ${IMAGE} built (or found up to date) in ${seconds.toFixed(0)} s; ${await podmanOk(['image', 'inspect', '--format', '{{.Size}}', IMAGE])} bytes`);
 }, 25 * 60_000);
@@ -69,7 +70,7 @@ describe('the image', () => {
     const name = `${runId}-graph`;
     containers.push(name);
     const result = await podman([
-      'run', '--rm', '--name', name, '--network', 'none', ...ULIMITS, '--user', '1000:1000', '--read-only',
+      'run', '--rm', '--name', name, '--label', `${OWNER_LABEL}=${process.pid}`, '--network', 'none', ...ULIMITS, '--user', '1000:1000', '--read-only',
       '--volume', `${join(repoRoot, 'scripts/test/image/support/resolve-graph.mjs')}:/check/resolve-graph.mjs:ro`,
       '--entrypoint', '["node", "--experimental-vm-modules", "--experimental-import-meta-resolve", "--no-warnings", "/check/resolve-graph.mjs"]',
       IMAGE, ...[...entries.keys()].map((entry) => `/app/${entry}`),
@@ -87,7 +88,7 @@ describe('the image', () => {
     containers.push(name);
     // The publisher's graph with its nested ajv 8 hidden: exactly the bug the runtime stage once had.
     const result = await podman([
-      'run', '--rm', '--name', name, '--network', 'none', ...ULIMITS, '--user', '1000:1000', '--read-only',
+      'run', '--rm', '--name', name, '--label', `${OWNER_LABEL}=${process.pid}`, '--network', 'none', ...ULIMITS, '--user', '1000:1000', '--read-only',
       '--tmpfs', '/app/services/publisher/node_modules:ro,notmpcopyup',
       '--tmpfs', '/app/node_modules/ajv:ro,notmpcopyup',
       '--volume', `${join(repoRoot, 'scripts/test/image/support/resolve-graph.mjs')}:/check/resolve-graph.mjs:ro`,
@@ -103,7 +104,7 @@ describe('the image', () => {
     const name = `${runId}-contents`;
     containers.push(name);
     const out = await podmanOk([
-      'run', '--rm', '--name', name, '--network', 'none', ...ULIMITS, '--user', '1000:1000', '--read-only', '--entrypoint', '["sh", "-c"]', IMAGE,
+      'run', '--rm', '--name', name, '--label', `${OWNER_LABEL}=${process.pid}`, '--network', 'none', ...ULIMITS, '--user', '1000:1000', '--read-only', '--entrypoint', '["sh", "-c"]', IMAGE,
       'cd /app && ls node_modules | tr "\\n" " "; echo; ls services | tr "\\n" " "; echo; id -u; find node_modules -name "*.d.ts" | head -1; echo end',
     ]);
     const [modules = '', services = '', uid = '', declaration = ''] = out.split('\n');

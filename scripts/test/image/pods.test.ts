@@ -17,7 +17,7 @@ import { SocketBridgeClient } from '@socketbridge/client';
 import type { Envelope } from '@socketbridge/common';
 import { renderChart, type Values } from '../../src/deploy/helm-render.js';
 import { chartDir, kustomize, repoRoot } from '../../src/deploy/repo.js';
-import { IMAGE, buildImage, podman, podmanOk, removeContainers } from './support/podman.js';
+import { IMAGE, buildImage, podman, podmanOk, removeContainers, sweepStaleContainers } from './support/podman.js';
 import { Pod, PodCluster, quantity, type K8sObject, type PodSpec } from './support/pods.js';
 
 const namespace = 'socketbridge';
@@ -104,6 +104,8 @@ async function runHelmTestPod(cluster: PodCluster, objects: K8sObject[], runId: 
 }
 
 beforeAll(async () => {
+  const swept = await sweepStaleContainers();
+  if (swept.length) console.log(`removed ${swept.length} containers left by an earlier, killed run: ${swept.join(' ')}`);
   await buildImage();
   producer = await AmqpProducer.connect();
 }, 25 * 60_000);

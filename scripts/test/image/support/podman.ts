@@ -75,6 +75,31 @@ export async function removeContainers(names: string[]): Promise<void> {
   await podman(['rm', '--force', '--time', '0', '--ignore', ...names], 120_000);
 }
 
+/** The label every container a test starts carries: the test process's pid, for sweepStaleContainers. */
+export const OWNER_LABEL = 'socketbridge.test/pid';
+
+/**
+ * Removes containers left by image tests whose process is gone (killed before its afterAll ran):
+ * they would hold host ports and memory. Containers of live test processes are left alone.
+ */
+export async function sweepStaleContainers(): Promise<string[]> {
+  const out = await podmanOk(['ps', '--all', '--filter', `label=${OWNER_LABEL}`, '--format', `{{.Names}} {{index .Labels "${OWNER_LABEL}"}}`]);
+  const stale: string[] = [];
+  for (const line of out.split('\n').filter(Boolean)) {
+    const [name, pid] = line.split(' ');
+    let alive = false;
+    try {
+      process.kill(Number(pid), 0);
+      alive = true;
+    } catch (error) {
+      alive = (error as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive && name) stale.push(name);
+  }
+  await removeContainers(stale);
+  return stale;
+}
+
 /** Names of the containers that still exist among `names`. */
 export async function existingContainers(prefix: string): Promise<string[]> {
   const out = await podmanOk(['ps', '--all', '--format', '{{.Names}}', '--filter', `name=^${prefix}`]);

@@ -20,7 +20,7 @@
 import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { freePort } from '@socketbridge/devkit';
-import { podman, podmanOk, removeContainers, ULIMITS } from './podman.js';
+import { OWNER_LABEL, podman, podmanOk, removeContainers, ULIMITS } from './podman.js';
 
 export interface K8sObject {
   apiVersion: string;
@@ -358,7 +358,7 @@ export class Pod {
     if (limits.memory !== undefined) args.push('--memory', String(Math.round(quantity(limits.memory))));
     if (limits.cpu !== undefined) args.push('--cpus', String(quantity(limits.cpu)));
     for (const [name, value] of Object.entries(this.env)) args.push('--env', `${name}=${value}`);
-    args.push('--label', `socketbridge.test/run=${this.cluster.runId}`);
+    args.push('--label', `socketbridge.test/run=${this.cluster.runId}`, '--label', `${OWNER_LABEL}=${process.pid}`);
     if (this.container.command) args.push('--entrypoint', JSON.stringify(this.container.command));
     args.push(this.container.image, ...(this.container.args ?? []));
     return args;
