@@ -13,6 +13,17 @@ export interface ClientOptions {
   recover?: boolean;
   /** Passed to socketcluster-client as they are (reconnect timing, ack timeout…). */
   socketOptions?: Record<string, unknown>;
+  /**
+   * Gets a fresh token from the application (its sign-in, or its identity provider). Called
+   * `refreshBeforeSeconds` before the current token's `exp` (at most halfway through its life); the
+   * new token goes to the worker on the open socket (`#authenticate`): no reconnect, subscriptions
+   * kept if the new token still grants them (the worker kicks the client off those it does not).
+   */
+  refreshToken?: () => Promise<string>;
+  /** How long before `exp` to refresh (default 30). */
+  refreshBeforeSeconds?: number;
+  /** A refresh failed (the callback threw, or the worker refused the token); it is retried until the token expires. */
+  onRefreshError?: (error: unknown) => void;
 }
 
 export interface SubscribeOptions {
@@ -21,6 +32,8 @@ export interface SubscribeOptions {
   onMessage: (envelope: Envelope, channel: string) => void;
   /** History no longer reached back: messages between `since` and the next delivered one are lost. */
   onGap?: (gap: { channel: string; since: string; reason: string }) => void;
+  /** The worker took the channel away (a refreshed or expired token no longer grants it): it is unsubscribed. */
+  onKickOut?: (kick: { channel: string; message: string }) => void;
 }
 
 export interface ClientStats {
@@ -54,6 +67,19 @@ interface ChannelState {
  */
 export const RECONNECT_OPTIONS = { initialDelay: 500, randomness: 1000, multiplier: 1.5, maxDelay: 30000 } as const;
 
+/** A JWT's `iat` and `exp` (seconds), read without verifying: only to know when to refresh. */
+export function tokenTimes(token: string | null | undefined): { iat?: number; exp?: number } {
+  const part = token?.split('.')[1];
+  if (!part) return {};
+  try {
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '='));
+    const { iat, exp } = JSON.parse(json) as { iat?: unknown; exp?: unknown };
+    return { ...(typeof iat === 'number' && { iat }), ...(typeof exp === 'number' && { exp }) };
+  } catch {
+    return {};
+  }
+}
+
 /**
  * An in-memory token store for socketcluster-client's `authEngine` option: the client sends the
  * token with every handshake, as it would from localStorage in a browser.
@@ -81,9 +107,15 @@ export class SocketBridgeClient {
   readonly stats: ClientStats = { delivered: 0, recovered: 0, duplicates: 0, gaps: 0, refused: 0 };
   private readonly channels = new Map<string, ChannelState>();
   private readonly recover: boolean;
+  private readonly refresh: Pick<ClientOptions, 'refreshToken' | 'refreshBeforeSeconds' | 'onRefreshError'>;
+  private token: string | null;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
 
   constructor(options: ClientOptions = {}) {
     this.recover = options.recover ?? true;
+    this.refresh = options;
+    this.token = options.token ?? null;
     this.socket = socketClusterClient.create({
       hostname: options.hostname ?? '127.0.0.1',
       port: options.port ?? 8000,
@@ -94,6 +126,61 @@ export class SocketBridgeClient {
       autoReconnectOptions: { ...RECONNECT_OPTIONS },
       ...options.socketOptions,
     });
+    const kicks = this.socket.listener('kickOut');
+    void (async () => {
+      for await (const { channel, message } of kicks) this.kickedOut(channel, String(message ?? ''));
+    })();
+    this.scheduleRefresh();
+  }
+
+  /** Refreshes the token now (also what the timer does before `exp`); resolves once the worker took it. */
+  async refreshNow(): Promise<void> {
+    const get = this.refresh.refreshToken;
+    if (!get) throw new Error('no refreshToken callback was given');
+    clearTimeout(this.refreshTimer);
+    try {
+      const token = await get();
+      if (this.closed) return;
+      if (this.socket.state === this.socket.OPEN) await this.socket.authenticate(token);
+      else await this.socket.auth.saveToken(this.socket.authTokenName, token, {}); // the next handshake carries it
+      this.token = token;
+      this.scheduleRefresh();
+    } catch (error) {
+      this.refresh.onRefreshError?.(error);
+      this.scheduleRetry();
+      throw error;
+    }
+  }
+
+  private scheduleRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    const { iat, exp } = tokenTimes(this.token);
+    if (!this.refresh.refreshToken || exp === undefined || this.closed) return;
+    let lead = (this.refresh.refreshBeforeSeconds ?? 30) * 1000;
+    if (iat !== undefined) lead = Math.min(lead, ((exp - iat) * 1000) / 2);
+    this.arm(exp * 1000 - lead - Date.now());
+  }
+
+  /** After a failed refresh: again in a quarter of the time left (at least a second), while the token lasts. */
+  private scheduleRetry(): void {
+    const { exp } = tokenTimes(this.token);
+    const left = exp === undefined ? 0 : exp * 1000 - Date.now();
+    if (left > 0 && !this.closed) this.arm(Math.max(1000, left / 4));
+  }
+
+  private arm(delayMs: number): void {
+    clearTimeout(this.refreshTimer);
+    const timer = setTimeout(() => void this.refreshNow().catch(() => undefined), Math.max(0, delayMs));
+    (timer as { unref?: () => void }).unref?.();
+    this.refreshTimer = timer;
+  }
+
+  private kickedOut(name: string, message: string): void {
+    const state = this.channels.get(name);
+    if (!state) return;
+    this.channels.delete(name);
+    state.close();
+    state.options.onKickOut?.({ channel: name, message });
   }
 
   /** Resolves once connected (rejects with the refusal if the worker turned the handshake away). */
@@ -154,6 +241,8 @@ export class SocketBridgeClient {
   }
 
   close(): void {
+    this.closed = true;
+    clearTimeout(this.refreshTimer);
     for (const name of [...this.channels.keys()]) this.unsubscribe(name);
     this.socket.disconnect();
   }

@@ -13,5 +13,6 @@ export * from './bridges.js';
 export * from './bridge-writes.js';
 export * from './registry-watch.js';
 export * from './tokens.js';
+export * from './identity.js';
 export * from './socket-server.js';
 export * from './fanout.js';

@@ -36,6 +36,10 @@ export interface SocketGates {
   handshake(socket: ClientSocket, auth: HandshakeAuth): void | Promise<void>;
   subscribe(socket: ClientSocket, channel: string): void | Promise<void>;
   publish(socket: ClientSocket, channel: string, data: unknown): void | Promise<void>;
+  /** Checks a verified token sent with `#authenticate` on an open socket (a refresh); throws to refuse it. */
+  authenticate?(socket: ClientSocket, auth: HandshakeAuth): void | Promise<void>;
+  /** Whether the socket, with its auth as it is now, may stay on a channel; asked after its auth changed. */
+  holds?(socket: ClientSocket, channel: string): boolean;
   procedures: Record<string, (socket: ClientSocket, data: unknown) => unknown>;
 }
 
@@ -50,6 +54,8 @@ export interface SocketServerOptions {
   httpServer: Server;
   path: string;
   authKey: string;
+  /** Verifies client tokens (handshake, #authenticate); default: HS256 with authKey only. */
+  verifyToken?: (token: unknown) => Promise<HandshakeAuth>;
   maxPayload: number;
   /** Most channels one socket may be subscribed to at once (undefined: no limit, for cluster members). */
   maxChannelsPerSocket?: number;
@@ -132,11 +138,13 @@ export class SocketServer {
   private readonly idPrefix = randomBytes(6).toString('base64url');
   private nextId = 0;
   private readonly key: Uint8Array;
+  private readonly verifyToken: (token: unknown) => Promise<HandshakeAuth>;
   /** A Map, not the gates' object: a client's `constructor` or `__proto__` must not find a procedure. */
   private readonly procedures: Map<string, (socket: ClientSocket, data: unknown) => unknown>;
 
   constructor(private readonly options: SocketServerOptions) {
     this.key = new TextEncoder().encode(options.authKey);
+    this.verifyToken = options.verifyToken ?? ((token) => verifyHandshakeToken(token, this.key));
     this.procedures = new Map(Object.entries(options.gates.procedures));
     const gate = options.gates.connection;
     this.wss = new WebSocketServer({
@@ -271,7 +279,7 @@ export class SocketServer {
         return this.authenticate(socket, cid, packet.data);
       case '#removeAuthToken':
         socket.authToken = null;
-        return;
+        return this.revisit(socket, 'signed out');
       case '#subscribe':
         return this.subscribe(socket, cid, packet.data);
       case '#unsubscribe':
@@ -288,7 +296,7 @@ export class SocketServer {
       socket.disconnect(CLOSE_CODES.handshakeRejected);
       return;
     }
-    const auth = await verifyHandshakeToken((data as { authToken?: unknown } | null)?.authToken, this.key);
+    const auth = await this.verifyToken((data as { authToken?: unknown } | null)?.authToken);
     try {
       await this.options.gates.handshake(socket, auth);
     } catch (error) {
@@ -308,16 +316,50 @@ export class SocketServer {
     socket.respond(cid, status);
   }
 
+  /**
+   * A new token on an open socket (a refresh): verified and checked as at the handshake. Accepted,
+   * it replaces the old one (its `exp` now bounds the socket's auth) and the socket leaves the
+   * channels it no longer grants. Refused, the socket is signed out (`#removeAuthToken`) and leaves
+   * the channels that needed the old token, as socketcluster-server deauthenticates on a bad token
+   * and socketcluster-client clears its own on the error; the connection stays open.
+   */
   private async authenticate(socket: ClientSocket, cid: number | undefined, data: unknown): Promise<void> {
-    const auth = await verifyHandshakeToken(data, this.key);
-    if (auth.authTokenError) {
+    const auth = await this.verifyToken(data);
+    let refusal: unknown = auth.authTokenError ?? (auth.authToken ? undefined : new scErrors.AuthTokenInvalidError('#authenticate needs a token'));
+    if (refusal === undefined) {
+      try {
+        await this.options.gates.authenticate?.(socket, auth);
+      } catch (error) {
+        refusal = error;
+      }
+    }
+    if (socket.state !== 'open') return;
+    if (refusal !== undefined) {
       socket.authToken = null;
       socket.send({ event: '#removeAuthToken' });
-      if (cid !== undefined) socket.respondError(cid, auth.authTokenError);
+      await this.revisit(socket, 'the token was refused');
+      if (cid !== undefined) socket.respondError(cid, refusal);
       return;
     }
     socket.authToken = auth.authToken;
+    await this.revisit(socket, 'the new token does not grant this channel');
     if (cid !== undefined) socket.respond(cid, { isAuthenticated: true, authError: null });
+  }
+
+  /**
+   * After the socket's auth changed: unsubscribes it from each channel it may no longer hold and
+   * says so with `#kickOut` (as socketcluster-server's kickOut; socketcluster-client marks the
+   * channel unsubscribed and emits `kickOut`).
+   */
+  private async revisit(socket: ClientSocket, message: string): Promise<void> {
+    const holds = this.options.gates.holds;
+    if (!holds) return;
+    for (const channel of [...socket.channels]) {
+      if (!socket.channels.has(channel) || holds(socket, channel)) continue;
+      socket.channels.delete(channel);
+      await this.options.broker.unsubscribeSocket(socket, channel);
+      socket.send({ event: '#kickOut', data: { channel, message } });
+    }
   }
 
   private async subscribe(socket: ClientSocket, cid: number | undefined, data: unknown): Promise<void> {
@@ -371,6 +413,7 @@ export class SocketServer {
     if (typeof exp === 'number' && Date.now() > exp * 1000) {
       socket.authToken = null;
       socket.send({ event: '#removeAuthToken' });
+      this.revisit(socket, 'the token expired').catch((error: unknown) => this.options.onError(error, socket));
     }
   }
 }

@@ -9,9 +9,22 @@ export function claimsOf(token: unknown): TokenClaims | undefined {
   return { sub, channels };
 }
 
+/** Turns the socket server's verdict on a token into a refusal (a bad or expired token, or one without our claims). */
+function checkToken(auth: HandshakeAuth): void {
+  if (auth.authTokenError) {
+    const expired = auth.authTokenError.name === 'AuthTokenExpiredError';
+    throw new Refusal(
+      expired ? 'expired_token' : 'bad_token',
+      expired ? 'the token has expired: sign in again' : `the token is not valid: ${auth.authTokenError.message}`,
+      expired ? 'AuthTokenExpiredError' : 'AuthTokenInvalidError',
+    );
+  }
+  if (!claimsOf(auth.authToken)) throw new Refusal('bad_claims', 'the token does not carry SocketBridge claims', 'AuthTokenInvalidError');
+}
+
 /**
  * Who may connect and what they may subscribe to. The socket server has already verified the
- * JWT's signature and expiry with the shared key; this turns its verdict into refusals.
+ * JWT's signature and expiry (the shared key, or the issuer's keys); this turns its verdict into refusals.
  */
 export function accessHooks(options: { requireAuth: boolean; policies: () => ChannelPolicy[] }): WorkerHooks {
   return {
@@ -20,19 +33,19 @@ export function accessHooks(options: { requireAuth: boolean; policies: () => Cha
         if (options.requireAuth) throw new Refusal('no_token', 'this worker requires a token: sign in first', 'AuthRequiredError');
         return;
       }
-      if (auth.authTokenError) {
-        const expired = auth.authTokenError.name === 'AuthTokenExpiredError';
-        throw new Refusal(
-          expired ? 'expired_token' : 'bad_token',
-          expired ? 'the token has expired: sign in again' : 'the token is not valid',
-          expired ? 'AuthTokenExpiredError' : 'AuthTokenInvalidError',
-        );
-      }
-      if (!claimsOf(auth.authToken)) throw new Refusal('bad_claims', 'the token does not carry SocketBridge claims', 'AuthTokenInvalidError');
+      checkToken(auth);
+    },
+    /** A refreshed token on an open socket: the same checks as at the handshake. */
+    authenticate(_socket: ClientSocket, auth: HandshakeAuth) {
+      checkToken(auth);
     },
     subscribe(socket: ClientSocket, channel: string) {
       const decision = decideSubscribe(options.policies(), channel, claimsOf(socket.authToken));
       if (!decision.allowed) throw new Refusal(decision.reason, decision.message, 'SubscribeRefusedError');
+    },
+    /** After a refresh, an expiry or a sign-out: may the socket stay on the channel? */
+    holds(socket: ClientSocket, channel: string) {
+      return decideSubscribe(options.policies(), channel, claimsOf(socket.authToken)).allowed;
     },
   };
 }

@@ -1,4 +1,4 @@
-import { clusterLinkEnv, env, loadConfig, opsEnv } from '@socketbridge/common';
+import { clusterLinkEnv, env, issuersEnv, loadConfig, opsEnv } from '@socketbridge/common';
 
 export const workerEnv = {
   ...clusterLinkEnv,
@@ -15,6 +15,20 @@ export const workerEnv = {
   SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: env.bool(false),
   /** The key client JWTs are signed with (shared with the publisher); the worker verifies them (HS256). */
   SOCKETBRIDGE_AUTH_KEY: env.secret(32),
+  /**
+   * Identity providers whose tokens (RS256, ES256, EdDSA) the worker accepts besides the sign-up's
+   * HS256 ones: a JSON array of {issuer, jwksUri, audience, algorithms?, clientIdClaim? (sub),
+   * channelsClaim? (channels), channelPrefix?, allowHttp?}. Unset: none. See docs/auth.md.
+   */
+  SOCKETBRIDGE_JWT_ISSUERS: issuersEnv(),
+  /** After fetching an issuer's keys, a token with an unknown `kid` refetches them only once this has passed (also after a failed fetch). */
+  SOCKETBRIDGE_JWKS_COOLDOWN_MS: env.ms(30_000),
+  /** An issuer's keys are refetched on the next token once older than this. */
+  SOCKETBRIDGE_JWKS_CACHE_MAX_AGE_MS: env.ms(600_000),
+  /** While an issuer's JWKS endpoint cannot be reached, keys fetched up to this long ago still verify tokens. */
+  SOCKETBRIDGE_JWKS_MAX_STALE_MS: env.ms(3_600_000),
+  /** A JWKS request that takes longer has failed. */
+  SOCKETBRIDGE_JWKS_TIMEOUT_MS: env.int(5000, 100, 60_000),
   /** Refuse sockets that present no token at all (a bad or expired token is always refused). */
   SOCKETBRIDGE_REQUIRE_AUTH: env.bool(false),
   /** Extra public channel patterns, comma-separated (`#` makes every channel public: tests and demos only). */

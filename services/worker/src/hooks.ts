@@ -24,5 +24,9 @@ export interface WorkerHooks {
   handshake?: (socket: ClientSocket, auth: HandshakeAuth) => void | Promise<void>;
   subscribe?: (socket: ClientSocket, channel: string) => void | Promise<void>;
   publish?: (socket: ClientSocket, channel: string, data: unknown) => void | Promise<void>;
+  /** A new token on an open socket (`#authenticate`, a refresh), already verified: throw to refuse it. */
+  authenticate?: (socket: ClientSocket, auth: HandshakeAuth) => void | Promise<void>;
+  /** After the socket's auth changed (refresh, expiry, sign-out): false drops it from the channel. */
+  holds?: (socket: ClientSocket, channel: string) => boolean;
   procedures?: Record<string, (socket: ClientSocket, data: unknown) => unknown>;
 }

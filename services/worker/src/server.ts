@@ -9,6 +9,7 @@ import {
   Histogram,
   SCC_PATH,
   SocketServer,
+  TokenVerifier,
   clusterLinkOptions,
   createHardenedServer,
   installDirectFanout,
@@ -75,6 +76,12 @@ export async function startWorker(
     httpServer,
     path: SCC_PATH,
     authKey: config.SOCKETBRIDGE_AUTH_KEY,
+    verifyToken: new TokenVerifier(new TextEncoder().encode(config.SOCKETBRIDGE_AUTH_KEY), config.SOCKETBRIDGE_JWT_ISSUERS, {
+      cooldownMs: config.SOCKETBRIDGE_JWKS_COOLDOWN_MS,
+      cacheMaxAgeMs: config.SOCKETBRIDGE_JWKS_CACHE_MAX_AGE_MS,
+      maxStaleMs: config.SOCKETBRIDGE_JWKS_MAX_STALE_MS,
+      timeoutMs: config.SOCKETBRIDGE_JWKS_TIMEOUT_MS,
+    }).verify,
     maxPayload: config.SOCKETBRIDGE_MAX_PAYLOAD_BYTES,
     maxChannelsPerSocket: config.SOCKETBRIDGE_MAX_CHANNELS_PER_SOCKET,
     pingIntervalMs: config.SOCKETBRIDGE_PING_INTERVAL_MS,
@@ -105,6 +112,14 @@ export async function startWorker(
           }
           return hooks.publish?.(socket, channel, data);
         }),
+      authenticate: async (socket, auth) => {
+        try {
+          await hooks.authenticate?.(socket, auth);
+        } catch (error) {
+          throw refusalOf(error);
+        }
+      },
+      holds: (socket, channel) => hooks.holds?.(socket, channel) ?? true,
       procedures: Object.fromEntries(
         Object.entries(hooks.procedures ?? {}).map(([name, handler]) => [
           name,
