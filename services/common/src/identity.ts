@@ -228,8 +228,14 @@ export class TokenVerifier {
       throw new scErrors.AuthTokenInvalidError('the token is not a JWT');
     }
     if (alg === 'HS256') {
-      const { payload } = await jwtVerify(token, this.sharedKey, { algorithms: ['HS256'] });
-      return payload as Record<string, unknown>;
+      try {
+        const { payload } = await jwtVerify(token, this.sharedKey, { algorithms: ['HS256'] });
+        return payload as Record<string, unknown>;
+      } catch (error) {
+        // Not "the issuer's key": an HS256 token is the sign-up's, whatever its iss says.
+        if (error instanceof errors.JWSSignatureVerificationFailed) throw new scErrors.AuthTokenInvalidError('the signature does not verify');
+        throw error;
+      }
     }
     if (typeof alg !== 'string' || !(IDP_ALGORITHMS as readonly string[]).includes(alg)) {
       throw new scErrors.AuthTokenInvalidError(`tokens signed with ${String(alg).slice(0, 20)} are not accepted: HS256 (sign-up) or ${IDP_ALGORITHMS.join(', ')} (identity providers)`);
