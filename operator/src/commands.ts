@@ -1,5 +1,4 @@
-import { Redis } from 'ioredis';
-import { createLogger } from '@socketbridge/common';
+import { connectRedisOnce, createLogger } from '@socketbridge/common';
 import { loadLocalConfig } from './config.js';
 import { validateDocument } from './crd.js';
 import { readManifests } from './files.js';
@@ -14,18 +13,6 @@ function out(line = ''): void {
 }
 function err(line: string): void {
   process.stderr.write(`${line}\n`);
-}
-
-export async function connectRedis(url: string): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5000, retryStrategy: () => null });
-  redis.on('error', () => undefined); // connect() reports it
-  try {
-    await redis.connect();
-  } catch (error) {
-    redis.disconnect();
-    throw new Error(`Redis is not reachable at ${redactUrl(url)}: ${(error as Error).message || 'connection refused'}`);
-  }
-  return redis;
 }
 
 function plural(n: number, word: string): string {
@@ -134,7 +121,7 @@ export async function get(local: LocalBridges, names: string[], output: string |
 export async function run(command: string, files: string[], names: string[], output: string | undefined, verbose: boolean): Promise<number> {
   const config = loadLocalConfig();
   const logger = createLogger('socketbridge-bridge', verbose ? 'debug' : 'silent');
-  const redis = await connectRedis(config.SOCKETBRIDGE_REDIS_URL);
+  const redis = await connectRedisOnce(config.SOCKETBRIDGE_REDIS_URL, redactUrl(config.SOCKETBRIDGE_REDIS_URL));
   try {
     const reconciler = new Reconciler(redis, logger, { timeoutMs: config.SOCKETBRIDGE_RECONCILE_TIMEOUT_MS, connectionName: 'socketbridge-bridge (local mode)' });
     const local = new LocalBridges(redis, reconciler, config.SOCKETBRIDGE_RABBITMQ_URL);

@@ -1,6 +1,6 @@
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import type { Redis } from 'ioredis';
-import { bridgeProblems, registryKeys, type Bridge, type Logger } from '@socketbridge/common';
+import { bridgeProblems, registryKeys, withTimeout, type Bridge, type Logger } from '@socketbridge/common';
 import { bridgeNameProblem, toBridge } from './bridge.js';
 import type { DeletionPolicy, QueueStatus, SocketBridgeSpec } from './resource.js';
 
@@ -181,9 +181,10 @@ export class Reconciler {
     const timeoutMs = this.options.timeoutMs;
     let connection: ChannelModel;
     try {
-      connection = await withDeadline(
+      connection = await withTimeout(
         amqp.connect(url, { timeout: timeoutMs, clientProperties: { connection_name: this.options.connectionName ?? 'socketbridge-operator' } }),
         timeoutMs,
+        'RabbitMQ to accept the connection',
         (late) => void late.then((c) => c.close()).catch(() => undefined),
       );
     } catch (error) {
@@ -363,17 +364,3 @@ function describe(error: unknown): string {
   return e.message || String(e.code ?? error);
 }
 
-async function withDeadline<T>(promise: Promise<T>, timeoutMs: number, onLate: (late: Promise<T>) => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onLate(promise);
-      reject(new Error(`no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -22,7 +22,6 @@ export interface StateLinkOptions {
 export class StateLink {
   readonly socket: AGClientSocket;
   private left = false;
-  joined = false;
 
   constructor(private readonly options: StateLinkOptions) {
     const socket = socketClusterClient.create({
@@ -52,16 +51,12 @@ export class StateLink {
     void (async () => {
       for await (const _event of socket.listener('connect')) void this.join();
     })();
-    void (async () => {
-      for await (const _event of socket.listener('disconnect')) this.joined = false;
-    })();
   }
 
   private async join(): Promise<void> {
     if (this.left) return;
     try {
       await this.socket.invoke(PROCEDURES.brokerJoin, this.options.join);
-      this.joined = true;
       this.options.logger.info('joined the cluster');
     } catch (error) {
       this.options.logger.warn({ err: (error as Error).message }, 'join refused: retrying');

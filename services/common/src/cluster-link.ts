@@ -151,7 +151,7 @@ function installLosslessRemap(client: ClusterBrokerClient, options: RemapOptions
     return waitUntil(() => [...pools].every((pool) => !isOpen(pool) || pool.isSubscribed(channel, false)), timeoutMs, 5);
   }
 
-  return { publishPool, ensureSubscribed, inTransition: () => publishing === 'previous' || retained.size > 0 || deferred.length > 0 };
+  return { publishPool, ensureSubscribed };
 }
 
 /** What scc-broker-client needs of the local broker: socketcluster-server's brokerEngine, or a bare AGSimpleBroker. */
@@ -163,7 +163,6 @@ export interface ClusterLink {
   readonly instanceId: string;
   brokerURIs(): string[];
   workerURIs(): string[];
-  inTransition(): boolean;
   /** See installLosslessRemap's ensureSubscribed; pair with releaseIfUnused when the local subscription did not happen. */
   ensureSubscribed(channel: string, timeoutMs: number): Promise<boolean>;
   /** Drops a cluster-level subscription no local socket took up. */
@@ -231,7 +230,6 @@ export function joinCluster(broker: LocalBroker, options: ClusterLinkOptions, on
     client,
     brokerURIs: () => brokerURIs,
     workerURIs: () => workerURIs,
-    inTransition: remap.inTransition,
     ensureSubscribed: remap.ensureSubscribed,
     releaseIfUnused(channel) {
       const local = broker as unknown as { isSubscribed?(channel: string): boolean };

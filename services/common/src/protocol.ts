@@ -51,7 +51,6 @@ export interface WorkersSnapshot {
   time: number;
   sccSourceWorkerURI?: string;
 }
-export type WorkerJoinReply = BrokersSnapshot & WorkersSnapshot & { sccSourceWorkerURI: string };
 
 /** `1.2.3` → 1; anything else (including the strings "null" and "undefined") → NaN. */
 export function majorVersion(version: unknown): number {

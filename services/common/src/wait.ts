@@ -8,11 +8,17 @@ export async function waitUntil(check: () => boolean, timeoutMs: number, interva
   return true;
 }
 
-/** Rejects with a message naming what was awaited if `promise` does not settle in time. */
-export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+/**
+ * Rejects with a message naming what was awaited if `promise` does not settle in time. `onLate`
+ * gets the abandoned promise, to clean up what it may still bring (a connection that opens late).
+ */
+export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string, onLate?: (late: Promise<T>) => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+    timer = setTimeout(() => {
+      onLate?.(promise);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
   });
   try {
     return await Promise.race([promise, timeout]);

@@ -1,36 +1,23 @@
-import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Redis } from 'ioredis';
-import {
-  CHANNEL_NAME,
-  bearerKey,
-  bridgeProblems,
-  createHardenedServer,
-  putUnownedBridge,
-  removeUnownedBridge,
-  clientChannel,
-  findPolicy,
-  keyMatches,
-  registryKeys,
-  type Bridge,
-  type ClusterLink,
-  type Logger,
-  type Registry,
-  type RegistryWatcher,
-} from '@socketbridge/common';
+import { createHardenedServer, type ClusterLink, type Logger, type Registry, type BridgeWatcher } from '@socketbridge/common';
 import { adminGuard, adminKeyCheck } from './admin.js';
-import { ClientStore, DuplicateEmailError } from './clients.js';
 import type { PublisherConfig } from './config.js';
 import { consolePlugin } from './console/index.js';
-import { ApiErrors, apiErrorOf, errorBody, kindOfStatus, sendApiError } from './errors.js';
 import type { RabbitConsumer } from './consumer.js';
+import { apiErrorOf, errorBody, kindOfStatus, sendApiError } from './errors.js';
 import type { Pipeline } from './pipeline.js';
-import { BridgeBody, BridgeName, ClientToken, ClientView, ErrorBody, Login, NewClient, PublishBody, Published } from './schemas.js';
+import { bridgeRoutes } from './routes/bridges.js';
+import { clientRoutes } from './routes/clients.js';
+import { REGISTRY_DOWN } from './routes/context.js';
+import { opsRoutes } from './routes/ops.js';
+import { publishRoutes } from './routes/publish.js';
+import { ErrorBody } from './schemas.js';
 import type { TokenIssuer } from './tokens.js';
 import { validatorCompiler } from './validation.js';
 
@@ -42,16 +29,13 @@ export interface AppDeps {
   tokens: TokenIssuer;
   consumer: RabbitConsumer;
   pipeline: Pipeline;
-  watcher: RegistryWatcher;
+  watcher: BridgeWatcher;
   link: ClusterLink;
   version: string;
 }
 
-const REGISTRY_DOWN = 'the registry (Redis) is unavailable: retry shortly';
-
 export async function buildApp(deps: AppDeps) {
   const { config, redis, tokens, consumer, pipeline, watcher, link } = deps;
-  const clients = new ClientStore(redis);
   const app = Fastify({
     loggerInstance: deps.logger,
     // The cluster services' server: clients that dribble headers (10 s) or a request (30 s) are cut off with 408.
@@ -100,9 +84,6 @@ export async function buildApp(deps: AppDeps) {
     timeWindow: '1 minute',
     skipOnError: false,
   });
-  // One handler, hence one counter, for the three routes: a per-route `config.rateLimit` gets a Redis
-  // key of its route's own (method and URL in it, which `groupId` does not merge).
-  const signInBudget = app.rateLimit();
   app.addSchema(ErrorBody);
 
   app.setNotFoundHandler((request, reply) => {
@@ -121,201 +102,17 @@ export async function buildApp(deps: AppDeps) {
     return sendApiError(reply, 'InternalError', 'internal error');
   });
 
-  const needsRegistry = async () => {
-    if (redis.status !== 'ready') throw new ApiErrors.RegistryUnavailable(REGISTRY_DOWN);
-  };
-  const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 503: ErrorBody };
-
-  // --- operational -------------------------------------------------------------------------
-  const readiness = () => {
-    const reasons: string[] = [];
-    if (redis.status !== 'ready') reasons.push('redis unavailable');
-    if (consumer.isWanted && !consumer.isConnected) reasons.push('rabbitmq not connected');
-    if (link.brokerURIs().length === 0) reasons.push('no cluster brokers known');
-    return reasons;
-  };
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const reasons = readiness();
-    return reply.code(reasons.length ? 503 : 200).send(reasons.length ? { status: 'not ready', reasons } : { status: 'ready' });
+  // The routes, one plugin per area. Each inherits the hooks above: helmet, the admin guard, the
+  // error and not-found handlers, the validator and the shared Error schema.
+  await app.register(opsRoutes, { opsKey: config.SOCKETBRIDGE_OPS_KEY, version: deps.version, redis, consumer, link, metrics: deps.metrics });
+  await app.register(clientRoutes, { redis, tokens });
+  await app.register(bridgeRoutes, { redis, watcher, consumer });
+  await app.register(publishRoutes, {
+    pipeline,
+    watcher,
+    defaultHistory: { size: config.SOCKETBRIDGE_HISTORY_SIZE, ttlSeconds: config.SOCKETBRIDGE_HISTORY_TTL_SECONDS },
+    testMode: config.SOCKETBRIDGE_TEST_MODE,
   });
-  // Ops endpoints want the ops key (Prometheus holds it; it opens nothing else), checked before anything runs.
-  const ops = async (request: FastifyRequest) => {
-    if (!keyMatches(bearerKey(request.raw), config.SOCKETBRIDGE_OPS_KEY)) {
-      throw new ApiErrors.OpsKeyRequired(`${request.url.split('?')[0]} needs Authorization: Bearer <SOCKETBRIDGE_OPS_KEY>`);
-    }
-  };
-  app.get('/cluster', { onRequest: ops, schema: { hide: true } }, async () => ({
-    instanceId: link.instanceId,
-    brokerURIs: link.brokerURIs(),
-    workerURIs: link.workerURIs(),
-  }));
-  app.get('/metrics', { onRequest: ops, schema: { hide: true } }, async (_request, reply) => {
-    return reply.type(deps.metrics.contentType).send(await deps.metrics.metrics());
-  });
-
-  // --- the seed's API, kept as it was -----------------------------------------------------
-  app.get('/', { schema: { summary: 'Is the publisher up' } }, async () => ({ service: 'socketbridge-publisher', version: deps.version, status: 'up' }));
-
-  app.get('/v1/create-rabbit-ch', { schema: { summary: 'Start consuming RabbitMQ (idempotent)' } }, async () => {
-    consumer.start();
-    return { status: 'consuming', ...consumer.status() };
-  });
-
-  const createClient = async (body: { name: string; email: string; password: string }, reply: FastifyReply) => {
-    await needsRegistry();
-    try {
-      const record = await clients.create(body);
-      const channel = clientChannel(record.clientId);
-      const token = await tokens.issue({ sub: record.clientId, channels: [channel] });
-      return reply.code(201).send({ clientId: record.clientId, channel, token });
-    } catch (error) {
-      if (error instanceof DuplicateEmailError) throw new ApiErrors.DuplicateEmail(error.message);
-      throw error;
-    }
-  };
-  const clientRoute = {
-    onRequest: signInBudget,
-    schema: { body: NewClient, response: { 201: ClientToken, ...errors } },
-  };
-  app.post('/v1/create-channel-client', { ...clientRoute, schema: { ...clientRoute.schema, summary: 'Create a client and its channel (seed API)' } }, (request, reply) =>
-    createClient(request.body, reply),
-  );
-  app.post('/v1/clients', { ...clientRoute, schema: { ...clientRoute.schema, summary: 'Create a client and its channel' } }, (request, reply) =>
-    createClient(request.body, reply),
-  );
-
-  // The seed's fake-data route exists only in test mode, and even then it takes the admin key: it
-  // can write into any channel, `client.<id>` included, as `POST /v1/publish` can.
-  if (config.SOCKETBRIDGE_TEST_MODE) app.get('/v1/publish-data-over-ch', {
-    config: { admin: true },
-    schema: {
-      summary: 'Publish fake data (test mode only)',
-      querystring: Type.Object({
-        channel: Type.String({ pattern: '^[A-Za-z0-9_.:@-]{1,200}$', default: 'broadcast' }),
-        count: Type.Integer({ minimum: 1, maximum: 1000, default: 1 }),
-      }, { additionalProperties: false }),
-    },
-  }, async (request) => {
-    const { channel, count } = request.query;
-    const envelopes = [];
-    for (let i = 0; i < count; i++) {
-      envelopes.push(await publish(channel, { fake: true, n: i, value: Math.round(Math.random() * 10000) / 100 }));
-    }
-    return { published: envelopes.length, channel, envelopes };
-  });
-
-  // --- resources -------------------------------------------------------------------------
-  app.post('/v1/tokens', {
-    onRequest: signInBudget,
-    schema: { summary: 'A token for a returning client (email and password)', body: Login, response: { 200: ClientToken, ...errors } },
-  }, async (request) => {
-    await needsRegistry();
-    const record = await clients.verify(request.body.email, request.body.password);
-    if (!record) throw new ApiErrors.WrongCredentials('wrong email or password');
-    const channel = clientChannel(record.clientId);
-    return { clientId: record.clientId, channel, token: await tokens.issue({ sub: record.clientId, channels: [channel] }) };
-  });
-
-  app.get('/v1/clients', {
-    config: { admin: true },
-    preHandler: [needsRegistry],
-    schema: {
-      summary: 'List clients (admin)',
-      security: [{ apiKey: [] }],
-      querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ clients: Type.Array(ClientView) }), ...errors },
-    },
-  }, async (request) => ({ clients: await clients.list(request.query.limit) }));
-
-  app.get('/v1/clients/:clientId', {
-    config: { admin: true },
-    preHandler: [needsRegistry],
-    schema: {
-      summary: 'One client (admin)',
-      security: [{ apiKey: [] }],
-      params: Type.Object({ clientId: Type.String({ maxLength: 64 }) }),
-      response: { 200: ClientView, ...errors },
-    },
-  }, async (request) => {
-    const record = await clients.get(request.params.clientId);
-    if (!record) throw new ApiErrors.ClientNotFound(`no client ${request.params.clientId}`);
-    return record;
-  });
-
-  app.get('/v1/channels', {
-    config: { admin: true },
-    schema: { summary: 'Channel policies in force (admin)', security: [{ apiKey: [] }] },
-  }, async () => ({ policies: watcher.policies() }));
-
-  app.get('/v1/bridges', {
-    config: { admin: true },
-    preHandler: [needsRegistry],
-    schema: { summary: 'Bridges in the registry (admin)', security: [{ apiKey: [] }] },
-  }, async () => {
-    await watcher.reload();
-    return { bridges: watcher.bridges(), consumer: consumer.status() };
-  });
-
-  app.get('/v1/bridges/:name', {
-    config: { admin: true },
-    preHandler: [needsRegistry],
-    schema: { summary: 'One bridge (admin)', security: [{ apiKey: [] }], params: BridgeName },
-  }, async (request) => {
-    const text = await redis.hget(registryKeys.bridges, request.params.name);
-    if (!text) throw new ApiErrors.BridgeNotFound(`no bridge ${request.params.name}`);
-    return JSON.parse(text) as Bridge;
-  });
-
-  app.put('/v1/bridges/:name', {
-    config: { admin: true },
-    preHandler: [needsRegistry],
-    schema: { summary: 'Create or replace a bridge (admin; the operator uses this registry too)', security: [{ apiKey: [] }], params: BridgeName, body: BridgeBody },
-  }, async (request, reply) => {
-    const bridge: Bridge = { name: request.params.name, ...(request.body as Omit<Bridge, 'name'>) };
-    const problems = bridgeProblems(bridge);
-    if (problems.length) throw new ApiErrors.InvalidBridge(problems.join('; '));
-    const written = await putUnownedBridge(redis, bridge);
-    if (!written.ok) throw ownedBridge(bridge.name, written.owner);
-    await watcher.reload();
-    return reply.code(200).send(bridge);
-  });
-
-  app.delete('/v1/bridges/:name', {
-    config: { admin: true },
-    preHandler: [needsRegistry],
-    schema: { summary: 'Remove a bridge (admin; its queues stay)', security: [{ apiKey: [] }], params: BridgeName },
-  }, async (request, reply) => {
-    const removed = await removeUnownedBridge(redis, request.params.name);
-    if (!removed.ok) throw ownedBridge(request.params.name, removed.owner);
-    if (!removed.changed) throw new ApiErrors.BridgeNotFound(`no bridge ${request.params.name}`);
-    await watcher.reload();
-    return reply.code(204).send();
-  });
-
-  /** A bridge a SocketBridge resource (or file) owns changes only there: its owner's next resync would undo a REST write. */
-  function ownedBridge(name: string, owner: string): Error {
-    return new ApiErrors.BridgeOwned(`bridge ${name} is owned by ${owner} (the operator's SocketBridge resource or npm run bridge): change it there`);
-  }
-
-  async function publish(channel: string, data: unknown, id?: string) {
-    if (!CHANNEL_NAME.test(channel)) throw new ApiErrors.InvalidChannel(`${channel} is not a channel name`);
-    try {
-      const history = findPolicy(watcher.policies(), channel)?.policy.history ?? {
-        size: config.SOCKETBRIDGE_HISTORY_SIZE,
-        ttlSeconds: config.SOCKETBRIDGE_HISTORY_TTL_SECONDS,
-      };
-      const envelope = await pipeline.publish({ channel, id: id ?? randomUUID(), ts: Date.now(), data, history, idempotent: id !== undefined });
-      return { id: envelope.id, offset: envelope.offset, channel };
-    } catch (error) {
-      throw new ApiErrors.PublishFailed(`could not publish: ${(error as Error).message}`);
-    }
-  }
-
-  app.post('/v1/publish', {
-    config: { admin: true },
-    schema: { summary: 'Publish on a channel over HTTP (admin)', security: [{ apiKey: [] }], body: PublishBody, response: { 202: Published, ...errors } },
-  }, async (request, reply) => reply.code(202).send(await publish(request.body.channel, request.body.data, request.body.id)));
 
   // The web console at /console (docs/observability.md).
   await app.register(consolePlugin, { config, link, logger: deps.logger, isAdminKey });

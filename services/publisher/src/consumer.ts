@@ -11,7 +11,7 @@ import {
   type HistoryPolicy,
   type Logger,
   type Registry,
-  type RegistryWatcher,
+  type BridgeWatcher,
 } from '@socketbridge/common';
 import type { PublisherConfig } from './config.js';
 import { decodeBody } from './decode.js';
@@ -53,7 +53,7 @@ export class RabbitConsumer {
     private readonly config: PublisherConfig,
     private readonly logger: Logger,
     private readonly pipeline: Pipeline,
-    private readonly watcher: RegistryWatcher,
+    private readonly watcher: BridgeWatcher,
     registry: Registry,
     private readonly instanceId: string,
   ) {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createRequire } from 'node:module';
 import AGSimpleBroker from 'ag-simple-broker';
-import { clusterLinkOptions, connectRedis, createLogger, createRegistry, installShutdown, joinCluster, runMain, RegistryWatcher } from '@socketbridge/common';
+import { clusterLinkOptions, connectRedis, createLogger, createRegistry, installShutdown, joinCluster, runMain, BridgeWatcher } from '@socketbridge/common';
 import { buildApp } from './app.js';
 import { loadPublisherConfig } from './config.js';
 import { RabbitConsumer } from './consumer.js';
@@ -25,7 +25,7 @@ runMain('publisher', async () => {
   const link = joinCluster(new AGSimpleBroker(), clusterLinkOptions(config, instanceId, config.SOCKETBRIDGE_PORT, logger));
   const pipeline = new Pipeline(redis, link);
   let consumer: RabbitConsumer | undefined = undefined;
-  const watcher = new RegistryWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS, () => consumer?.bridgesChanged());
+  const watcher = new BridgeWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS, () => consumer?.bridgesChanged());
   consumer = new RabbitConsumer(config, logger, pipeline, watcher, metrics, instanceId);
   const tokens = new TokenIssuer(config.SOCKETBRIDGE_AUTH_KEY, config.SOCKETBRIDGE_TOKEN_TTL_SECONDS);
   const app = await buildApp({ config, logger, metrics, redis, tokens, consumer, pipeline, watcher, link, version });

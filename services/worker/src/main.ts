@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Counter, RECOVER_OUTCOMES, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, RegistryWatcher } from '@socketbridge/common';
+import { Counter, RECOVER_OUTCOMES, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
 import { recoverProcedure } from './recover.js';
@@ -10,9 +10,9 @@ runMain('worker', async () => {
   const logger = createLogger('worker', config.SOCKETBRIDGE_LOG_LEVEL);
   const metrics = createRegistry('worker');
   const redis = connectRedis(config.SOCKETBRIDGE_REDIS_URL, logger, 'socketbridge-worker');
-  const registry = new RegistryWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS);
+  const bridges = new BridgeWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS);
   const publicPolicies = config.SOCKETBRIDGE_PUBLIC_CHANNELS.map((pattern) => ({ pattern, access: 'public' as const }));
-  const policies = () => [...registry.policies(), ...publicPolicies];
+  const policies = () => [...bridges.policies(), ...publicPolicies];
   const recoveries = new Counter({ ...metricDefs.recoveries, registers: [metrics] });
   for (const outcome of RECOVER_OUTCOMES) recoveries.inc({ outcome }, 0);
   const hooks = {
@@ -26,7 +26,7 @@ runMain('worker', async () => {
     timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS,
     drain: async () => {
       await worker.drain();
-      await registry.close();
+      await bridges.close();
       redis.disconnect();
     },
   });
