@@ -67,6 +67,9 @@ interface ChannelState {
  */
 export const RECONNECT_OPTIONS = { initialDelay: 500, randomness: 1000, multiplier: 1.5, maxDelay: 30000 } as const;
 
+/** How long a refresh made while a handshake is under way waits for it. */
+const HANDSHAKE_WAIT_MS = 20_000;
+
 /** A JWT's `iat` and `exp` (seconds), read without verifying: only to know when to refresh. */
 export function tokenTimes(token: string | null | undefined): { iat?: number; exp?: number } {
   const part = token?.split('.')[1];
@@ -142,13 +145,28 @@ export class SocketBridgeClient {
       const token = await get();
       if (this.closed) return;
       if (this.socket.state === this.socket.OPEN) await this.socket.authenticate(token);
-      else await this.socket.auth.saveToken(this.socket.authTokenName, token, {}); // the next handshake carries it
+      else {
+        await this.socket.auth.saveToken(this.socket.authTokenName, token, {}); // the next handshake carries it
+        // A handshake under way may have read the old token already: then send the new one once it completes.
+        if (this.socket.state === this.socket.CONNECTING) void this.afterHandshake(token);
+      }
       this.token = token;
       this.scheduleRefresh();
     } catch (error) {
       this.refresh.onRefreshError?.(error);
       this.scheduleRetry();
       throw error;
+    }
+  }
+
+  private async afterHandshake(token: string): Promise<void> {
+    try {
+      await this.socket.listener('connect').once(HANDSHAKE_WAIT_MS);
+      if (!this.closed && this.token === token && this.socket.signedAuthToken !== token && this.socket.state === this.socket.OPEN) {
+        await this.socket.authenticate(token);
+      }
+    } catch (error) {
+      if ((error as Error).name !== 'TimeoutError') this.refresh.onRefreshError?.(error);
     }
   }
 

@@ -332,6 +332,20 @@ describe('refreshing a token on an open socket', () => {
   });
 });
 
+describe('refreshing while the client library connects', () => {
+  it('a token refreshed during the handshake is the one the worker ends up with', async () => {
+    const fresh = await adaToken(['room.f']);
+    const client = new SocketBridgeClient({ port, token: await adaToken(['room.a']), socketOptions: { autoReconnect: false }, refreshToken: async () => fresh });
+    clients.push(client);
+    expect(client.socket.state).toBe(client.socket.CONNECTING);
+    await client.refreshNow();
+    await client.connected();
+    await waitFor(() => client.socket.signedAuthToken === fresh, 5000, 'the refreshed token to be in force');
+    // The worker holds the new token: it grants room.f, which the first one did not.
+    await expect(client.subscribe('room.f', { onMessage: () => undefined })).resolves.toBeUndefined();
+  });
+});
+
 describe('TokenVerifier against a JWKS endpoint', () => {
   it('asks the endpoint once per cooldown for unknown kids, and serves cached keys within the stale bound only', async () => {
     const idp = await LocalIdp.start('unit');
