@@ -9,6 +9,7 @@ export * from './wait.js';
 export * from './cluster-link.js';
 export * from './wire.js';
 export * from './channels.js';
+export * from './history.js';
 export * from './bridges.js';
 export * from './bridge-writes.js';
 export * from './redis.js';

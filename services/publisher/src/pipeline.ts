@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { FIRST_PREV, HISTORY_FIELDS, registryKeys, type ClusterLink, type Envelope, type HistoryEntry, type HistoryPolicy } from '@socketbridge/common';
+import { HistoryStore, type ClusterLink, type Envelope, type HistoryEntry, type HistoryPolicy } from '@socketbridge/common';
 
 export interface PublishInput {
   channel: string;
@@ -11,42 +11,6 @@ export interface PublishInput {
   /** The id came from the producer (AMQP messageId): a redelivery of it must keep its offset. */
   idempotent: boolean;
 }
-
-/**
- * Appends a channel's next entries to its history and returns `offset prev` for each, in one
- * atomic step: `prev` is the entry before it, so clients can tell a gap; an id seen before returns
- * the offset it got then instead of a second entry, so a redelivered message reaches clients as a
- * duplicate they drop rather than a new message. ARGV: maxlen, ttl, then (id, entry, idempotent)
- * per message. The stream's field names are the wire contract's (HISTORY_FIELDS), which `recover` reads.
- */
-const APPEND = `
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local prev = '${FIRST_PREV}'
-if last[1] then prev = last[1][1] end
-local out = {}
-local remembered = false
-for i = 3, #ARGV, 3 do
-  local seen = false
-  if ARGV[i + 2] == '1' then seen = redis.call('HGET', KEYS[2], ARGV[i]) end
-  if seen then
-    out[#out + 1] = seen
-  else
-    local offset = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '${HISTORY_FIELDS.prev}', prev, '${HISTORY_FIELDS.entry}', ARGV[i + 1])
-    if ARGV[i + 2] == '1' then
-      redis.call('HSET', KEYS[2], ARGV[i], offset .. ' ' .. prev)
-      remembered = true
-    end
-    out[#out + 1] = offset .. ' ' .. prev
-    prev = offset
-  end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if remembered then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-return out`;
-
-type AppendingRedis = Redis & {
-  sbAppend(stream: string, ids: string, ...args: string[]): Promise<string[]>;
-};
 
 /** Most messages, and bytes, of one channel handled in one step (one history append, one publish to the shard). */
 export const MAX_BATCH = 100;
@@ -83,14 +47,13 @@ interface Waiting {
 export class Pipeline {
   private readonly queues = new Map<string, Waiting[]>();
   private readonly running = new Map<string, Promise<void>>();
-  private readonly redis: AppendingRedis;
+  private readonly history: HistoryStore;
 
   constructor(
     redis: Redis,
     private readonly link: ClusterLink,
   ) {
-    redis.defineCommand('sbAppend', { numberOfKeys: 2, lua: APPEND });
-    this.redis = redis as AppendingRedis;
+    this.history = new HistoryStore(redis);
   }
 
   publish(input: PublishInput): Promise<Envelope> {
@@ -126,14 +89,9 @@ export class Pipeline {
 
   private async step(channel: string, batch: Waiting[]): Promise<Envelope[]> {
     // A channel's history policy is the same for every message of a step; the first one's applies.
-    const { history } = batch[0]!.input;
-    const args = [String(history.size), String(history.ttlSeconds * 1000)];
-    for (const { input, entry } of batch) args.push(input.id, entry, input.idempotent ? '1' : '0');
-    const positions = await this.redis.sbAppend(registryKeys.history(channel), registryKeys.historyIds(channel), ...args);
-    const envelopes = batch.map(({ input }, i): Envelope => {
-      const [offset, prev] = positions[i]!.split(' ') as [string, string];
-      return { id: input.id, offset, prev, ts: input.ts, data: input.data };
-    });
+    const items = batch.map(({ input, entry }) => ({ id: input.id, entry, idempotent: input.idempotent }));
+    const positions = await this.history.append(channel, batch[0]!.input.history, items);
+    const envelopes = batch.map(({ input }, i): Envelope => ({ id: input.id, ...positions[i]!, ts: input.ts, data: input.data }));
     await this.link.publish(channel, envelopes);
     return envelopes;
   }

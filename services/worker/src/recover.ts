@@ -1,13 +1,10 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
-  FIRST_PREV,
+  HistoryStore,
   OFFSET,
   RECOVER_PAGE_LIMIT,
-  compareOffsets,
   decideSubscribe,
-  envelopeFromHistory,
-  registryKeys,
   type ChannelPolicy,
   type ClientSocket,
   type Counter,
@@ -28,6 +25,7 @@ const request = z.object({
  * (the entry at `since` itself was trimmed or expired, so entries after it may have been too).
  */
 export function recoverProcedure(redis: Redis, policies: () => ChannelPolicy[], outcomes?: Counter<'outcome'>) {
+  const history = new HistoryStore(redis);
   return async (socket: ClientSocket, data: unknown): Promise<RecoverReply> => {
     const reply = await recover(socket, data).catch((error: unknown) => {
       outcomes?.inc({ outcome: 'refused' });
@@ -47,13 +45,7 @@ export function recoverProcedure(redis: Redis, policies: () => ChannelPolicy[], 
     const decision = decideSubscribe(policies(), channel, claimsOf(socket.authToken));
     if (!decision.allowed) throw new Refusal(decision.reason, decision.message, 'RecoverRefusedError');
 
-    const key = registryKeys.history(channel);
-    const reachesBack = since === FIRST_PREV || (await redis.xrange(key, since, since, 'COUNT', 1)).length > 0;
-    const rows = await redis.xrange(key, reachesBack ? `(${since}` : '-', '+', 'COUNT', limit + 1);
-    const entries = rows.slice(0, limit).map(([offset, fields]) => envelopeFromHistory(offset, fields));
-    // Offsets from XRANGE are already ordered; the check keeps a corrupted stream from reordering a client.
-    entries.sort((a, b) => compareOffsets(a.offset, b.offset));
-    const more = rows.length > limit;
+    const { reachesBack, entries, more } = await history.after(channel, since, limit);
     if (!reachesBack) return { recovered: false, reason: `history of ${channel} no longer reaches back to ${since}`, entries, more };
     return { recovered: true, entries, more };
   }
