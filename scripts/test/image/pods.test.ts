@@ -6,8 +6,7 @@
 // period and a broker is killed while clients receive: nothing is lost to the recovering clients.
 // Two value sets: the chart's defaults, and a highly available one (3 workers, 2 brokers, 2 publishers);
 // and manifests/base as kustomize renders it, with the Secret docs/deploying.md tells users to create.
-// The operator's pods are not run: they need a Kubernetes API server (its module graph is checked
-// in the image by entrypoints.test.ts, its controller against a fake API server in operator/test).
+// The operator's pods need an API server: operator.test.ts runs them against the operator's stand-in.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -12,7 +12,8 @@
  * - each Service is a TCP proxy on a free 127.0.0.1 port that balances over the ready pods its
  *   selector matches (what kube-proxy does with the Endpoints); a variable naming a Service (its name,
  *   or a URL with it as host) gets 127.0.0.1 and that proxy's port, as does a …PORT variable holding
- *   the port of a Service the same container names;
+ *   the port of a Service the same container names (only …HOST/…ADDR variables and URLs are read
+ *   as hostnames: a Lease may share a Service's name);
  * - the startup, liveness and readiness probes are polled with their rendered timings: readiness
  *   moves the pod in and out of its Services; a failed liveness or startup probe, or an exit,
  *   restarts the container (counted, so tests can require none).
@@ -277,7 +278,8 @@ export class Pod {
       } else {
         value = expand(variable.value ?? '', env);
       }
-      const mapped = this.mapHost(value, namedServices);
+      // Only where a hostname goes (…HOST, …ADDR, …ADDRESS, a URL): a Lease or Secret may share a Service's name.
+      const mapped = /(HOST|ADDR|ADDRESS)$/.test(variable.name) || /^[a-z][a-z0-9+.-]*:\/\//.test(value) ? this.mapHost(value, namedServices) : value;
       if (/PORT$/.test(variable.name)) portVars.push([variable.name, mapped]);
       env.set(variable.name, mapped);
     }
@@ -296,6 +298,12 @@ export class Pod {
           break;
         }
       }
+    }
+    // What the kubelet adds to every container when the cluster has an API server.
+    const api = this.cluster.kubernetes;
+    if (api) {
+      env.set('KUBERNETES_SERVICE_HOST', api.host);
+      env.set('KUBERNETES_SERVICE_PORT', String(api.port));
     }
     return Object.fromEntries(env);
   }
@@ -352,6 +360,13 @@ export class Pod {
       if (!emptyDirs.has(mount.name)) throw new Error(`${this.name}: volume ${mount.name} is not an emptyDir, which is all this emulates`);
       // An emptyDir is writable by the pod's user (fsGroup owns it); this podman takes no uid= option.
       args.push('--tmpfs', `${mount.mountPath}:rw,nosuid,nodev,mode=1777`);
+    }
+    const api = this.cluster.kubernetes;
+    if (api) {
+      const spec = this.podSpec as PodSpec & { automountServiceAccountToken?: boolean; serviceAccountName?: string };
+      if (spec.automountServiceAccountToken !== false) {
+        args.push('--volume', `${api.serviceAccountDir}/${spec.serviceAccountName ?? 'default'}:/var/run/secrets/kubernetes.io/serviceaccount:ro`);
+      }
     }
     // Limits as the kubelet sets them in the container's cgroup (requests only schedule).
     const limits = this.container.resources?.limits ?? {};
@@ -530,7 +545,20 @@ export class Pod {
   }
 }
 
+/**
+ * An API server for the pods, as the kubelet wires one in: KUBERNETES_SERVICE_HOST/PORT in every
+ * container, and the pod's ServiceAccount token, CA and namespace mounted at
+ * /var/run/secrets/kubernetes.io/serviceaccount unless automountServiceAccountToken is false.
+ */
+export interface KubernetesApi {
+  host: string;
+  port: number;
+  /** Holds <serviceAccountName>/{token,ca.crt,namespace} for each ServiceAccount the pods use. */
+  serviceAccountDir: string;
+}
+
 export interface PodClusterOptions {
+  kubernetes?: KubernetesApi;
   namespace: string;
   /** Unique per test file: container names start with it. */
   runId: string;
@@ -548,6 +576,7 @@ export class PodCluster {
     readonly objects: K8sObject[],
     readonly namespace: string,
     readonly runId: string,
+    readonly kubernetes?: KubernetesApi,
   ) {}
 
   dnsNames(service: string): string[] {
@@ -557,7 +586,7 @@ export class PodCluster {
 
   /** Creates the Services and pods and starts every container (all at once, as a fresh install does). */
   static async start(objects: K8sObject[], options: PodClusterOptions): Promise<PodCluster> {
-    const cluster = new PodCluster(objects, options.namespace, options.runId);
+    const cluster = new PodCluster(objects, options.namespace, options.runId, options.kubernetes);
     try {
       await cluster.create(options);
     } catch (error) {
