@@ -50,9 +50,11 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
     return { clientId: record.clientId, channel, token: await tokens.issue({ sub: record.clientId, channels: [channel] }) };
   });
 
+  /** Admin routes that read the registry: the key (admin.ts's guard), then Redis. */
+  const adminRead = { config: { admin: true }, preHandler: registry };
+
   app.get('/v1/clients', {
-    config: { admin: true },
-    preHandler: registry,
+    ...adminRead,
     schema: {
       summary: 'List clients (admin)',
       security: [{ apiKey: [] }],
@@ -62,8 +64,7 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
   }, async (request) => ({ clients: await clients.list(request.query.limit) }));
 
   app.get('/v1/clients/:clientId', {
-    config: { admin: true },
-    preHandler: registry,
+    ...adminRead,
     schema: {
       summary: 'One client (admin)',
       security: [{ apiKey: [] }],
