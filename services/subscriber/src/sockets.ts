@@ -1,4 +1,5 @@
 import { SocketBridgeClient, type ClientOptions, type ClientStats, type Envelope, type SubscribeOptions } from '@socketbridge/client';
+import type { SocketErrorName } from '@socketbridge/common/wire';
 
 /** Sockets opened at once in a load run: enough to ramp up quickly, few enough that 2 cores keep up with the handshakes. */
 export const CONNECT_BATCH = 50;
@@ -9,7 +10,7 @@ const SETTLE_TIMEOUT_MS = 10000;
  * Handshake refusals no retry can fix: socketcluster-client would reconnect forever with the same
  * token, so the run ends instead.
  */
-const FATAL_HANDSHAKE_ERRORS = new Set(['AuthTokenExpiredError', 'AuthTokenInvalidError', 'AuthRequiredError']);
+const FATAL_HANDSHAKE_ERRORS = new Set<string>(['AuthTokenExpiredError', 'AuthTokenInvalidError', 'AuthRequiredError'] satisfies SocketErrorName[]);
 
 export type Gap = Parameters<NonNullable<SubscribeOptions['onGap']>>[0];
 
