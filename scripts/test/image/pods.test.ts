@@ -88,6 +88,34 @@ async function allReady(cluster: PodCluster, timeoutMs = 120_000): Promise<void>
   }
 }
 
+/**
+ * Ready is per pod; a fresh install's cluster converges a moment later: the state server lists every
+ * broker and every worker maps onto all of them (a worker is ready once it knows one broker). Asked
+ * through their ops routes (/state, /cluster) with the ops key from the Secret, as an operator would.
+ */
+async function clusterConverged(cluster: PodCluster, objects: K8sObject[]): Promise<void> {
+  const headers = { authorization: `Bearer ${secretValue(objects, 'ops-key')}` };
+  const brokers = cluster.podsOf('broker').filter((pod) => !pod.stopping).length;
+  const ask = async (pod: Pod, path: string) => {
+    const response = await fetch(`http://127.0.0.1:${pod.hostPortOf('http')}${path}`, { headers, signal: AbortSignal.timeout(2000) });
+    return response.ok ? ((await response.json()) as Record<string, unknown[]>) : undefined;
+  };
+  await waitFor(
+    async () => {
+      const state = await ask(cluster.podsOf('state')[0]!, '/state').catch(() => undefined);
+      if (state?.brokers?.length !== brokers) return false;
+      for (const worker of cluster.podsOf('worker').filter((pod) => !pod.stopping)) {
+        const view = await ask(worker, '/cluster').catch(() => undefined);
+        if (view?.brokerURIs?.length !== brokers) return false;
+      }
+      return true;
+    },
+    60_000,
+    `the state server and every worker to list all ${brokers} brokers`,
+    250,
+  );
+}
+
 /** The chart's `helm test` Pod, run from the image with its rendered env (Services resolved as for the pods). */
 async function runHelmTestPod(cluster: PodCluster, objects: K8sObject[], runId: string): Promise<{ code: number; output: string }> {
   const pod = objects.find((o) => o.kind === 'Pod' && o.metadata.annotations?.['helm.sh/hook'] === 'test');
@@ -192,6 +220,7 @@ for (const { label, objects: objectsFor, expected, helmTest, faultRun } of suite
 
     it('a client signs up, connects through the workers\' Service and receives a RabbitMQ message on its channel', async () => {
       await allReady(cluster);
+      await clusterConverged(cluster, objects);
       const created = await api.createClient();
       expect(created.channel).toBe(`client.${created.clientId}`);
       const client = new SocketBridgeClient({ port: cluster.servicePort('worker'), path: '/socketcluster/', token: created.token });
@@ -200,7 +229,9 @@ for (const { label, objects: objectsFor, expected, helmTest, faultRun } of suite
       const received: Envelope[] = [];
       await client.subscribe(created.channel, { onMessage: (envelope) => received.push(envelope) });
       await producer.publish(names.SOCKETBRIDGE_EXCHANGE, created.channel, { price: 42 }, { messageId: `order-${runId}` });
-      await waitFor(() => received.length >= 1, 20_000, 'the message');
+      await waitFor(() => received.length >= 1, 20_000, 'the message').catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await cluster.describe()}`);
+      });
       expect(received[0]).toMatchObject({ id: `order-${runId}`, data: { price: 42 } });
     }, 60_000);
 
@@ -214,6 +245,7 @@ for (const { label, objects: objectsFor, expected, helmTest, faultRun } of suite
     if (faultRun) {
       it('a worker stopped with SIGTERM (its grace period) and a broker killed: recovering clients lose nothing', async () => {
         await allReady(cluster);
+        await clusterConverged(cluster, objects);
         const subscribers: { client: SocketBridgeClient; channel: string; seen: number[]; gaps: string[] }[] = [];
         for (let i = 0; i < 6; i++) {
           const created = await api.createClient(`fault ${i}`);
