@@ -190,6 +190,12 @@ describe('rendered', () => {
     expect(stateService.spec.publishNotReadyAddresses).toBe(true);
     const operator = find(r, 'Deployment', '-operator') as { spec: { replicas: number } };
     expect(operator.spec.replicas).toBe(2);
+    // Two publishers: one at a time consumes the default queue, so each channel keeps the queue's order.
+    const publisher = find(r, 'Deployment', '-publisher') as {
+      spec: { replicas: number; template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } };
+    };
+    expect(publisher.spec.replicas).toBe(2);
+    expect(publisher.spec.template.spec.containers[0]!.env).toContainEqual({ name: 'SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER', value: 'true' });
     expect(r.notes).toMatch(/helm test socketbridge -n realtime/);
   });
 
