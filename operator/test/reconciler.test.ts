@@ -86,7 +86,7 @@ afterAll(async () => {
   await rabbit?.cleanUp(Object.values(queues), [exchange, `${exchange}.direct`]);
   if (redis) {
     await cleanRegistry(redis, Object.values(bridges));
-    await deleteKeys(redis, `socketbridge:history*:${channelPrefix}.*`);
+    await deleteKeys(redis, `socketbridge:history*:{${channelPrefix}.*`);
   }
   redis?.disconnect();
   await rabbit?.close();

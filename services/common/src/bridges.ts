@@ -18,19 +18,25 @@ export interface Bridge {
   channels: ChannelPolicy[];
 }
 
-/** Redis keys shared by the publisher, the workers and the operator. */
+/**
+ * Redis keys shared by the publisher, the workers and the operator. Keys that one Lua script or
+ * MULTI touches together share a hash tag (the part in braces), so on a Redis Cluster they land
+ * in one slot and the script stays legal: a channel's stream and its id hash (the append), the
+ * bridges and their owners (bridge-writes.ts, the reconciler), and the account keys (sign-up).
+ * Changing a name here orphans the data under the old one (see docs/scaling.md, upgrading).
+ */
 export const registryKeys = {
-  client: (id: string) => `socketbridge:client:${id}`,
-  clientIds: 'socketbridge:clients',
-  emails: 'socketbridge:client-emails',
-  bridges: 'socketbridge:bridges',
+  client: (id: string) => `socketbridge:{accounts}:client:${id}`,
+  clientIds: 'socketbridge:{accounts}:clients',
+  emails: 'socketbridge:{accounts}:client-emails',
+  bridges: 'socketbridge:{registry}:bridges',
   /** Pub/sub channel announcing that bridges or policies changed; readers reload on it. */
-  changes: 'socketbridge:registry-changes',
-  history: (channel: string) => `socketbridge:history:${channel}`,
+  changes: 'socketbridge:{registry}:changes',
+  history: (channel: string) => `socketbridge:history:{${channel}}`,
   /** Message id → `offset prev` for the channel, so a redelivered message keeps its first offset. */
-  historyIds: (channel: string) => `socketbridge:history-ids:${channel}`,
+  historyIds: (channel: string) => `socketbridge:history-ids:{${channel}}`,
   /** Bridge name → the SocketBridge resource (or file) that owns it; only its owner may change it. */
-  owners: 'socketbridge:bridge-owners',
+  owners: 'socketbridge:{registry}:bridge-owners',
 };
 
 const PATTERN_SEGMENT = /^(\*|#|\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9_:@-]+)$/;

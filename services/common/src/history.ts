@@ -56,7 +56,7 @@ export interface HistoryPage {
 }
 
 /**
- * Channel history in Redis streams (`socketbridge:history:<channel>`): the one owner of the append
+ * Channel history in Redis streams (`socketbridge:history:{<channel>}`): the one owner of the append
  * script the publisher runs and of the reads behind the worker's `recover`.
  */
 export class HistoryStore {
