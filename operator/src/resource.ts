@@ -1,7 +1,8 @@
 /**
- * The SocketBridge resource (socketbridge.io/v1alpha1) as TypeScript sees it. The CRD
- * (manifests/crd/socketbridge.io_socketbridges.yaml) is the source of truth; operator/test/crd.test.ts
- * keeps these types in step with it (same fields, same required/optional split).
+ * The SocketBridge resource (socketbridge.io/v1alpha1) as TypeScript sees it. The spec's types are
+ * `Static` of the bridge schema in services/common/src/bridge-schema.ts, which the CRD's `spec` is
+ * generated from (`npm run generate:crd`); the status types are written here, and
+ * operator/test/crd.test.ts keeps all of them in step with the CRD (fields, required/optional).
  *
  * Fields with a default in the CRD are optional here: that is how people write them, and a
  * spec that reaches the operator without defaults applied (an older CRD, local mode before
@@ -9,6 +10,7 @@
  */
 
 import type { V1ObjectMeta } from '@kubernetes/client-node';
+import type { SocketBridgeSpec } from '@socketbridge/common';
 
 export const GROUP = 'socketbridge.io';
 export const VERSION = 'v1alpha1';
@@ -17,63 +19,19 @@ export const KIND = 'SocketBridge';
 export const PLURAL = 'socketbridges';
 export const FINALIZER = 'socketbridge.io/finalizer';
 
-export type ExchangeType = 'direct' | 'topic' | 'fanout' | 'headers';
-
-export interface BindingSpec {
-  exchange: string;
-  type: ExchangeType;
-  /** Default "". */
-  routingKey?: string;
-}
-
-export interface RouteSpec {
-  /** Template over {routingKey}, {headers.<name>}, {body.<field>}. */
-  channel: string;
-}
-
-export interface QueueSpec {
-  name: string;
-  /** Default true. */
-  durable?: boolean;
-  /** Default false. */
-  singleActiveConsumer?: boolean;
-  /** Default []. */
-  bindings?: BindingSpec[];
-  route: RouteSpec;
-}
-
-export interface HistorySpec {
-  /** Default 1000. */
-  size?: number;
-  /** Default 3600. */
-  ttlSeconds?: number;
-}
-
-export interface ChannelSpec {
-  pattern: string;
-  access: 'public' | 'authenticated' | 'owner';
-  history?: HistorySpec;
-}
-
-export interface SecretRef {
-  name: string;
-}
-
-export interface RabbitMQSpec {
-  connectionSecret?: SecretRef;
-}
-
-export type DeletionPolicy = 'retain' | 'delete';
-
-export interface SocketBridgeSpec {
-  rabbitmq?: RabbitMQSpec;
-  queues: QueueSpec[];
-  /** Default []. */
-  channels?: ChannelSpec[];
-  /** Default retain. */
-  deletionPolicy?: DeletionPolicy;
-}
-
+/** The spec's types come from the one bridge schema the CRD's `spec` is generated from. */
+export type {
+  BindingSpec,
+  ChannelSpec,
+  DeletionPolicy,
+  ExchangeType,
+  HistorySpec,
+  QueueSpec,
+  RabbitMQSpec,
+  RouteSpec,
+  SecretRef,
+  SocketBridgeSpec,
+} from '@socketbridge/common';
 export interface Condition {
   type: string;
   status: 'True' | 'False' | 'Unknown';

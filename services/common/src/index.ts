@@ -18,3 +18,4 @@ export * from './tokens.js';
 export * from './identity.js';
 export * from './socket-server.js';
 export * from './fanout.js';
+export * from './bridge-schema.js';

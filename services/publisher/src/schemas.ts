@@ -1,4 +1,5 @@
 import { Type, type Static } from '@fastify/type-provider-typebox';
+import { BridgeBodySchema } from '@socketbridge/common';
 
 /** JSON Schemas for every route (validated by Fastify, published at /docs). */
 
@@ -29,53 +30,14 @@ export const ClientView = Type.Object({ clientId: Type.String(), name: Type.Stri
 
 const channelName = Type.String({ pattern: '^[A-Za-z0-9_.:@-]{1,200}$' });
 
-export const HistoryPolicy = Type.Object(
-  { size: Type.Integer({ minimum: 1, maximum: 1_000_000 }), ttlSeconds: Type.Integer({ minimum: 1, maximum: 30 * 86400 }) },
-  { additionalProperties: false },
-);
-
-export const ChannelPolicy = Type.Object(
-  {
-    pattern: Type.String({ minLength: 1, maxLength: 200 }),
-    access: Type.Union([Type.Literal('public'), Type.Literal('authenticated'), Type.Literal('owner')]),
-    history: Type.Optional(HistoryPolicy),
-  },
-  { additionalProperties: false },
-);
+/**
+ * A bridge's body is the one bridge schema in common (bridge-schema.ts), which the CRD is
+ * generated from too: the same fields, defaults (filled in by AJV) and limits on both ways in.
+ */
+export const BridgeBody = BridgeBodySchema;
+export type BridgeBody = Static<typeof BridgeBodySchema>;
 
 const resourceName = Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 });
-const amqpName = Type.String({ minLength: 1, maxLength: 255, pattern: printable });
-
-export const BridgeBody = Type.Object(
-  {
-    queues: Type.Array(
-      Type.Object(
-        {
-          name: amqpName,
-          durable: Type.Boolean({ default: true }),
-          singleActiveConsumer: Type.Boolean({ default: false }),
-          bindings: Type.Array(
-            Type.Object(
-              {
-                exchange: amqpName,
-                type: Type.Union([Type.Literal('direct'), Type.Literal('topic'), Type.Literal('fanout'), Type.Literal('headers')]),
-                routingKey: Type.String({ maxLength: 255 }),
-              },
-              { additionalProperties: false },
-            ),
-            { maxItems: 100 },
-          ),
-          route: Type.Object({ channel: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
-        },
-        { additionalProperties: false },
-      ),
-      { minItems: 1, maxItems: 100 },
-    ),
-    channels: Type.Array(ChannelPolicy, { maxItems: 100 }),
-  },
-  { additionalProperties: false },
-);
-export type BridgeBody = Static<typeof BridgeBody>;
 
 export const BridgeName = Type.Object({ name: resourceName }, { additionalProperties: false });
 
