@@ -9,7 +9,7 @@ export function loadLocalConfig(source: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
       SOCKETBRIDGE_RABBITMQ_URL: env.string(DEFAULT_RABBITMQ_URL),
-      SOCKETBRIDGE_REDIS_URL: env.string(DEFAULT_REDIS_URL),
+      SOCKETBRIDGE_REDIS_URL: env.redisUrl(DEFAULT_REDIS_URL),
       SOCKETBRIDGE_RECONCILE_TIMEOUT_MS: env.int(10000, 100, 600000),
     },
     source,
@@ -21,7 +21,7 @@ export function loadOperatorConfig(source: NodeJS.ProcessEnv = process.env) {
   const config = loadConfig(
     {
       SOCKETBRIDGE_OPERATOR_NAMESPACE: env.optionalString(),
-      SOCKETBRIDGE_REDIS_URL: env.string(DEFAULT_REDIS_URL),
+      SOCKETBRIDGE_REDIS_URL: env.redisUrl(DEFAULT_REDIS_URL),
       SOCKETBRIDGE_RABBITMQ_URL: env.optionalString(),
       SOCKETBRIDGE_OPERATOR_PORT: env.port(8080),
       SOCKETBRIDGE_LEASE_NAME: env.string('socketbridge-operator'),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseRedisUrl } from './redis.js';
 
 /** Thrown when the environment does not satisfy a service's schema; the message names every bad variable. */
 export class ConfigError extends Error {
@@ -28,6 +29,22 @@ export const env = {
     ),
   string: (fallback: string) => z.preprocess(unsetAsUndefined, z.string().min(1).default(fallback)),
   optionalString: () => z.preprocess(unsetAsUndefined, z.string().min(1).optional()),
+  /** SOCKETBRIDGE_REDIS_URL: a single node or the Sentinel form, checked here so a bad one stops the start. */
+  redisUrl: (fallback: string) =>
+    z.preprocess(
+      unsetAsUndefined,
+      z
+        .string()
+        .min(1)
+        .default(fallback)
+        .superRefine((url, ctx) => {
+          try {
+            parseRedisUrl(url);
+          } catch (error) {
+            ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          }
+        }),
+    ),
   /** A required secret: no default, so a deployment cannot run with a guessable one. */
   secret: (minLength: number) =>
     z.preprocess(unsetAsUndefined, z.string({ message: 'required' }).min(minLength, `must be at least ${minLength} characters`)),
@@ -55,7 +72,8 @@ export function loadConfig<S extends z.ZodRawShape>(
   if (!result.success) {
     const lines = result.error.issues.map((issue) => {
       const name = issue.path.join('.');
-      const got = source[name];
+      // A URL's password (a Redis or RabbitMQ URL) stays out of the message, which ends up in logs.
+      const got = source[name]?.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
       return `  ${name}: ${issue.message}${got === undefined ? '' : ` (got ${JSON.stringify(got)})`}`;
     });
     throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);

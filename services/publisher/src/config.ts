@@ -39,7 +39,7 @@ export const publisherEnv = {
   SOCKETBRIDGE_PORT: env.port(3000),
   SOCKETBRIDGE_HOST: env.string('0.0.0.0'),
   SOCKETBRIDGE_RABBITMQ_URL: env.string('amqp://guest:guest@127.0.0.1:5672'),
-  SOCKETBRIDGE_REDIS_URL: env.string('redis://127.0.0.1:6379'),
+  SOCKETBRIDGE_REDIS_URL: env.redisUrl('redis://127.0.0.1:6379'),
   /** Signs client JWTs; the workers verify with the same key. */
   SOCKETBRIDGE_AUTH_KEY: env.secret(32),
   /** Admin routes want it in `x-api-key`. */

@@ -33,7 +33,7 @@ export const workerEnv = {
   SOCKETBRIDGE_REQUIRE_AUTH: env.bool(false),
   /** Extra public channel patterns, comma-separated (`#` makes every channel public: tests and demos only). */
   SOCKETBRIDGE_PUBLIC_CHANNELS: env.list(),
-  SOCKETBRIDGE_REDIS_URL: env.string('redis://127.0.0.1:6379'),
+  SOCKETBRIDGE_REDIS_URL: env.redisUrl('redis://127.0.0.1:6379'),
   SOCKETBRIDGE_REGISTRY_RESYNC_MS: env.ms(30000),
   /**
    * On SIGTERM, how long to keep serving before telling clients to go (the load balancer needs a

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, env, loadConfig } from '../../src/config.js';
+import { parseRedisUrl } from '../../src/redis.js';
+
+describe('SOCKETBRIDGE_REDIS_URL', () => {
+  it('keeps redis:// and rediss:// as one node', () => {
+    expect(parseRedisUrl('redis://127.0.0.1:6379/2')).toEqual({ kind: 'single', url: 'redis://127.0.0.1:6379/2' });
+    expect(parseRedisUrl('rediss://:pw@redis.example:6380')).toEqual({ kind: 'single', url: 'rediss://:pw@redis.example:6380' });
+  });
+
+  it('reads the Sentinel form: addresses (26379 by default), master name, db, credentials', () => {
+    expect(parseRedisUrl('redis+sentinel://:s%40cret@10.0.0.1:26380,sentinel-b,[::1]:26381/my-master/3')).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: '10.0.0.1', port: 26380 },
+        { host: 'sentinel-b', port: 26379 },
+        { host: '::1', port: 26381 },
+      ],
+      name: 'my-master',
+      db: 3,
+      password: 's@cret',
+    });
+    expect(parseRedisUrl('redis+sentinel://app:pw@s1:26379/m')).toMatchObject({ name: 'm', db: 0, username: 'app', password: 'pw' });
+  });
+
+  it('refuses what it cannot read, naming the accepted forms', () => {
+    expect(() => parseRedisUrl('127.0.0.1:6379')).toThrow(/redis\+sentinel:\/\//);
+    expect(() => parseRedisUrl('redis+sentinel://s1:26379')).toThrow(/<masterName>/);
+    expect(() => parseRedisUrl('redis+sentinel://s1:26379/m/x')).toThrow(/<masterName>/);
+    expect(() => parseRedisUrl('redis+sentinel://s1:99999/m')).toThrow(/not host\[:port\]/);
+  });
+
+  it('stops the start through the config, without printing the password', () => {
+    const shape = { SOCKETBRIDGE_REDIS_URL: env.redisUrl('redis://127.0.0.1:6379') };
+    expect(loadConfig(shape, {})).toEqual({ SOCKETBRIDGE_REDIS_URL: 'redis://127.0.0.1:6379' });
+    expect(() => loadConfig(shape, { SOCKETBRIDGE_REDIS_URL: 'redis+sentinel://:hunter2@s1:26379' })).toThrow(ConfigError);
+    expect(() => loadConfig(shape, { SOCKETBRIDGE_REDIS_URL: 'redis+sentinel://:hunter2@s1:26379' })).toThrow(/SOCKETBRIDGE_REDIS_URL: .*\(got "redis\+sentinel:\/\/:\*\*\*@s1:26379"\)/);
+    expect(() => loadConfig(shape, { SOCKETBRIDGE_REDIS_URL: 'redis+sentinel://:hunter2@s1:26379' })).not.toThrow(/hunter2/);
+  });
+});
