@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { parseRedisUrl } from '@socketbridge/common';
 
 export interface Dependency {
   name: string;
@@ -42,6 +43,26 @@ export async function checkRabbitMQ(url: string, timeoutMs = 2000): Promise<Depe
 }
 
 export async function checkRedis(url: string, timeoutMs = 2000): Promise<Dependency> {
+  let target;
+  try {
+    target = parseRedisUrl(url);
+  } catch (error) {
+    return { name: 'Redis', url, ok: false, detail: (error as Error).message };
+  }
+  if (target.kind === 'sentinel') {
+    // The services ask any sentinel that answers for the master: so does the check, in turn.
+    const failures: string[] = [];
+    for (const { host, port } of target.sentinels) {
+      try {
+        const reply = (await probe(host, port, Buffer.from('PING\r\n'), timeoutMs)).toString();
+        if (reply.startsWith('+PONG')) return { name: 'Redis', url, ok: true, detail: `Sentinel at ${host}:${port} answered PING` };
+        failures.push(`${host}:${port} answered ${JSON.stringify(reply.slice(0, 40))}`);
+      } catch (error) {
+        failures.push(`${host}:${port}: ${(error as Error).message}`);
+      }
+    }
+    return { name: 'Redis', url, ok: false, detail: `no sentinel answered (${failures.join('; ')})` };
+  }
   const { hostname, port } = new URL(url);
   try {
     const reply = (await probe(hostname, Number(port || 6379), Buffer.from('PING\r\n'), timeoutMs)).toString();
