@@ -83,11 +83,17 @@ export class RabbitConsumer {
     return { consuming: this.wanted, connected: this.isConnected, queues: [...this.consumers.keys()].sort() };
   }
 
-  /** Idempotent: the first call starts consuming, later calls change nothing. */
-  start(): void {
-    if (this.wanted) return;
-    this.wanted = true;
-    void this.connect();
+  /**
+   * Idempotent: the first call starts consuming, later calls change nothing. Resolves once the
+   * connection attempt under way, if any, is over (connected and consuming its queues, or failed and
+   * retrying), so a caller that then reads `status()` does not see a connection without its queues.
+   */
+  async start(): Promise<void> {
+    if (!this.wanted) {
+      this.wanted = true;
+      void this.connect();
+    }
+    await this.connecting;
   }
 
   /** Bridges changed in the registry: consume new queues, cancel removed ones. */

@@ -33,7 +33,7 @@ runMain('publisher', async () => {
   const address = await app.listen({ port: config.SOCKETBRIDGE_PORT, host: config.SOCKETBRIDGE_HOST });
   const port = Number(new URL(address).port);
   logger.info({ port, instanceId, consumeOnStart: config.SOCKETBRIDGE_CONSUME_ON_START, testMode: config.SOCKETBRIDGE_TEST_MODE }, 'listening');
-  if (config.SOCKETBRIDGE_CONSUME_ON_START) consumer.start();
+  if (config.SOCKETBRIDGE_CONSUME_ON_START) void consumer.start();
 
   installShutdown({
     logger,

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Redis } from 'ioredis';
-import { bridgeProblems, type Bridge, type BridgeWatcher } from '@socketbridge/common';
+import { bridgeProblems, withTimeout, type Bridge, type BridgeWatcher } from '@socketbridge/common';
 import { BridgeStore } from '../bridge-store.js';
 import type { RabbitConsumer } from '../consumer.js';
 import { ApiErrors } from '../errors.js';
@@ -19,7 +19,8 @@ export const bridgeRoutes: FastifyPluginAsyncTypebox<BridgeRoutesOptions> = asyn
   const registry = needsRegistry(redis);
 
   app.get('/v1/create-rabbit-ch', { schema: { summary: 'Start consuming RabbitMQ (idempotent)' } }, async () => {
-    consumer.start();
+    // Answers once the first connection attempt is over (bounded: RabbitMQ may not answer at all).
+    await withTimeout(consumer.start(), 5000, 'RabbitMQ').catch(() => undefined);
     return { status: 'consuming', ...consumer.status() };
   });
 
