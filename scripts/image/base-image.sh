@@ -11,13 +11,20 @@ set -euo pipefail
 IMAGE="${SOCKETBRIDGE_BASE_IMAGE:-localhost/socketbridge-node:22}"
 NODE_MAJOR="${NODE_MAJOR:-22}"
 NPM_MAJOR="${NPM_MAJOR:-10}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The Debian mirror this machine's apt already uses (its first main archive), unless DEBIAN_MIRROR names one.
+apt_mirror() {
+  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
+    grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print ($2 ~ /^\[/) ? $3 : $2}'
+  } | grep -v -- '-security' | head -n 1 || true
+}
+MIRROR="${DEBIAN_MIRROR:-$(apt_mirror)}"
 CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 
 if [ -z "${FORCE:-}" ] && podman image exists "$IMAGE"; then
   echo "base-image: $IMAGE exists (FORCE=1 rebuilds it)"
   exit 0
 fi
+[ -n "$MIRROR" ] || { echo "base-image: no Debian mirror in /etc/apt (set DEBIAN_MIRROR)" >&2; exit 1; }
 for tool in debootstrap podman npm tar; do
   command -v "$tool" >/dev/null 2>&1 || { echo "base-image: $tool is missing (apt-get install podman runc debootstrap)" >&2; exit 1; }
 done
