@@ -29,6 +29,7 @@ declare module 'scc-broker-client' {
     listener(event: 'updateBrokers'): AsyncIterable<{ brokerURIs: string[] }>;
     listener(event: 'updateWorkers'): AsyncIterable<{ workerURIs: string[]; sourceWorkerURI: string }>;
     listener(event: 'subscribeFail' | 'publishFail'): AsyncIterable<{ targetURI: string; channel: string; error: Error }>;
+    listener(event: 'message'): AsyncIterable<{ channel: string; packet: unknown }>;
     listener(event: string): AsyncIterable<unknown>;
   }
 

@@ -168,6 +168,15 @@ export interface ClusterLink {
   /** Drops a cluster-level subscription no local socket took up. */
   releaseIfUnused(channel: string): void;
   /**
+   * Listens on a reserved channel for the whole life of the process (the control channel): a
+   * placeholder subscriber in the local broker keeps the channel in the subscriptions
+   * scc-broker-client carries over every broker change, and each message another member
+   * published there goes to `onMessage` (its errors are logged, never thrown).
+   */
+  listen(channel: string, onMessage: (data: unknown) => void): void;
+  /** Whether the shard `channel` maps to has confirmed our subscription (false while no broker is known). */
+  isSubscribed(channel: string): boolean;
+  /**
    * Publishes messages (in order) into the cluster and resolves once the channel's broker shard
    * acknowledged them: the point after which they are the cluster's to deliver. Rejects when no
    * shard is reachable.
@@ -220,6 +229,22 @@ export function joinCluster(broker: LocalBroker, options: ClusterLinkOptions, on
   void (async () => {
     for await (const { workerURIs: uris } of client.listener('updateWorkers')) workerURIs = [...uris].sort();
   })();
+  const listened = new Map<string, (data: unknown) => void>();
+  void (async () => {
+    for await (const { channel, packet } of client.listener('message')) {
+      const onMessage = listened.get(channel);
+      if (!onMessage) continue;
+      const { sender, messages } = (packet ?? {}) as { sender?: unknown; messages?: unknown };
+      if (sender === options.instanceId || !Array.isArray(messages)) continue;
+      for (const data of messages) {
+        try {
+          onMessage(data);
+        } catch (error) {
+          options.logger.error({ err: error, channel }, 'a listener failed on a cluster message');
+        }
+      }
+    }
+  })();
   void (async () => {
     for await (const { error } of client.listener('error')) {
       options.logger.warn(linkErrorFields(error), 'cluster client error');
@@ -231,6 +256,16 @@ export function joinCluster(broker: LocalBroker, options: ClusterLinkOptions, on
     brokerURIs: () => brokerURIs,
     workerURIs: () => workerURIs,
     ensureSubscribed: remap.ensureSubscribed,
+    listen(channel, onMessage) {
+      listened.set(channel, onMessage);
+      // Never OPEN: the delivery path (fanout.ts) skips it, so nothing is written anywhere.
+      const placeholder = { id: `listener:${channel}`, ws: { readyState: 3, OPEN: 1 } };
+      void (broker as unknown as { subscribeSocket(socket: unknown, channel: string): Promise<void> }).subscribeSocket(placeholder, channel);
+    },
+    isSubscribed(channel) {
+      const pool = client.sccBrokerClientPools[client.mapChannelNameToBrokerURI(channel)];
+      return !!pool && pool.isSubscribed(channel, false);
+    },
     releaseIfUnused(channel) {
       const local = broker as unknown as { isSubscribed?(channel: string): boolean };
       if (local.isSubscribed && !local.isSubscribed(channel)) client.unsubscribe(channel);

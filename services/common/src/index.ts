@@ -19,3 +19,4 @@ export * from './identity.js';
 export * from './socket-server.js';
 export * from './fanout.js';
 export * from './bridge-schema.js';
+export * from './control.js';

@@ -65,6 +65,10 @@ export interface SocketServerOptions {
   broker: SocketBroker;
   gates: SocketGates;
   onError(error: unknown, socket?: ClientSocket): void;
+  /** A socket's token was set: at the handshake's success and at each accepted `#authenticate`. */
+  onAuthenticated?(socket: ClientSocket): void;
+  /** A socket that had completed its handshake closed. */
+  onClosed?(socket: ClientSocket): void;
 }
 
 interface Packet {
@@ -194,7 +198,7 @@ export class SocketServer {
   private closed(socket: ClientSocket): void {
     socket.state = 'closed';
     this.all.delete(socket);
-    this.clients.delete(socket.id);
+    if (this.clients.delete(socket.id)) this.options.onClosed?.(socket);
     for (const channel of socket.channels) void this.options.broker.unsubscribeSocket(socket, channel);
     socket.channels.clear();
   }
@@ -313,6 +317,7 @@ export class SocketServer {
     }
     socket.state = 'open';
     this.clients.set(socket.id, socket);
+    this.options.onAuthenticated?.(socket);
     socket.respond(cid, status);
   }
 
@@ -342,6 +347,7 @@ export class SocketServer {
       return;
     }
     socket.authToken = auth.authToken;
+    this.options.onAuthenticated?.(socket);
     await this.revisit(socket, 'the new token does not grant this channel');
     if (cid !== undefined) socket.respond(cid, { isAuthenticated: true, authError: null });
   }

@@ -81,7 +81,7 @@ export type RecoverReply =
 
 /**
  * WebSocket close codes a worker or broker closes a socket with. 4001-4009 are SocketCluster's
- * own (socketcluster-client knows them); 4100 and 4101 are ours. socketcluster-client reconnects
+ * own (socketcluster-client knows them); 4100-4102 and 4501 are ours. socketcluster-client reconnects
  * by itself after codes below 4500 (and not 1000): ours ask the client to come back (to another
  * worker, through the load balancer) and recover from history.
  */
@@ -100,6 +100,10 @@ export const CLOSE_CODES = {
   draining: 4100,
   /** The socket stopped reading and its outbound buffer passed the limit. */
   slowClient: 4101,
+  /** An admin disconnected the client through the server API and asked it to come back. */
+  disconnectedReconnect: 4102,
+  /** An admin disconnected the client through the server API: do not reconnect (>= 4500, socketcluster-client stays closed). */
+  disconnectedNoReconnect: 4501,
 } as const;
 
 export type CloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];

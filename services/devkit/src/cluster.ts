@@ -47,6 +47,8 @@ export interface WorkerView {
   instanceId: string;
   brokerURIs: string[];
   workerURIs: string[];
+  /** Whether the worker's control-channel subscription is confirmed by its shard (the server API reaches it). */
+  controlSubscribed?: boolean;
 }
 
 /** The header that opens the ops endpoints (default: this run's ops key). */

@@ -17,6 +17,7 @@ import { clientRoutes } from './routes/clients.js';
 import { REGISTRY_DOWN } from './routes/context.js';
 import { opsRoutes } from './routes/ops.js';
 import { publishRoutes } from './routes/publish.js';
+import { serverApiRoutes } from './routes/server-api.js';
 import { ErrorBody } from './schemas.js';
 import type { TokenIssuer } from './tokens.js';
 import { validatorCompiler } from './validation.js';
@@ -107,6 +108,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(opsRoutes, { opsKey: config.SOCKETBRIDGE_OPS_KEY, version: deps.version, redis, consumer, link, metrics: deps.metrics });
   await app.register(clientRoutes, { redis, tokens });
   await app.register(bridgeRoutes, { redis, watcher, consumer });
+  await app.register(serverApiRoutes, { link });
   await app.register(publishRoutes, {
     pipeline,
     watcher,

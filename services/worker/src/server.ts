@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import AGSimpleBroker from 'ag-simple-broker';
 import {
+  CHANNEL_NAME,
   CLOSE_CODES,
+  CONTROL_CHANNEL,
   Counter,
   REFUSAL_REASONS,
   Gauge,
@@ -20,10 +22,12 @@ import {
   type ClusterLink,
   metricDefs,
   opsRequestHandler,
+  parseControl,
   sendJson,
   type Logger,
   type Registry,
 } from '@socketbridge/common';
+import { claimsOf } from './access.js';
 import type { WorkerConfig } from './config.js';
 import { Refusal, type WorkerHooks } from './hooks.js';
 
@@ -72,7 +76,31 @@ export async function startWorker(
     }
   };
 
+  // Every open socket by the client its token names (`sub`), for the server API's disconnect.
+  // A Map keyed by client input: a `sub` of `__proto__` is just another key.
+  const byClient = new Map<string, Set<ClientSocket>>();
+  const clientOf = new Map<ClientSocket, string>();
+  const unindex = (socket: ClientSocket) => {
+    const previous = clientOf.get(socket);
+    if (previous === undefined) return;
+    clientOf.delete(socket);
+    const set = byClient.get(previous);
+    set?.delete(socket);
+    if (set?.size === 0) byClient.delete(previous);
+  };
+  const index = (socket: ClientSocket) => {
+    const sub = claimsOf(socket.authToken)?.sub;
+    if (sub === undefined || clientOf.get(socket) === sub) return;
+    unindex(socket);
+    clientOf.set(socket, sub);
+    let set = byClient.get(sub);
+    if (!set) byClient.set(sub, (set = new Set()));
+    set.add(socket);
+  };
+
   const sockets = new SocketServer({
+    onAuthenticated: index,
+    onClosed: unindex,
     httpServer,
     path: SCC_PATH,
     authKey: config.SOCKETBRIDGE_AUTH_KEY,
@@ -109,6 +137,10 @@ export async function startWorker(
         gate(publishRejections, () => {
           if (!config.SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH) {
             throw new Refusal('client_publish', 'clients may not publish: only the publisher does', 'PublishRefusedError');
+          }
+          // Reserved names (the control channel) are the cluster members' alone.
+          if (!CHANNEL_NAME.test(channel)) {
+            throw new Refusal('client_publish', 'clients may not publish on a reserved or malformed channel name', 'PublishRefusedError');
           }
           return hooks.publish?.(socket, channel, data);
         }),
@@ -171,6 +203,7 @@ export async function startWorker(
           brokerURIs: link?.brokerURIs() ?? [],
           workerURIs: link?.workerURIs() ?? [],
           connections: sockets.clientsCount,
+          controlSubscribed: link?.isSubscribed(CONTROL_CHANNEL) ?? false,
         }),
     },
   });
@@ -178,6 +211,18 @@ export async function startWorker(
 
   const port = await listen(httpServer, config.SOCKETCLUSTER_PORT, config.SOCKETBRIDGE_HOST);
   link = joinCluster(broker, clusterLinkOptions(config, instanceId, port, logger), () => remaps.inc());
+  // The server API's orders (docs/security.md): only cluster members can publish on this channel.
+  link.listen(CONTROL_CHANNEL, (data) => {
+    const message = parseControl(data);
+    if (!message) {
+      logger.warn({ type: (data as { type?: unknown } | null)?.type }, 'ignoring a control message of an unknown type or shape');
+      return;
+    }
+    const open = [...(byClient.get(message.clientId) ?? [])];
+    const code = message.reconnect ? CLOSE_CODES.disconnectedReconnect : CLOSE_CODES.disconnectedNoReconnect;
+    for (const socket of open) socket.disconnect(code, message.reconnect ? 'disconnected by the server: reconnect' : 'disconnected by the server: do not reconnect');
+    logger.info({ clientId: message.clientId, reconnect: message.reconnect, sockets: open.length }, 'disconnected a client (server API)');
+  });
 
   // A client that stops reading makes its outbound buffer grow without bound; close it instead,
   // so one slow phone cannot take the worker's memory (and every other client) down with it.

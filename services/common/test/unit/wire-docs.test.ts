@@ -39,5 +39,8 @@ describe('docs/cluster-protocol.md against the wire contract (common/src/wire.ts
     // Below 4500 (and not 1000) socketcluster-client reconnects by itself: draining and slow clients must come back.
     expect(CLOSE_CODES.draining).toBeLessThan(4500);
     expect(CLOSE_CODES.slowClient).toBeLessThan(4500);
+    expect(CLOSE_CODES.disconnectedReconnect).toBeLessThan(4500);
+    // An admin's "do not reconnect" must stay closed: socketcluster-client gives up at 4500 and above.
+    expect(CLOSE_CODES.disconnectedNoReconnect).toBeGreaterThanOrEqual(4500);
   });
 });

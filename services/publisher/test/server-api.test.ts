@@ -1,0 +1,154 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
+import { CLOSE_CODES, CONTROL_CHANNEL, withTimeout } from '@socketbridge/common';
+import { connectClient, startPublisherTestbed, waitFor, type PublisherApi, type PublisherTestbed } from '@socketbridge/devkit';
+
+// The server API's disconnect (#17): the publisher publishes an order on the cluster's control
+// channel, every worker closes the client's sockets. Real processes: 2 brokers, 2 workers, a publisher.
+
+let testbed: PublisherTestbed;
+let api: PublisherApi;
+const sockets: AGClientSocket[] = [];
+const fastReconnect = { initialDelay: 100, randomness: 0, multiplier: 1, maxDelay: 200 };
+
+beforeAll(async () => {
+  testbed = await startPublisherTestbed('server-api', { brokers: 2, workers: 2, env: { SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: 'true' } });
+  api = testbed.api;
+  // Every worker's control subscription is confirmed by its shard: from here an order reaches it.
+  await waitFor(
+    async () => (await Promise.all(testbed.cluster.workers.map((w) => testbed.cluster.workerView(w)))).every((view) => view.controlSubscribed === true),
+    20000,
+    'every worker to subscribe to the control channel',
+  );
+}, 60000);
+
+afterEach(() => {
+  for (const socket of sockets.splice(0)) socket.disconnect();
+});
+
+afterAll(async () => {
+  await testbed?.teardown();
+});
+
+async function open(workerIndex: number, token: string, autoReconnect = true): Promise<AGClientSocket> {
+  const socket = await connectClient(testbed.cluster.workers[workerIndex]!.port, { token, autoReconnect, autoReconnectOptions: fastReconnect });
+  sockets.push(socket);
+  return socket;
+}
+
+/** Resolves with the code of the socket's next close. */
+const nextClose = (socket: AGClientSocket) =>
+  withTimeout(socket.listener('close').once().then(({ code }) => code), 5000, 'the socket to close');
+
+describe('POST /v1/clients/:clientId/disconnect', () => {
+  it('closes every socket of the client on both workers within a second, with 4501, and they stay closed; other clients stay', async () => {
+    const ada = await api.createClient('Ada');
+    const bob = await api.createClient('Bob');
+    const adaSockets = [await open(0, ada.token), await open(1, ada.token), await open(1, ada.token)];
+    const bobSocket = await open(0, bob.token);
+    const closes = adaSockets.map((socket) => nextClose(socket).then((code) => ({ code, at: Date.now() })));
+
+    const started = Date.now();
+    const { status, body } = await api.request('POST', `/v1/clients/${ada.clientId}/disconnect`, {});
+    expect(status).toBe(202);
+    expect(body).toEqual({ clientId: ada.clientId, reconnect: false });
+    for (const { code, at } of await Promise.all(closes)) {
+      expect(code).toBe(CLOSE_CODES.disconnectedNoReconnect);
+      expect(at - started).toBeLessThan(1000);
+    }
+    // socketcluster-client schedules no reconnect at 4500 and above.
+    for (const socket of adaSockets) {
+      expect(socket.state).toBe(socket.CLOSED);
+      expect(socket.pendingReconnect).toBe(false);
+    }
+    expect(bobSocket.state).toBe(bobSocket.OPEN);
+  });
+
+  it('with reconnect: true closes with 4102 and the client comes back by itself', async () => {
+    const ada = await api.createClient('Ada');
+    const adaSockets = [await open(0, ada.token), await open(1, ada.token)];
+    const comeBack = adaSockets.map(async (socket) => {
+      const code = await nextClose(socket);
+      await withTimeout(socket.listener('connect').once(), 5000, 'the client to reconnect');
+      return code;
+    });
+    const started = Date.now();
+    const closedInTime = adaSockets.map((socket) => nextClose(socket).then(() => Date.now() - started));
+    expect((await api.request('POST', `/v1/clients/${ada.clientId}/disconnect`, { reconnect: true })).status).toBe(202);
+    for (const elapsed of await Promise.all(closedInTime)) expect(elapsed).toBeLessThan(1000);
+    expect(await Promise.all(comeBack)).toEqual([CLOSE_CODES.disconnectedReconnect, CLOSE_CODES.disconnectedReconnect]);
+    for (const socket of adaSockets) expect(socket.state).toBe(socket.OPEN);
+  });
+
+  it('refuses without the admin key (401) and a bad body or client id (400), with a reason', async () => {
+    const ada = await api.createClient('Ada');
+    const socket = await open(0, ada.token);
+    const anonymous = await testbed.anonymous.request('POST', `/v1/clients/${ada.clientId}/disconnect`, {});
+    expect(anonymous.status).toBe(401);
+    const wrongKey = await testbed.anonymous.request('POST', `/v1/clients/${ada.clientId}/disconnect`, {}, { 'x-api-key': 'nope' });
+    expect(wrongKey.status).toBe(401);
+    const cases: Array<[string, string, unknown, RegExp]> = [
+      ['reconnect not a boolean', ada.clientId, { reconnect: 'yes' }, /reconnect/],
+      ['extra field', ada.clientId, { reconnect: true, everyone: true }, /additional/i],
+      ['array body', ada.clientId, [true], /object/],
+      ['malformed JSON', ada.clientId, '{"reconnect": ', 400 as unknown as RegExp],
+    ];
+    for (const [what, clientId, body, reason] of cases) {
+      const answer = await api.request<{ error: string; message: string }>('POST', `/v1/clients/${clientId}/disconnect`, body);
+      expect(answer.status, what).toBe(400);
+      expect(answer.body.error, what).toBe('BadRequest');
+      if (reason instanceof RegExp) expect(answer.body.message, what).toMatch(reason);
+    }
+    // An id past Fastify's path parameter limit (100 characters) is refused before the route.
+    const long = await api.request<{ error: string; message: string }>('POST', `/v1/clients/${'x'.repeat(201)}/disconnect`, {});
+    expect(long.status).toBe(414);
+    expect(long.body.message).toBeTruthy();
+    // None of it reached the workers.
+    expect(socket.state).toBe(socket.OPEN);
+    expect((await socket.invoke('no-such-procedure', {}).catch((error: Error) => error)).name).toBe('InvalidActionError');
+  });
+
+  it('keeps the control channel to cluster members: a client can neither subscribe nor publish there', async () => {
+    const ada = await api.createClient('Ada');
+    const socket = await open(0, ada.token);
+    const channel = socket.subscribe(CONTROL_CHANNEL);
+    const refusal = await withTimeout(channel.listener('subscribeFail').once(), 5000, 'the subscription to be refused');
+    expect(refusal.error.name).toBe('SubscribeRefusedError');
+    const published = await socket.invokePublish(CONTROL_CHANNEL, { type: 'disconnect', clientId: ada.clientId, reconnect: false }).catch((error: Error) => error);
+    expect((published as Error).name).toBe('PublishRefusedError');
+    // A client publishing the order on an ordinary channel orders nothing either.
+    await socket.invokePublish(`client.${ada.clientId}`, { type: 'disconnect', clientId: ada.clientId, reconnect: false });
+    expect(socket.state).toBe(socket.OPEN);
+  });
+
+  it('ignores unknown and malformed control messages, and keeps acting on good ones', async () => {
+    const ada = await api.createClient('Ada');
+    const adaSockets = [await open(0, ada.token), await open(1, ada.token)];
+    // A cluster member (the cluster key) publishes junk on the control channel, at every shard.
+    const junk = [null, 'x', 42, [], {}, { type: 'explode' }, { type: 'disconnect' }, { type: 'disconnect', clientId: 42, reconnect: false },
+      { type: 'disconnect', clientId: ada.clientId, reconnect: 'no' }, { type: 'disconnect', clientId: '', reconnect: true }, { ['__proto__']: { type: 'disconnect' } }];
+    for (const broker of testbed.cluster.brokers) {
+      const member = socketClusterClient.create({ hostname: '127.0.0.1', port: broker.port, autoReconnect: false, query: { authKey: testbed.cluster.env.SCC_AUTH_KEY! } });
+      try {
+        await withTimeout(member.listener('connect').once(), 5000, 'a member connection to the broker');
+        await member.invokePublish(CONTROL_CHANNEL, { sender: 'server-api-test', messages: junk });
+      } finally {
+        member.disconnect();
+      }
+    }
+    // The same path then carries a good order: both sockets close with its code, so the junk
+    // before it was read and dropped without harm (and both workers still run).
+    const closes = adaSockets.map(nextClose);
+    expect((await api.request('POST', `/v1/clients/${ada.clientId}/disconnect`, { reconnect: false })).status).toBe(202);
+    expect(await Promise.all(closes)).toEqual([CLOSE_CODES.disconnectedNoReconnect, CLOSE_CODES.disconnectedNoReconnect]);
+    for (const worker of testbed.cluster.workers) expect(worker.running).toBe(true);
+    const other = await api.createClient('Other');
+    expect((await open(1, other.token)).state).toBe('open');
+  });
+
+  it('answers 202 for a client with no socket open anywhere (it may come from an identity provider)', async () => {
+    const { status, body } = await api.request('POST', '/v1/clients/nobody-here/disconnect', {});
+    expect(status).toBe(202);
+    expect(body).toEqual({ clientId: 'nobody-here', reconnect: false });
+  });
+});
