@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { registryKeys } from '@socketbridge/common';
 import { ReconcileError, type Reconciler } from './reconciler.js';
 import { nextStatus } from './status.js';
@@ -30,7 +30,7 @@ export interface LocalApplyResult {
  */
 export class LocalBridges {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly reconciler: Reconciler,
     private readonly rabbitUrl: string,
   ) {}

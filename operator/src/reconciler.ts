@@ -1,5 +1,5 @@
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { bridgeProblems, registryKeys, withTimeout, type Bridge, type Logger } from '@socketbridge/common';
 import { bridgeNameProblem, toBridge } from './bridge.js';
 import type { DeletionPolicy, QueueStatus, SocketBridgeSpec } from './resource.js';
@@ -85,7 +85,7 @@ export function redactUrl(url: string): string {
  */
 export class Reconciler {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly logger: Logger,
     private readonly options: ReconcilerOptions,
   ) {}

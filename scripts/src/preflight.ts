@@ -63,6 +63,20 @@ export async function checkRedis(url: string, timeoutMs = 2000): Promise<Depende
     }
     return { name: 'Redis', url, ok: false, detail: `no sentinel answered (${failures.join('; ')})` };
   }
+  if (target.kind === 'cluster') {
+    // The services learn the cluster from any seed node that answers: so does the check, in turn.
+    const failures: string[] = [];
+    for (const { host, port } of target.nodes) {
+      try {
+        const reply = (await probe(host, port, Buffer.from('PING\r\n'), timeoutMs)).toString();
+        if (reply.startsWith('+PONG') || reply.startsWith('-NOAUTH')) return { name: 'Redis', url, ok: true, detail: `Cluster node ${host}:${port} answered PING` };
+        failures.push(`${host}:${port} answered ${JSON.stringify(reply.slice(0, 40))}`);
+      } catch (error) {
+        failures.push(`${host}:${port}: ${(error as Error).message}`);
+      }
+    }
+    return { name: 'Redis', url, ok: false, detail: `no Cluster seed node answered (${failures.join('; ')})` };
+  }
   const { hostname, port } = new URL(url);
   try {
     const reply = (await probe(hostname, Number(port || 6379), Buffer.from('PING\r\n'), timeoutMs)).toString();

@@ -27,3 +27,19 @@ describe('npm start checks Redis behind Sentinel', () => {
     expect((await checkRedis('redis+sentinel://127.0.0.1:1')).detail).toMatch(/<masterName>/);
   });
 });
+
+describe('npm start checks Redis Cluster', () => {
+  it('passes when one of the seed nodes answers PING, and names each that did not otherwise', async () => {
+    const [closed, port] = [await freePort(), await freePort()];
+    // One cluster-enabled node is enough: PING answers before the cluster is formed, as the check only asks "is a node there".
+    const node = spawnCommand('cluster-node', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf')]);
+    await waitFor(() => node.raw.some((line) => line.includes('Ready to accept connections')), 10000, 'the node to start');
+
+    const up = await checkRedis(`redis+cluster://127.0.0.1:${closed},127.0.0.1:${port}`);
+    expect(up).toMatchObject({ ok: true, detail: `Cluster node 127.0.0.1:${port} answered PING` });
+    const down = await checkRedis(`redis+cluster://127.0.0.1:${closed}`);
+    expect(down.ok).toBe(false);
+    expect(down.detail).toContain(`no Cluster seed node answered (127.0.0.1:${closed}`);
+    expect((await checkRedis('redis+cluster://127.0.0.1:1/3')).detail).toMatch(/database 0 only/);
+  });
+});

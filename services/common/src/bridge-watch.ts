@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { duplicateRedis, type RedisClient } from './redis.js';
 import type { Logger } from 'pino';
 import { registryKeys, type Bridge } from './bridges.js';
 import { DEFAULT_POLICIES, type ChannelPolicy } from './channels.js';
@@ -10,16 +10,17 @@ import { DEFAULT_POLICIES, type ChannelPolicy } from './channels.js';
  */
 export class BridgeWatcher {
   private current: Bridge[] = [];
-  private subscriber: Redis;
+  private subscriber: RedisClient;
   private timer: NodeJS.Timeout;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly logger: Logger,
     resyncMs: number,
     private readonly onChange?: (bridges: Bridge[]) => void,
   ) {
-    this.subscriber = redis.duplicate({ enableOfflineQueue: true });
+    // In Redis Cluster a plain PUBLISH reaches subscribers on every node, so the subscriber may sit on any (docs/scaling.md).
+    this.subscriber = duplicateRedis(redis, { enableOfflineQueue: true });
     this.subscriber.on('error', () => undefined); // the main connection reports Redis being away
     void this.subscriber.subscribe(registryKeys.changes).catch(() => undefined);
     this.subscriber.on('message', () => void this.reload());

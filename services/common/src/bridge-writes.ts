@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { registryKeys, type Bridge } from './bridges.js';
 
 /**
@@ -20,18 +20,18 @@ return {1, false}`;
 
 export type BridgeWrite = { ok: true; changed: boolean } | { ok: false; owner: string };
 
-async function write(redis: Redis, name: string, json?: string): Promise<BridgeWrite> {
+async function write(redis: RedisClient, name: string, json?: string): Promise<BridgeWrite> {
   const args = [name, registryKeys.changes, ...(json === undefined ? [] : [json])];
   const [changed, owner] = (await redis.eval(WRITE, 2, registryKeys.bridges, registryKeys.owners, ...args)) as [number, string | null];
   return owner ? { ok: false, owner } : { ok: true, changed: changed === 1 };
 }
 
 /** Creates or replaces an unowned bridge; refused with its owner when a resource owns the name. */
-export function putUnownedBridge(redis: Redis, bridge: Bridge): Promise<BridgeWrite> {
+export function putUnownedBridge(redis: RedisClient, bridge: Bridge): Promise<BridgeWrite> {
   return write(redis, bridge.name, JSON.stringify(bridge));
 }
 
 /** Removes an unowned bridge (`changed` false: there was none); refused with its owner when owned. */
-export function removeUnownedBridge(redis: Redis, name: string): Promise<BridgeWrite> {
+export function removeUnownedBridge(redis: RedisClient, name: string): Promise<BridgeWrite> {
   return write(redis, name);
 }

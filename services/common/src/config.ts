@@ -29,7 +29,7 @@ export const env = {
     ),
   string: (fallback: string) => z.preprocess(unsetAsUndefined, z.string().min(1).default(fallback)),
   optionalString: () => z.preprocess(unsetAsUndefined, z.string().min(1).optional()),
-  /** SOCKETBRIDGE_REDIS_URL: a single node or the Sentinel form, checked here so a bad one stops the start. */
+  /** SOCKETBRIDGE_REDIS_URL: a single node, the Sentinel or the Cluster form, checked here so a bad one stops the start. */
   redisUrl: (fallback: string) =>
     z.preprocess(
       unsetAsUndefined,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { registryKeys } from './bridges.js';
 import { compareOffsets, type HistoryPolicy } from './channels.js';
 import { FIRST_PREV, HISTORY_FIELDS, envelopeFromHistory, type Envelope } from './wire.js';
@@ -35,7 +35,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if remembered then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return out`;
 
-type AppendingRedis = Redis & {
+type AppendingRedis = RedisClient & {
   sbAppend(stream: string, ids: string, ...args: string[]): Promise<string[]>;
 };
 
@@ -62,7 +62,7 @@ export interface HistoryPage {
 export class HistoryStore {
   private readonly redis: AppendingRedis;
 
-  constructor(redis: Redis) {
+  constructor(redis: RedisClient) {
     redis.defineCommand('sbAppend', { numberOfKeys: 2, lua: APPEND });
     this.redis = redis as AppendingRedis;
   }

@@ -1,34 +1,60 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
-/** Where a service finds Redis: one node by URL, or the master Sentinel names (docs/scaling.md). */
+/**
+ * A connection the services use: one node (or Sentinel's master) or a Redis Cluster. Both share
+ * ioredis's command interface, so code that only sends commands takes either.
+ */
+export type RedisClient = Redis | Cluster;
+
+/** Where a service finds Redis: one node by URL, the master Sentinel names, or a Redis Cluster's seed nodes (docs/scaling.md). */
 export type RedisTarget =
   | { kind: 'single'; url: string }
-  | { kind: 'sentinel'; sentinels: Array<{ host: string; port: number }>; name: string; db: number; username?: string; password?: string };
+  | { kind: 'sentinel'; sentinels: Array<{ host: string; port: number }>; name: string; db: number; username?: string; password?: string }
+  | { kind: 'cluster'; nodes: Array<{ host: string; port: number }>; username?: string; password?: string };
 
 const SENTINEL_URL = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/([^/?#]+)(?:\/(\d+))?\/?$/;
+// No /<db>: a Redis Cluster has database 0 only.
+const CLUSTER_URL = /^redis\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/?$/;
+const FORMS = 'redis://host:port[/db], rediss://…, redis+sentinel://host:port,host:port/<masterName>[/<db>] or redis+cluster://host:port,host:port';
+
+/** host[:port] list of a Sentinel or Cluster URL; `what` names the entries in the error. */
+function addresses(hosts: string, defaultPort: number, what: string): Array<{ host: string; port: number }> {
+  return hosts.split(',').map((entry) => {
+    const at = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(entry.trim());
+    const port = Number(at?.[2] ?? defaultPort);
+    if (!at || port < 1 || port > 65535) throw new Error(`${what} address ${JSON.stringify(entry)} is not host[:port]`);
+    return { host: at[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+}
 
 /**
  * Reads SOCKETBRIDGE_REDIS_URL: `redis://` or `rediss://` for one node, or
  * `redis+sentinel://[[user]:password@]host:port[,host:port…]/<masterName>[/<db>]` for a master that
- * Sentinel watches (the password is the master's; sentinels without a password, see docs/scaling.md).
+ * Sentinel watches (the password is the master's; sentinels without a password, see docs/scaling.md),
+ * or `redis+cluster://[[user]:password@]host:port[,host:port…]` for a Redis Cluster (seed nodes: the
+ * client learns the rest and the slot map from any one that answers).
  * Throws a sentence naming the accepted forms, so a typo stops the service at start rather than
  * leaving it retrying against nothing.
  */
 export function parseRedisUrl(url: string): RedisTarget {
   if (/^rediss?:\/\//.test(url)) return { kind: 'single', url };
-  if (!url.startsWith('redis+sentinel://')) {
-    throw new Error(`not a Redis URL: expected redis://host:port[/db], rediss://… or redis+sentinel://host:port,host:port/<masterName>[/<db>]`);
+  if (url.startsWith('redis+cluster://')) {
+    const cluster = CLUSTER_URL.exec(url);
+    if (!cluster) throw new Error('a Cluster URL is redis+cluster://[[user]:password@]host:port[,host:port…] (no /<db>: a cluster has database 0 only)');
+    const [, user, password, hosts] = cluster as unknown as [string, string | undefined, string | undefined, string];
+    return {
+      kind: 'cluster',
+      nodes: addresses(hosts, 6379, 'Cluster node'),
+      ...(user ? { username: decodeURIComponent(user) } : {}),
+      ...(password ? { password: decodeURIComponent(password) } : {}),
+    };
   }
+  if (!url.startsWith('redis+sentinel://')) throw new Error(`not a Redis URL: expected ${FORMS}`);
   const match = SENTINEL_URL.exec(url);
   if (!match) throw new Error('a Sentinel URL is redis+sentinel://[[user]:password@]host:port[,host:port…]/<masterName>[/<db>]');
   const [, user, password, hosts, name, db] = match as unknown as [string, string | undefined, string | undefined, string, string, string | undefined];
-  const sentinels = hosts.split(',').map((entry) => {
-    const at = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(entry.trim());
-    const port = Number(at?.[2] ?? 26379);
-    if (!at || port < 1 || port > 65535) throw new Error(`Sentinel address ${JSON.stringify(entry)} is not host[:port]`);
-    return { host: at[1]!.replace(/^\[|\]$/g, ''), port };
-  });
+  const sentinels = addresses(hosts, 26379, 'Sentinel');
   return {
     kind: 'sentinel',
     sentinels,
@@ -39,10 +65,32 @@ export function parseRedisUrl(url: string): RedisTarget {
   };
 }
 
-/** A client for the target: Sentinel's answer to "who is the master", asked again on every reconnect. */
-function newRedis(url: string, options: RedisOptions): Redis {
+/** Client options that belong to the Cluster object rather than to each node's connection. */
+type ClusterLevel = Pick<ClusterOptions, 'enableOfflineQueue' | 'enableAutoPipelining' | 'lazyConnect' | 'clusterRetryStrategy'>;
+
+/**
+ * A client for the target: Sentinel's answer to "who is the master", asked again on every
+ * reconnect; or a Cluster that follows MOVED/ASK redirections and refreshes its slot map when a
+ * replica is promoted.
+ */
+function newRedis(url: string, options: RedisOptions, clusterOptions: ClusterLevel = {}): RedisClient {
   const target = parseRedisUrl(url);
   if (target.kind === 'single') return new Redis(url, options);
+  if (target.kind === 'cluster') {
+    const { enableOfflineQueue, enableAutoPipelining, lazyConnect, retryStrategy, ...perNode } = options;
+    return new Cluster(target.nodes, {
+      enableOfflineQueue,
+      enableAutoPipelining,
+      lazyConnect,
+      // The service's back-off applies to reaching the cluster as a whole.
+      clusterRetryStrategy: retryStrategy ? (attempt) => retryStrategy(attempt) ?? null : undefined,
+      // A primary that is down until its replica is promoted answers CLUSTERDOWN: retry within the command's budget.
+      retryDelayOnClusterDown: 200,
+      retryDelayOnFailover: 200,
+      ...clusterOptions,
+      redisOptions: { ...perNode, username: target.username, password: target.password },
+    });
+  }
   return new Redis({
     ...options,
     sentinels: target.sentinels,
@@ -63,7 +111,7 @@ function newRedis(url: string, options: RedisOptions): Redis {
  * while Redis is away instead of queueing without bound: callers answer 503 or keep their last
  * view, and nothing piles up in memory; the connection retries in the background.
  */
-export function connectRedis(url: string, logger: Logger, name: string): Redis {
+export function connectRedis(url: string, logger: Logger, name: string): RedisClient {
   const redis = newRedis(url, {
     connectionName: name,
     // Commands issued in one turn of the event loop go out in one write (a busy publisher's appends).
@@ -89,9 +137,13 @@ export function connectRedis(url: string, logger: Logger, name: string): Redis {
  * retries, and an error naming the (redacted) address when Redis is not there, so the command
  * exits with a reason instead of waiting.
  */
-export async function connectRedisOnce(url: string, redactedUrl: string): Promise<Redis> {
-  // sentinelRetryStrategy null: one pass over the sentinels, then the error, as for a single node.
-  const redis = newRedis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5000, retryStrategy: () => null, sentinelRetryStrategy: () => null });
+export async function connectRedisOnce(url: string, redactedUrl: string): Promise<RedisClient> {
+  // sentinelRetryStrategy / clusterRetryStrategy null: one pass over the sentinels or seed nodes, then the error, as for a single node.
+  const redis = newRedis(
+    url,
+    { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5000, retryStrategy: () => null, sentinelRetryStrategy: () => null },
+    { clusterRetryStrategy: () => null },
+  );
   redis.on('error', () => undefined); // connect() reports it
   try {
     await redis.connect();
@@ -100,4 +152,10 @@ export async function connectRedisOnce(url: string, redactedUrl: string): Promis
     throw new Error(`Redis is not reachable at ${redactedUrl}: ${(error as Error).message || 'connection refused'}`);
   }
   return redis;
+}
+
+/** A second connection to the same Redis (a subscriber, which cannot send other commands). */
+export function duplicateRedis(redis: RedisClient, override: Partial<RedisOptions> & ClusterLevel): RedisClient {
+  // A Cluster's duplicate keeps its seed nodes; its options are the Cluster's (enableOfflineQueue is one of them).
+  return redis instanceof Cluster ? redis.duplicate([], override) : redis.duplicate(override);
 }

@@ -4,7 +4,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { createHardenedServer, type ClusterLink, type Logger, type Registry, type BridgeWatcher } from '@socketbridge/common';
 import { adminGuard, adminKeyCheck } from './admin.js';
 import type { PublisherConfig } from './config.js';
@@ -26,7 +26,7 @@ export interface AppDeps {
   config: PublisherConfig;
   logger: Logger;
   metrics: Registry;
-  redis: Redis;
+  redis: RedisClient;
   tokens: TokenIssuer;
   consumer: RabbitConsumer;
   pipeline: Pipeline;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { putUnownedBridge, registryKeys, removeUnownedBridge, type Bridge, type BridgeWrite } from '@socketbridge/common';
 
 /**
@@ -7,7 +7,7 @@ import { putUnownedBridge, registryKeys, removeUnownedBridge, type Bridge, type 
  * bridge the operator owns is refused in the same atomic step.
  */
 export class BridgeStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async get(name: string): Promise<Bridge | undefined> {
     const text = await this.redis.hget(registryKeys.bridges, name);

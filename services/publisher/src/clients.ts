@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { registryKeys } from '@socketbridge/common';
 import { hashPassword, verifyPassword } from './passwords.js';
 
@@ -25,7 +25,7 @@ return 1`;
 const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
 export class ClientStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async create(input: { name: string; email: string; password: string }): Promise<ClientRecord> {
     const clientId = randomUUID();

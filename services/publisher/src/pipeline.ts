@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { HistoryStore, type ClusterLink, type Envelope, type HistoryEntry, type HistoryPolicy } from '@socketbridge/common';
 
 export interface PublishInput {
@@ -50,7 +50,7 @@ export class Pipeline {
   private readonly history: HistoryStore;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly link: ClusterLink,
   ) {
     this.history = new HistoryStore(redis);

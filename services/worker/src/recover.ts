@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { z } from 'zod';
 import {
   HistoryStore,
@@ -24,7 +24,7 @@ const request = z.object({
  * `since`, a page at a time, or `{recovered: false}` when history no longer reaches back that far
  * (the entry at `since` itself was trimmed or expired, so entries after it may have been too).
  */
-export function recoverProcedure(redis: Redis, policies: () => ChannelPolicy[], outcomes?: Counter<'outcome'>) {
+export function recoverProcedure(redis: RedisClient, policies: () => ChannelPolicy[], outcomes?: Counter<'outcome'>) {
   const history = new HistoryStore(redis);
   return async (socket: ClientSocket, data: unknown): Promise<RecoverReply> => {
     const reply = await recover(socket, data).catch((error: unknown) => {

@@ -23,7 +23,23 @@ describe('SOCKETBRIDGE_REDIS_URL', () => {
     expect(parseRedisUrl('redis+sentinel://app:pw@s1:26379/m')).toMatchObject({ name: 'm', db: 0, username: 'app', password: 'pw' });
   });
 
+  it('reads the Cluster form: seed nodes (6379 by default), credentials, no db', () => {
+    expect(parseRedisUrl('redis+cluster://:s%40cret@10.0.0.1:7000,node-b,[::1]:7002')).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: 'node-b', port: 6379 },
+        { host: '::1', port: 7002 },
+      ],
+      password: 's@cret',
+    });
+    expect(parseRedisUrl('redis+cluster://app:pw@n1:7000/')).toMatchObject({ kind: 'cluster', username: 'app', password: 'pw' });
+  });
+
   it('refuses what it cannot read, naming the accepted forms', () => {
+    expect(() => parseRedisUrl('127.0.0.1:6379')).toThrow(/redis\+cluster:\/\//);
+    expect(() => parseRedisUrl('redis+cluster://n1:7000/2')).toThrow(/database 0 only/);
+    expect(() => parseRedisUrl('redis+cluster://n1:0,n2:7001')).toThrow(/Cluster node address "n1:0" is not host\[:port\]/);
     expect(() => parseRedisUrl('127.0.0.1:6379')).toThrow(/redis\+sentinel:\/\//);
     expect(() => parseRedisUrl('redis+sentinel://s1:26379')).toThrow(/<masterName>/);
     expect(() => parseRedisUrl('redis+sentinel://s1:26379/m/x')).toThrow(/<masterName>/);

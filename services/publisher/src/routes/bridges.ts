@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { bridgeProblems, withTimeout, type Bridge, type BridgeWatcher } from '@socketbridge/common';
 import { BridgeStore } from '../bridge-store.js';
 import type { RabbitConsumer } from '../consumer.js';
@@ -8,7 +8,7 @@ import { BridgeBody, BridgeName } from '../schemas.js';
 import { needsRegistry } from './context.js';
 
 export interface BridgeRoutesOptions {
-  redis: Redis;
+  redis: RedisClient;
   watcher: BridgeWatcher;
   consumer: RabbitConsumer;
 }

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { clientChannel } from '@socketbridge/common';
 import { ClientStore, DuplicateEmailError } from '../clients.js';
 import { ApiErrors } from '../errors.js';
@@ -8,7 +8,7 @@ import type { TokenIssuer } from '../tokens.js';
 import { errorResponses, needsRegistry } from './context.js';
 
 export interface ClientRoutesOptions {
-  redis: Redis;
+  redis: RedisClient;
   tokens: TokenIssuer;
 }
 

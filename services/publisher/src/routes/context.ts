@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { ErrorBody } from '../schemas.js';
 import { ApiErrors } from '../errors.js';
 
@@ -8,7 +8,7 @@ export const errorResponses = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 
 export const REGISTRY_DOWN = 'the registry (Redis) is unavailable: retry shortly';
 
 /** A preHandler for routes that need Redis: 503 at once while it is away, rather than a timeout. */
-export function needsRegistry(redis: Redis) {
+export function needsRegistry(redis: RedisClient) {
   return async () => {
     if (redis.status !== 'ready') throw new ApiErrors.RegistryUnavailable(REGISTRY_DOWN);
   };

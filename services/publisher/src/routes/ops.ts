@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@socketbridge/common';
 import { bearerKey, keyMatches, type ClusterLink, type Registry } from '@socketbridge/common';
 import { ApiErrors } from '../errors.js';
 import type { RabbitConsumer } from '../consumer.js';
@@ -8,7 +8,7 @@ import type { RabbitConsumer } from '../consumer.js';
 export interface OpsRoutesOptions {
   opsKey: string;
   version: string;
-  redis: Redis;
+  redis: RedisClient;
   consumer: RabbitConsumer;
   link: ClusterLink;
   metrics: Registry;
