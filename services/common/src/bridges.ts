@@ -37,6 +37,12 @@ export const registryKeys = {
   historyIds: (channel: string) => `socketbridge:history-ids:{${channel}}`,
   /** Bridge name → the SocketBridge resource (or file) that owns it; only its owner may change it. */
   owners: 'socketbridge:{registry}:bridge-owners',
+  /** A revoked token (`jti`), with the token lifetime as its expiry (the server API's revoke). */
+  revokedToken: (jti: string) => `socketbridge:{revocations}:jti:${jti}`,
+  /** A client's cut-off (epoch seconds): its tokens issued at or before it are refused; same expiry. */
+  revokedClient: (clientId: string) => `socketbridge:{revocations}:client:${clientId}`,
+  /** Every revocation (`jti:<jti>` or `client:<id>`) scored by its expiry (ms): what a worker loads at start. */
+  revocations: 'socketbridge:{revocations}:index',
 };
 
 const PATTERN_SEGMENT = /^(\*|#|\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9_:@-]+)$/;

@@ -8,18 +8,31 @@
  * never allows (the worker refuses both before anything reaches the cluster).
  */
 
+import { registryKeys } from './bridges.js';
+
 /** The reserved channel; CHANNEL_NAME refuses it, so no client can take it. */
 export const CONTROL_CHANNEL = '#sb.control';
 
 /** Longest client id a control message names (the token's `sub`, as identity.ts bounds it). */
 export const MAX_CONTROL_CLIENT_ID = 200;
 
-export type ControlMessage = {
-  type: 'disconnect';
-  clientId: string;
-  /** true: close with CLOSE_CODES.disconnectedReconnect, else disconnectedNoReconnect. */
-  reconnect: boolean;
-};
+export type ControlMessage =
+  | {
+      type: 'disconnect';
+      clientId: string;
+      /** true: close with CLOSE_CODES.disconnectedReconnect, else disconnectedNoReconnect. */
+      reconnect: boolean;
+    }
+  /** One token revoked; `until` (ms since the epoch): when the entry may be forgotten (the token has expired). */
+  | { type: 'revoke'; jti: string; until: number }
+  /** Every token of the client issued at or before `before` (epoch seconds) revoked. */
+  | { type: 'revoke'; clientId: string; before: number; until: number };
+
+/** Longest `jti` accepted. */
+export const MAX_JTI = 200;
+
+const goodId = (value: unknown, max: number): value is string => typeof value === 'string' && value !== '' && value.length <= max;
+const goodTime = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value) && value >= 0;
 
 /** A control message of a known type and shape, or undefined: anything else is ignored. */
 export function parseControl(data: unknown): ControlMessage | undefined {
@@ -30,5 +43,78 @@ export function parseControl(data: unknown): ControlMessage | undefined {
     if (typeof reconnect !== 'boolean') return undefined;
     return { type, clientId, reconnect };
   }
+  if (type === 'revoke') {
+    const { jti, before, until } = data as Record<string, unknown>;
+    if (!goodTime(until)) return undefined;
+    if (jti !== undefined) return goodId(jti, MAX_JTI) && clientId === undefined ? { type, jti, until } : undefined;
+    if (goodId(clientId, MAX_CONTROL_CLIENT_ID) && goodTime(before)) return { type, clientId, before, until };
+    return undefined;
+  }
   return undefined;
+}
+
+/** The revocations a worker holds in memory, so a handshake's check costs no Redis round trip. */
+export class Revocations {
+  /** jti → until (ms). Maps: keys come from tokens. */
+  private readonly tokens = new Map<string, number>();
+  /** clientId → {before (s), until (ms)}. */
+  private readonly clients = new Map<string, { before: number; until: number }>();
+
+  get size(): number {
+    return this.tokens.size + this.clients.size;
+  }
+
+  apply(message: Extract<ControlMessage, { type: 'revoke' }>): void {
+    if ('jti' in message) this.tokens.set(message.jti, Math.max(message.until, this.tokens.get(message.jti) ?? 0));
+    else {
+      const known = this.clients.get(message.clientId);
+      this.clients.set(message.clientId, { before: Math.max(message.before, known?.before ?? 0), until: Math.max(message.until, known?.until ?? 0) });
+    }
+  }
+
+  /** Whether verified claims belong to a revoked token: its `jti`, or its client's cut-off at or after its `iat`. */
+  isRevoked(claims: Record<string, unknown> | null | undefined, now = Date.now()): boolean {
+    if (!claims) return false;
+    const { jti, sub, iat } = claims;
+    if (typeof jti === 'string') {
+      const until = this.tokens.get(jti);
+      if (until !== undefined && until > now) return true;
+    }
+    if (typeof sub === 'string') {
+      const cut = this.clients.get(sub);
+      // No iat: when it was issued is unknown, so it counts as before the cut-off.
+      if (cut && cut.until > now && (typeof iat !== 'number' || iat <= cut.before)) return true;
+    }
+    return false;
+  }
+
+  /** Drops entries whose tokens have all expired. */
+  prune(now = Date.now()): void {
+    for (const [jti, until] of this.tokens) if (until <= now) this.tokens.delete(jti);
+    for (const [id, cut] of this.clients) if (cut.until <= now) this.clients.delete(id);
+  }
+
+  /** Loads what Redis holds (at a worker's start): the index, then each client's cut-off. */
+  async load(redis: RevocationStore, now = Date.now()): Promise<void> {
+    const members = await redis.zrangebyscore(registryKeys.revocations, now, '+inf', 'WITHSCORES');
+    const clients: Array<[string, number]> = [];
+    for (let i = 0; i + 1 < members.length; i += 2) {
+      const member = members[i]!;
+      const until = Number(members[i + 1]);
+      if (member.startsWith('jti:')) this.apply({ type: 'revoke', jti: member.slice(4), until });
+      else if (member.startsWith('client:')) clients.push([member.slice(7), until]);
+    }
+    if (clients.length === 0) return;
+    const befores = await redis.mget(...clients.map(([id]) => registryKeys.revokedClient(id)));
+    clients.forEach(([clientId, until], i) => {
+      const before = Number(befores[i]);
+      if (befores[i] != null && Number.isFinite(before)) this.apply({ type: 'revoke', clientId, before, until });
+    });
+  }
+}
+
+/** The Redis commands loading revocations takes (ioredis, single node or cluster: one hash tag). */
+export interface RevocationStore {
+  zrangebyscore(key: string, min: number, max: string, withScores: 'WITHSCORES'): Promise<string[]>;
+  mget(...keys: string[]): Promise<Array<string | null>>;
 }

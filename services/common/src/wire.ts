@@ -150,7 +150,7 @@ export type ClusterErrorName = keyof typeof CLUSTER_ERRORS;
  * "no data" before the first refusal. `internal` is a hook that failed rather than refused.
  */
 export const REFUSAL_REASONS = {
-  handshake: ['draining', 'no_token', 'bad_token', 'expired_token', 'bad_claims'],
+  handshake: ['draining', 'no_token', 'bad_token', 'expired_token', 'bad_claims', 'revoked'],
   subscribe: ['bad_channel', 'no_policy', 'unauthenticated', 'not_owner'],
   publish: ['client_publish'],
   recover: ['bad_request'],

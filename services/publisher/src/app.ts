@@ -108,7 +108,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(opsRoutes, { opsKey: config.SOCKETBRIDGE_OPS_KEY, version: deps.version, redis, consumer, link, metrics: deps.metrics });
   await app.register(clientRoutes, { redis, tokens });
   await app.register(bridgeRoutes, { redis, watcher, consumer });
-  await app.register(serverApiRoutes, { link });
+  await app.register(serverApiRoutes, { link, redis, tokenTtlSeconds: config.SOCKETBRIDGE_TOKEN_TTL_SECONDS });
   await app.register(publishRoutes, {
     pipeline,
     watcher,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { TokenClaims } from '@socketbridge/common';
 
@@ -17,6 +18,8 @@ export class TokenIssuer {
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(claims.sub)
       .setIssuedAt()
+      // Names this token, for the server API's revoke (POST /v1/tokens/revoke {jti}).
+      .setJti(randomUUID())
       .setExpirationTime(`${this.ttlSeconds}s`)
       .sign(this.key);
   }

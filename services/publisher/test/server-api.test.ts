@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
 import { CLOSE_CODES, CONTROL_CHANNEL, withTimeout } from '@socketbridge/common';
-import { connectClient, startPublisherTestbed, waitFor, type PublisherApi, type PublisherTestbed } from '@socketbridge/devkit';
+import { connectClient, handshakeRefusal, startPublisherTestbed, waitFor, type PublisherApi, type PublisherTestbed } from '@socketbridge/devkit';
 
 // The server API's disconnect (#17): the publisher publishes an order on the cluster's control
 // channel, every worker closes the client's sockets. Real processes: 2 brokers, 2 workers, a publisher.
@@ -150,5 +151,104 @@ describe('POST /v1/clients/:clientId/disconnect', () => {
     const { status, body } = await api.request('POST', '/v1/clients/nobody-here/disconnect', {});
     expect(status).toBe(202);
     expect(body).toEqual({ clientId: 'nobody-here', reconnect: false });
+  });
+});
+
+/** The worker's refusal of a handshake with this token, or undefined if it accepted it. */
+async function refusalAt(workerIndex: number, token: string): Promise<Error | undefined> {
+  try {
+    return await handshakeRefusal(testbed.cluster.workers[workerIndex]!.port, { token });
+  } catch (error) {
+    if ((error as Error).message === 'the handshake was accepted') return undefined;
+    throw error;
+  }
+}
+
+async function signIn(client: { email: string; password: string }): Promise<string> {
+  const { status, body } = await api.request<{ token: string }>('POST', '/v1/tokens', { email: client.email, password: client.password });
+  expect(status).toBe(200);
+  return body.token;
+}
+
+describe('POST /v1/tokens/revoke', () => {
+  it('by jti: the sockets of that token close on both workers within a second, a new handshake or #authenticate with it is refused, the same client\'s other token still works', async () => {
+    const ada = await api.createClient('Ada');
+    const other = await signIn(ada);
+    const jti = decodeJwt(ada.token).jti;
+    expect(typeof jti).toBe('string');
+    expect(decodeJwt(other).jti).not.toBe(jti);
+    const revoked = [await open(0, ada.token), await open(1, ada.token)];
+    const kept = await open(1, other);
+    const started = Date.now();
+    const closes = revoked.map((socket) => nextClose(socket).then((code) => ({ code, elapsed: Date.now() - started })));
+    const { status, body } = await api.request('POST', '/v1/tokens/revoke', { jti });
+    expect(status).toBe(202);
+    expect(body).toMatchObject({ jti });
+    for (const { code, elapsed } of await Promise.all(closes)) {
+      expect(code).toBe(CLOSE_CODES.disconnectedNoReconnect);
+      expect(elapsed).toBeLessThan(1000);
+    }
+    expect(kept.state).toBe(kept.OPEN);
+    for (const worker of [0, 1]) {
+      const refusal = await refusalAt(worker, ada.token);
+      expect(refusal?.name, `worker ${worker}`).toBe('AuthTokenInvalidError');
+      expect(refusal?.message).toMatch(/revoked/);
+      expect(await refusalAt(worker, other), `worker ${worker}`).toBeUndefined();
+    }
+    const refresh = await kept.authenticate(ada.token).then(() => undefined, (error: Error) => error);
+    expect(refresh?.name).toBe('AuthTokenInvalidError');
+
+    // A worker started later loads the revocation from Redis.
+    const third = await testbed.cluster.addWorker();
+    try {
+      expect((await handshakeRefusal(third.port, { token: ada.token })).name).toBe('AuthTokenInvalidError');
+    } finally {
+      await third.stop('SIGKILL', 5000);
+      testbed.cluster.workers.pop();
+    }
+  });
+
+  it('by client: every token issued at or before the cut-off is refused; a cut-off before a token was issued leaves it alone', async () => {
+    const bob = await api.createClient('Bob');
+    const second = await signIn(bob);
+    const sockets = [await open(0, bob.token), await open(1, second)];
+    const closes = sockets.map(nextClose);
+    expect((await api.request('POST', '/v1/tokens/revoke', { clientId: bob.clientId })).status).toBe(202);
+    expect(await Promise.all(closes)).toEqual([CLOSE_CODES.disconnectedNoReconnect, CLOSE_CODES.disconnectedNoReconnect]);
+    for (const worker of [0, 1]) {
+      for (const token of [bob.token, second]) expect((await refusalAt(worker, token))?.name).toBe('AuthTokenInvalidError');
+    }
+
+    const carol = await api.createClient('Carol');
+    const iat = decodeJwt(carol.token).iat!;
+    const carolSocket = await open(0, carol.token);
+    const dave = await api.createClient('Dave');
+    const daveSocket = await open(1, dave.token);
+    const daveClosed = nextClose(daveSocket);
+    expect((await api.request('POST', '/v1/tokens/revoke', { clientId: carol.clientId, before: iat - 1 })).status).toBe(202);
+    // Orders on the control channel arrive in order: once Dave's (sent after Carol's) closed his
+    // socket on worker 1, Carol's was applied there too, and her token is newer than its cut-off.
+    expect((await api.request('POST', '/v1/tokens/revoke', { clientId: dave.clientId })).status).toBe(202);
+    expect(await daveClosed).toBe(CLOSE_CODES.disconnectedNoReconnect);
+    expect(await refusalAt(1, carol.token)).toBeUndefined();
+    expect(carolSocket.state).toBe(carolSocket.OPEN);
+  });
+
+  it('refuses without the admin key (401) and a bad body (400), with a reason', async () => {
+    expect((await testbed.anonymous.request('POST', '/v1/tokens/revoke', { jti: 'x' })).status).toBe(401);
+    const cases: Array<[string, unknown]> = [
+      ['empty body', {}],
+      ['empty jti', { jti: '' }],
+      ['both', { jti: 'a', clientId: 'b' }],
+      ['negative cut-off', { clientId: 'b', before: -1 }],
+      ['cut-off not a number', { clientId: 'b', before: 'soon' }],
+      ['extra field', { jti: 'a', everyone: true }],
+    ];
+    for (const [what, body] of cases) {
+      const answer = await api.request<{ error: string; message: string }>('POST', '/v1/tokens/revoke', body);
+      expect(answer.status, what).toBe(400);
+      expect(answer.body.error, what).toBe('BadRequest');
+      expect(answer.body.message, what).toBeTruthy();
+    }
   });
 });

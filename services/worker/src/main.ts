@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Counter, RECOVER_OUTCOMES, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
+import { Counter, Revocations, RECOVER_OUTCOMES, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
 import { recoverProcedure } from './recover.js';
@@ -19,7 +19,25 @@ runMain('worker', async () => {
     ...accessHooks({ requireAuth: config.SOCKETBRIDGE_REQUIRE_AUTH, policies }),
     procedures: { [RECOVER_PROCEDURE]: recoverProcedure(redis, policies, recoveries) },
   };
-  const worker = await startWorker(config, logger, metrics, hooks);
+  // Revoked tokens, in memory: loaded once Redis is ready, then kept current by the control channel.
+  // Redis away at start is not fatal: the worker serves, loads when Redis comes, and revocations
+  // made meanwhile arrive on the control channel anyway.
+  const revocations = new Revocations();
+  let revocationsLoaded = false;
+  const loadRevocations = async () => {
+    if (revocationsLoaded || redis.status !== 'ready') return;
+    await withTimeout(revocations.load(redis), 5000, 'revocations from Redis').then(
+      () => {
+        revocationsLoaded = true;
+        logger.info({ revocations: revocations.size }, 'revocations loaded');
+      },
+      (error: unknown) => logger.error({ err: error }, 'could not load revocations from Redis: retrying when it is ready again'),
+    );
+  };
+  redis.on('ready', () => void loadRevocations());
+  await waitUntil(() => redis.status === 'ready', 5000, 50);
+  await loadRevocations();
+  const worker = await startWorker(config, logger, metrics, hooks, revocations);
   logger.info({ port: worker.port, instanceId: worker.instanceId }, 'listening');
   installShutdown({
     logger,

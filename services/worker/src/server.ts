@@ -23,6 +23,7 @@ import {
   metricDefs,
   opsRequestHandler,
   parseControl,
+  Revocations,
   sendJson,
   type Logger,
   type Registry,
@@ -42,6 +43,8 @@ export async function startWorker(
   logger: Logger,
   registry: Registry,
   hooks: WorkerHooks = {},
+  /** The server API's revocations (main.ts loads them from Redis); kept current by the control channel. */
+  revocations: Revocations = new Revocations(),
 ): Promise<WorkerServer> {
   const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
   const httpServer = createHardenedServer();
@@ -98,6 +101,12 @@ export async function startWorker(
     set.add(socket);
   };
 
+  const refuseRevoked = (claims: Record<string, unknown> | null) => {
+    if (revocations.isRevoked(claims)) throw new Refusal('revoked', 'the token was revoked: sign in again', 'AuthTokenInvalidError');
+  };
+  const pruning = setInterval(() => revocations.prune(), 60_000);
+  pruning.unref();
+
   const sockets = new SocketServer({
     onAuthenticated: index,
     onClosed: unindex,
@@ -121,6 +130,7 @@ export async function startWorker(
       handshake: (socket, auth) =>
         gate(handshakeRejections, () => {
           if (draining) throw new Refusal('draining', 'this worker is shutting down: connect to another', 'DrainingError');
+          refuseRevoked(auth.authToken);
           return hooks.handshake?.(socket, auth);
         }),
       subscribe: (socket, channel) =>
@@ -146,6 +156,7 @@ export async function startWorker(
         }),
       authenticate: async (socket, auth) => {
         try {
+          refuseRevoked(auth.authToken);
           await hooks.authenticate?.(socket, auth);
         } catch (error) {
           throw refusalOf(error);
@@ -218,6 +229,19 @@ export async function startWorker(
       logger.warn({ type: (data as { type?: unknown } | null)?.type }, 'ignoring a control message of an unknown type or shape');
       return;
     }
+    if (message.type === 'revoke') {
+      revocations.apply(message);
+      // Open sockets of a revoked token close now, and do not reconnect with it.
+      const candidates = 'clientId' in message ? [...(byClient.get(message.clientId) ?? [])] : [...sockets.clients.values()];
+      let closed = 0;
+      for (const socket of candidates) {
+        if (!revocations.isRevoked(socket.authToken)) continue;
+        closed++;
+        socket.disconnect(CLOSE_CODES.disconnectedNoReconnect, 'disconnected by the server: the token was revoked');
+      }
+      logger.info({ jti: 'jti' in message ? message.jti : undefined, clientId: 'clientId' in message ? message.clientId : undefined, sockets: closed }, 'revoked tokens (server API)');
+      return;
+    }
     const open = [...(byClient.get(message.clientId) ?? [])];
     const code = message.reconnect ? CLOSE_CODES.disconnectedReconnect : CLOSE_CODES.disconnectedNoReconnect;
     for (const socket of open) socket.disconnect(code, message.reconnect ? 'disconnected by the server: reconnect' : 'disconnected by the server: do not reconnect');
@@ -257,6 +281,7 @@ export async function startWorker(
         if (i + perBatch < open.length) await new Promise((resolve) => setTimeout(resolve, 100));
       }
       clearInterval(slowCheck);
+      clearInterval(pruning);
       await sockets.close();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     },

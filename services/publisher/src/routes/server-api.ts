@@ -1,10 +1,15 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { CONTROL_CHANNEL, MAX_CONTROL_CLIENT_ID, type ClusterLink, type ControlMessage } from '@socketbridge/common';
+import { CONTROL_CHANNEL, MAX_CONTROL_CLIENT_ID, MAX_JTI, registryKeys, type ClusterLink, type ControlMessage } from '@socketbridge/common';
+import type { Redis } from 'ioredis';
 import { ApiErrors } from '../errors.js';
-import { errorResponses } from './context.js';
+import { REGISTRY_DOWN, errorResponses } from './context.js';
 
 export interface ServerApiRoutesOptions {
   link: ClusterLink;
+  /** The registry's client (a single node or a cluster: the keys share one hash tag). */
+  redis: Pick<Redis, 'multi'> & { readonly status: string };
+  /** How long a revocation is kept: the longest token lifetime (SOCKETBRIDGE_TOKEN_TTL_SECONDS). */
+  tokenTtlSeconds: number;
 }
 
 /**
@@ -12,7 +17,7 @@ export interface ServerApiRoutesOptions {
  * publisher publishes on the cluster's reserved control channel (common/src/control.ts), which
  * every worker listens on; the answer comes once the channel's broker shard took it.
  */
-export const serverApiRoutes: FastifyPluginAsyncTypebox<ServerApiRoutesOptions> = async (app, { link }) => {
+export const serverApiRoutes: FastifyPluginAsyncTypebox<ServerApiRoutesOptions> = async (app, { link, redis, tokenTtlSeconds }) => {
   async function order(message: ControlMessage): Promise<void> {
     try {
       await link.publish(CONTROL_CHANNEL, [message]);
@@ -39,5 +44,53 @@ export const serverApiRoutes: FastifyPluginAsyncTypebox<ServerApiRoutesOptions> 
     const reconnect = request.body.reconnect === true;
     await order({ type: 'disconnect', clientId, reconnect });
     return reply.code(202).send({ clientId, reconnect });
+  });
+
+  app.post('/v1/tokens/revoke', {
+    config: { admin: true },
+    preHandler: async () => {
+      if (redis.status !== 'ready') throw new ApiErrors.RegistryUnavailable(REGISTRY_DOWN);
+    },
+    schema: {
+      summary: 'Revoke a token, or every token of a client issued until a time (admin)',
+      description:
+        '`{jti}` revokes one token; `{clientId, before?}` every token of the client issued at or before `before` (epoch seconds, default now). ' +
+        'Kept in Redis for the longest token lifetime; every worker refuses such a token at the handshake and at #authenticate, and closes ' +
+        'the sockets open with it at once (close code 4501).',
+      security: [{ apiKey: [] }],
+      body: Type.Union([
+        Type.Object({ jti: Type.String({ minLength: 1, maxLength: MAX_JTI }) }, { additionalProperties: false }),
+        Type.Object({
+          clientId: Type.String({ minLength: 1, maxLength: MAX_CONTROL_CLIENT_ID }),
+          before: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 40 })),
+        }, { additionalProperties: false }),
+      ]),
+      response: {
+        202: Type.Object({ jti: Type.Optional(Type.String()), clientId: Type.Optional(Type.String()), before: Type.Optional(Type.Integer()), until: Type.Integer() }),
+        ...errorResponses,
+      },
+    },
+  }, async (request, reply) => {
+    const body = request.body;
+    const until = Date.now() + tokenTtlSeconds * 1000;
+    let message: ControlMessage;
+    const multi = redis.multi();
+    if ('jti' in body) {
+      message = { type: 'revoke', jti: body.jti, until };
+      multi.set(registryKeys.revokedToken(body.jti), '1', 'EX', tokenTtlSeconds);
+      multi.zadd(registryKeys.revocations, until, `jti:${body.jti}`);
+    } else {
+      const before = body.before ?? Math.floor(Date.now() / 1000);
+      message = { type: 'revoke', clientId: body.clientId, before, until };
+      multi.set(registryKeys.revokedClient(body.clientId), String(before), 'EX', tokenTtlSeconds);
+      multi.zadd(registryKeys.revocations, until, `client:${body.clientId}`);
+    }
+    multi.zremrangebyscore(registryKeys.revocations, '-inf', Date.now());
+    const results = await multi.exec();
+    const failed = results?.find(([error]) => error)?.[0];
+    if (!results || failed) throw new ApiErrors.RegistryUnavailable(`the revocation was not stored: ${failed?.message ?? 'the transaction was aborted'}`);
+    await order(message);
+    const { type: _type, ...answer } = message;
+    return reply.code(202).send(answer);
   });
 };
