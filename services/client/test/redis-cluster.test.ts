@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { registryKeys, type Envelope } from '@socketbridge/common';
-import { AmqpProducer, LocalCluster, PublisherApi, devSecrets, freePort, killAll, rabbitNames, spawnCommand, waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import { registryKeys } from '@socketbridge/common';
+import { AmqpProducer, LocalCluster, PublisherApi, devSecrets, freePort, killAll, rabbitNames, recordingSubscriber, spawnCommand, waitFor, type ManagedProcess } from '@socketbridge/devkit';
 import { SocketBridgeClient } from '../src/index.js';
 
 /**
@@ -19,7 +19,7 @@ const nodes = new Map<number, ManagedProcess>();
 let cluster: LocalCluster;
 let producer: AmqpProducer;
 let api: PublisherApi;
-const clients: SocketBridgeClient[] = [];
+const clients: Array<Pick<SocketBridgeClient, 'close'>> = [];
 const probes = new Map<number, Redis>();
 const restQueue = `${names.SOCKETBRIDGE_EXCHANGE}.rest`;
 
@@ -102,17 +102,9 @@ afterAll(async () => {
 });
 
 async function subscriber(channel: string, since?: string) {
-  const client = new SocketBridgeClient({ port: cluster.workers[0]!.port, socketOptions: { autoReconnectOptions: { initialDelay: 100, maxDelay: 500, randomness: 100 } } });
-  clients.push(client);
-  await client.connected();
-  const seen: Array<{ seq: number; at: number; offset: string }> = [];
-  const gaps: string[] = [];
-  await client.subscribe(channel, {
-    ...(since ? { since } : {}),
-    onMessage: (envelope: Envelope) => seen.push({ seq: (envelope.data as { seq: number }).seq, at: Date.now(), offset: envelope.offset }),
-    onGap: (gap) => gaps.push(gap.channel),
-  });
-  return { client, seen, gaps };
+  const recording = await recordingSubscriber(cluster.workers[0]!.port, channel, since);
+  clients.push(recording.client);
+  return recording;
 }
 
 describe('Redis Cluster', () => {

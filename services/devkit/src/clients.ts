@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
-import { tokenAuthEngine } from '@socketbridge/client';
+import { SocketBridgeClient, tokenAuthEngine } from '@socketbridge/client';
 import { withTimeout } from '@socketbridge/common';
 
 export type ClientOptions = Parameters<typeof socketClusterClient.create>[0];
@@ -214,4 +214,28 @@ export function lossReport(publisher: SequencePublisher, receiver: Receiver): Lo
 /** True once the receiver holds every acked message (a condition to wait on before counting). */
 export function caughtUp(publisher: SequencePublisher, receiver: Receiver): boolean {
   return lossReport(publisher, receiver).lost === 0;
+}
+
+/** What a recording subscriber saw: each message's `seq` (from `{seq}` bodies), arrival time and offset. */
+export interface RecordingSubscriber {
+  client: SocketBridgeClient;
+  seen: Array<{ seq: number; at: number; offset: string }>;
+  gaps: string[];
+}
+
+/**
+ * A client-library subscriber on one channel that records every delivery and every gap it is told of,
+ * reconnecting within half a second (tests of failovers measure the stall, not the client's backoff).
+ * The caller closes `client`.
+ */
+export async function recordingSubscriber(port: number, channel: string, since?: string): Promise<RecordingSubscriber> {
+  const client = new SocketBridgeClient({ port, socketOptions: { autoReconnectOptions: { initialDelay: 100, maxDelay: 500, randomness: 100 } } });
+  const recording: RecordingSubscriber = { client, seen: [], gaps: [] };
+  await client.connected();
+  await client.subscribe(channel, {
+    ...(since ? { since } : {}),
+    onMessage: (envelope) => recording.seen.push({ seq: (envelope.data as { seq: number }).seq, at: Date.now(), offset: envelope.offset }),
+    onGap: (gap) => recording.gaps.push(gap.channel),
+  });
+  return recording;
 }
