@@ -191,7 +191,11 @@ describe('Redis Cluster', () => {
       30000,
       'the replica to be promoted',
       100,
-    );
+    ).catch(async (error: Error) => {
+      const view = (await probe(otherPort).call('CLUSTER', 'NODES').catch((e: Error) => e.message)) as string;
+      const logs = [...nodes.entries()].filter(([port]) => port !== victimPort).map(([port, node]) => `--- ${port}\n${node.raw.slice(-15).join('\n')}`);
+      throw new Error(`${error.message}\n${view}\n${logs.join('\n')}`);
+    });
     const sentAtPromotion = sent;
     await waitFor(() => sent >= sentAtPromotion + 100, 20000, '100 more messages to be sent');
     stop = true;
