@@ -47,7 +47,15 @@ export class ManagedProcess {
     readonly child: ChildProcess,
     onLine?: (name: string, line: string) => void,
   ) {
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      // A program that cannot start (not installed: ENOENT) emits 'error' and never 'exit'; without
+      // this the error is uncaught and whoever waits for the exit (stop, afterAll) hangs.
+      child.once('error', (error) => {
+        this.raw.push(`${name}: ${error.message}`);
+        resolve({ code: child.exitCode, signal: null });
+      });
+    });
     const onData = (chunk: Buffer) => {
       for (const text of chunk.toString('utf8').split('\n')) {
         if (!text.trim()) continue;
