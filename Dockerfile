@@ -90,8 +90,8 @@ COPY --from=build /app/services/worker/package.json services/worker/
 COPY --from=build /app/services/worker/dist/ services/worker/dist/
 COPY --from=build /app/services/publisher/package.json services/publisher/
 COPY --from=build /app/services/publisher/dist/ services/publisher/dist/
-# The client library's browser bundle: the publisher's /console tails channels with it.
-COPY --from=build /app/services/client/dist/browser/ services/client/dist/browser/
+# The web console's Vite build (pages and hashed assets; the client library is bundled in): the publisher serves it at /console.
+COPY --from=build /app/services/publisher/console/dist/ services/publisher/console/dist/
 COPY --from=build /app/operator/package.json operator/
 COPY --from=build /app/operator/dist/ operator/dist/
 # The helm test client and the HEALTHCHECK script; scripts/package.json makes them ES modules.

@@ -5,14 +5,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
 import { repoRoot } from '@socketbridge/devkit';
-import { scratchDir } from './support/kube.js';
-import { RABBITMQ_URL, RabbitAdmin, TEST_REDIS_URL, cleanRegistry, testRedis, uniqueId } from './support/services.js';
+import { RABBITMQ_URL, TEST_REDIS_URL, uniqueId, type RabbitAdmin } from './support/services.js';
+import { OperatorTestBed } from './support/test-bed.js';
 
 const id = uniqueId();
-const scratch = scratchDir();
 const names = { topic: `cli-${id}-topic`, fan: `cli-${id}-fan`, ordered: `cli-${id}-ordered`, template: `cli-${id}-template`, bad: `cli-${id}-bad`, down: `cli-${id}-down` };
 const queue = (name: string) => `cli-${id}.${name}`;
 const exchange = `cli-${id}`;
+// The CLI's local mode: no API server; its files go in the bed's scratch folder.
+const bed = new OperatorTestBed({
+  apiServer: false,
+  bridges: Object.values(names),
+  queues: ['topic', 'fan', 'ordered', 'template', 'down'].map(queue),
+  exchanges: [exchange, `${exchange}.fan`],
+});
+const scratch = bed.scratch;
 let rabbit: RabbitAdmin;
 let redis: Redis;
 
@@ -44,8 +51,7 @@ function yamlFor(name: string, body: string): string {
 }
 
 beforeAll(async () => {
-  rabbit = await RabbitAdmin.connect();
-  redis = testRedis();
+  ({ rabbit, redis } = await bed.start());
   writeFileSync(
     join(scratch.path, 'a.yaml'),
     [
@@ -60,15 +66,7 @@ beforeAll(async () => {
   writeFileSync(join(scratch.path, 'notes.txt'), 'not a manifest: ignored');
 });
 
-afterAll(async () => {
-  await rabbit?.cleanUp(['topic', 'fan', 'ordered', 'template', 'down'].map(queue), [exchange, `${exchange}.fan`]);
-  if (redis) {
-    await cleanRegistry(redis, Object.values(names));
-    redis.disconnect();
-  }
-  await rabbit?.close();
-  scratch.dispose();
-});
+afterAll(() => bed.stop());
 
 describe('npm run bridge (local mode)', () => {
   it('apply -f <directory>: validates, declares and routes every SocketBridge in it (multi-document files too)', async () => {

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
-import { killAll, waitFor, type ManagedProcess } from '@socketbridge/devkit';
-import { FakeApiServer } from './support/fake-apiserver.js';
-import { KubeUser, scratchDir, startOperator } from './support/kube.js';
-import { RABBITMQ_URL, RabbitAdmin, cleanRegistry, proxiedUrl, testRedis, uniqueId } from './support/services.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import type { FakeApiServer } from './support/fake-apiserver.js';
+import type { KubeUser } from './support/kube.js';
+import { RABBITMQ_URL, type RabbitAdmin, proxiedUrl, uniqueId } from './support/services.js';
+import type { TcpProxy } from './support/tcp-proxy.js';
+import { OperatorTestBed } from './support/test-bed.js';
 import { OWNERS_KEY, redactUrl } from '../src/reconciler.js';
 import { FINALIZER, readyCondition, type SocketBridgeSpec } from '../src/resource.js';
 
@@ -17,13 +18,9 @@ const clashExchange = `opc-${id}.clash`;
 const q = (name: string) => `opc-${id}.${name}`;
 const queueNames = ['md', 'dup', 'tpl', 'clash', 'down', 'w1', 'w2', 'w3', 'secret', 'kept', 'gone'].map(q);
 
-let fake: FakeApiServer;
-let user: KubeUser;
-let proxy: TcpProxy;
-let rabbit: RabbitAdmin;
-let redis: Redis;
+const bed = new OperatorTestBed({ namespaces: [ns], queues: queueNames, exchanges: [exchange, clashExchange], proxy: true });
+let fake: FakeApiServer, user: KubeUser, proxy: TcpProxy, rabbit: RabbitAdmin, redis: Redis;
 let operator: ManagedProcess;
-const scratch = scratchDir();
 
 function simpleSpec(queue: string, extra: Partial<SocketBridgeSpec> = {}): SocketBridgeSpec {
   return {
@@ -43,34 +40,14 @@ function logCount(process: ManagedProcess, msg: string): number {
 }
 
 beforeAll(async () => {
-  fake = new FakeApiServer();
-  await fake.start();
-  user = new KubeUser(fake);
-  proxy = new TcpProxy('127.0.0.1', Number(new URL(RABBITMQ_URL).port || 5672));
-  await proxy.start();
-  rabbit = await RabbitAdmin.connect();
-  redis = testRedis();
-  await user.createSecret(ns, 'rabbitmq', RABBITMQ_URL);
+  ({ fake, user, proxy, rabbit, redis } = await bed.start());
   await user.createSecret(ns, 'rabbitmq-proxied', proxiedUrl(proxy.port));
-  operator = startOperator('op-1', fake.writeKubeconfig(scratch.path));
+  operator = bed.operator('op-1');
   await operator.waitForLog((l) => l.msg === 'became the leader', 20000, 'op-1 to lead');
   await operator.waitForLog((l) => l.msg === 'listed socketbridges', 20000, 'op-1 to list socketbridges');
 });
 
-afterAll(async () => {
-  await operator?.stop('SIGTERM', 5000);
-  await killAll();
-  await rabbit?.cleanUp(queueNames, [exchange, clashExchange]);
-  if (redis) {
-    const names = (await redis.hkeys(registryKeys.bridges)).filter((name) => name.startsWith(`${ns}-`));
-    await cleanRegistry(redis, names);
-    redis.disconnect();
-  }
-  await rabbit?.close();
-  await proxy?.stop();
-  await fake?.stop();
-  scratch.dispose();
-});
+afterAll(() => bed.stop());
 
 describe('the controller, through @kubernetes/client-node against a fake API server', () => {
   it('create: adds the finalizer, declares everything, sets Ready=True with observedGeneration and records an Event', async () => {

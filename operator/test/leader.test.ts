@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
-import { killAll, waitFor, type ManagedProcess } from '@socketbridge/devkit';
-import { FakeApiServer } from './support/fake-apiserver.js';
-import { KubeUser, scratchDir, startOperator } from './support/kube.js';
-import { RABBITMQ_URL, RabbitAdmin, cleanRegistry, testRedis, uniqueId } from './support/services.js';
+import { waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import type { KubeUser } from './support/kube.js';
+import { uniqueId, type RabbitAdmin } from './support/services.js';
+import { OperatorTestBed } from './support/test-bed.js';
 import type { SocketBridgeSpec } from '../src/resource.js';
 
 // Two operator replicas against one fake API server (test/support/fake-apiserver.ts; no real Kubernetes here).
@@ -22,12 +22,8 @@ const timers = {
   SOCKETBRIDGE_LEASE_RETRY_MS: '250',
 };
 
-let fake: FakeApiServer;
-let user: KubeUser;
-let rabbit: RabbitAdmin;
-let redis: Redis;
-let kubeconfig: string;
-const scratch = scratchDir();
+const bed = new OperatorTestBed({ namespaces: [ns], queues: [queue('first'), queue('second'), queue('third')], exchanges: [exchange] });
+let user: KubeUser, rabbit: RabbitAdmin, redis: Redis;
 const replicas: Record<string, ManagedProcess> = {};
 
 function spec(name: string): SocketBridgeSpec {
@@ -43,34 +39,18 @@ function led(process: ManagedProcess): boolean {
 }
 
 beforeAll(async () => {
-  fake = new FakeApiServer();
-  await fake.start();
-  user = new KubeUser(fake);
-  rabbit = await RabbitAdmin.connect();
-  redis = testRedis();
-  kubeconfig = fake.writeKubeconfig(scratch.path);
-  await user.createSecret(ns, 'rabbitmq', RABBITMQ_URL);
+  ({ user, rabbit, redis } = await bed.start());
 });
 
-afterAll(async () => {
-  await killAll();
-  await rabbit?.cleanUp([queue('first'), queue('second'), queue('third')], [exchange]);
-  if (redis) {
-    await cleanRegistry(redis, (await redis.hkeys(registryKeys.bridges)).filter((name) => name.startsWith(`${ns}-`)));
-    redis.disconnect();
-  }
-  await rabbit?.close();
-  await fake?.stop();
-  scratch.dispose();
-});
+afterAll(() => bed.stop());
 
 describe('leader election on a coordination.k8s.io/v1 Lease', () => {
   let leader: ManagedProcess;
   let follower: ManagedProcess;
 
   it('two replicas: one leads and reconciles, the other only watches the lease', async () => {
-    replicas.a = startOperator('op-a', kubeconfig, timers);
-    replicas.b = startOperator('op-b', kubeconfig, timers);
+    replicas.a = bed.operator('op-a', timers);
+    replicas.b = bed.operator('op-b', timers);
     const first = await Promise.any([replicas.a, replicas.b].map((p) => p.waitForLog((l) => l.msg === 'became the leader', 20000, `${p.name} to lead`).then(() => p)));
     leader = first;
     follower = first === replicas.a ? replicas.b! : replicas.a!;
@@ -116,7 +96,7 @@ describe('leader election on a coordination.k8s.io/v1 Lease', () => {
     expect(said.indexOf('controller stopped')).toBeLessThan(said.indexOf('released the lease'));
     expect((await user.lease(leaseNamespace, leaseName))?.spec?.holderIdentity).toBeUndefined();
 
-    replicas.c = startOperator('op-c', kubeconfig, timers);
+    replicas.c = bed.operator('op-c', timers);
     const listening = await replicas.c.waitForLog((l) => l.msg === 'listening', 15000, 'op-c to start');
     const line = await replicas.c.waitForLog((l) => l.msg === 'became the leader', 15000, 'op-c to lead');
     // A released lease is free: the new replica takes it on its first try, without waiting out the 3000 ms lease.

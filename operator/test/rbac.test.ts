@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { registryKeys } from '@socketbridge/common';
-import { killAll, repoRoot, waitFor, type ManagedProcess } from '@socketbridge/devkit';
-import { FakeApiServer } from './support/fake-apiserver.js';
-import { KubeUser, scratchDir, startOperator } from './support/kube.js';
+import { repoRoot, waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import type { FakeApiServer } from './support/fake-apiserver.js';
+import type { KubeUser } from './support/kube.js';
 import { grantsFor, everyPermission, type Grant } from './support/rbac.js';
-import { RABBITMQ_URL, RabbitAdmin, cleanRegistry, testRedis, uniqueId } from './support/services.js';
+import { uniqueId, type RabbitAdmin } from './support/services.js';
+import { OperatorTestBed } from './support/test-bed.js';
 import type { SocketBridgeSpec } from '../src/resource.js';
 
 // The operator under the RBAC of manifests/base/rbac.yaml, enforced by the stand-in API server
@@ -21,12 +20,8 @@ const ns = `b${id}`;
 const other = `o${id}`;
 const queueNames = ['all', 'one', 'elsewhere'].map(q);
 
-let fake: FakeApiServer;
-let user: KubeUser;
-let rabbit: RabbitAdmin;
-let redis: Redis;
-const scratch = scratchDir();
-const started: ManagedProcess[] = [];
+const bed = new OperatorTestBed({ namespaces: [ns, other], queues: queueNames, exchanges: [exchange] });
+let fake: FakeApiServer, user: KubeUser, rabbit: RabbitAdmin;
 
 function spec(queue: string, extra: Partial<SocketBridgeSpec> = {}): SocketBridgeSpec {
   return {
@@ -38,9 +33,7 @@ function spec(queue: string, extra: Partial<SocketBridgeSpec> = {}): SocketBridg
 
 function operator(label: string, grants: Grant[], env: Record<string, string> = {}): ManagedProcess {
   fake.authorize(label, grants);
-  const process = startOperator(label, fake.writeKubeconfig(scratch.path, label), { SOCKETBRIDGE_LEASE_NAMESPACE: serviceAccount.namespace, ...env });
-  started.push(process);
-  return process;
+  return bed.operator(label, { SOCKETBRIDGE_LEASE_NAMESPACE: serviceAccount.namespace, ...env });
 }
 
 /** What the client did, as `source: group/resource verb` of the rule that allowed it; and what was refused. */
@@ -53,26 +46,10 @@ function usage(client: string): { used: Set<string>; denied: string[] } {
 }
 
 beforeAll(async () => {
-  fake = new FakeApiServer();
-  await fake.start();
-  user = new KubeUser(fake);
-  rabbit = await RabbitAdmin.connect();
-  redis = testRedis();
-  for (const namespace of [ns, other]) await user.createSecret(namespace, 'rabbitmq', RABBITMQ_URL);
+  ({ fake, user, rabbit } = await bed.start());
 });
 
-afterAll(async () => {
-  for (const process of started) if (process.running) await process.stop('SIGTERM', 5000);
-  await killAll();
-  await rabbit?.cleanUp(queueNames, [exchange]);
-  if (redis) {
-    await cleanRegistry(redis, (await redis.hkeys(registryKeys.bridges)).filter((name) => name.startsWith(`${ns}-`) || name.startsWith(`${other}-`)));
-    redis.disconnect();
-  }
-  await rabbit?.close();
-  await fake?.stop();
-  scratch.dispose();
-});
+afterAll(() => bed.stop());
 
 describe("the operator under the manifests' RBAC, enforced by the stand-in", () => {
   const grants = grantsFor([rbacPath], serviceAccount, serviceAccount.namespace);

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
-import { killAll, waitFor, type ManagedProcess } from '@socketbridge/devkit';
-import { FakeApiServer } from './support/fake-apiserver.js';
-import { KubeUser, scratchDir, startOperator } from './support/kube.js';
-import { RABBITMQ_URL, RabbitAdmin, cleanRegistry, testRedis, uniqueId } from './support/services.js';
+import { waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import type { FakeApiServer } from './support/fake-apiserver.js';
+import type { KubeUser } from './support/kube.js';
+import { RABBITMQ_URL, uniqueId, type RabbitAdmin } from './support/services.js';
+import { OperatorTestBed } from './support/test-bed.js';
 import { Watch } from '@kubernetes/client-node';
 import { FINALIZER, type SocketBridgeSpec } from '../src/resource.js';
 
@@ -26,12 +27,8 @@ const operatorEnv = {
   SOCKETBRIDGE_RELIST_MS: '120000',
 };
 
-let fake: FakeApiServer;
-let user: KubeUser;
-let rabbit: RabbitAdmin;
-let redis: Redis;
-const scratch = scratchDir();
-const started: ManagedProcess[] = [];
+const bed = new OperatorTestBed({ namespaces: Object.values(namespaces), queues: queueNames, exchanges: [exchange], bookmarkIntervalMs: 500 });
+let fake: FakeApiServer, user: KubeUser, rabbit: RabbitAdmin, redis: Redis;
 
 function spec(queue: string, secret: string, extra: Partial<SocketBridgeSpec> = {}): SocketBridgeSpec {
   return {
@@ -42,9 +39,7 @@ function spec(queue: string, secret: string, extra: Partial<SocketBridgeSpec> = 
 }
 
 function operator(label: string, env: Record<string, string> = {}): ManagedProcess {
-  const process = startOperator(label, fake.writeKubeconfig(scratch.path, label), { ...operatorEnv, ...env });
-  started.push(process);
-  return process;
+  return bed.operator(label, { ...operatorEnv, ...env });
 }
 
 function logTime(process: ManagedProcess, msg: string): number | undefined {
@@ -53,28 +48,10 @@ function logTime(process: ManagedProcess, msg: string): number | undefined {
 }
 
 beforeAll(async () => {
-  fake = new FakeApiServer();
-  fake.bookmarkIntervalMs = 500;
-  await fake.start();
-  user = new KubeUser(fake);
-  rabbit = await RabbitAdmin.connect();
-  redis = testRedis();
-  for (const ns of Object.values(namespaces)) await user.createSecret(ns, 'rabbitmq', RABBITMQ_URL);
+  ({ fake, user, rabbit, redis } = await bed.start());
 });
 
-afterAll(async () => {
-  for (const process of started) if (process.running) await process.stop('SIGTERM', 5000);
-  await killAll();
-  await rabbit?.cleanUp(queueNames, [exchange]);
-  if (redis) {
-    const mine = (await redis.hkeys(registryKeys.bridges)).filter((name) => Object.values(namespaces).some((ns) => name.startsWith(`${ns}-`)));
-    await cleanRegistry(redis, mine);
-    redis.disconnect();
-  }
-  await rabbit?.close();
-  await fake?.stop();
-  scratch.dispose();
-});
+afterAll(() => bed.stop());
 
 describe('the stand-in admits SocketBridges as a real server does, from the CRD file', () => {
   it('prunes unknown fields, applies defaults, and refuses what the schema or a CEL rule refuses (422)', async () => {

@@ -2,11 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AGClientSocket } from 'socketcluster-client';
 import type { Redis } from 'ioredis';
 import { createLogger, registryKeys, type Bridge, type Envelope } from '@socketbridge/common';
-import { AmqpProducer, LocalCluster, connectClient, killAll, rabbitNames, waitFor } from '@socketbridge/devkit';
+import { AmqpProducer, LocalCluster, connectClient, rabbitNames, waitFor } from '@socketbridge/devkit';
 import { LocalBridges } from '../src/local.js';
 import { OWNERS_KEY, ReconcileError, Reconciler } from '../src/reconciler.js';
 import { API_VERSION, KIND, type SocketBridge, type SocketBridgeSpec } from '../src/resource.js';
-import { RABBITMQ_URL, RabbitAdmin, TEST_REDIS_URL, cleanRegistry, deleteKeys, testRedis, uniqueId } from './support/services.js';
+import { RABBITMQ_URL, TEST_REDIS_URL, deleteKeys, uniqueId, type RabbitAdmin } from './support/services.js';
+import { OperatorTestBed } from './support/test-bed.js';
 
 const id = uniqueId();
 const names = rabbitNames('op');
@@ -15,6 +16,8 @@ const channelPrefix = `p${id}`;
 const queues = { prices: `op-${id}.prices`, kept: `op-${id}.kept`, dropped: `op-${id}.dropped`, extra: `op-${id}.extra`, ordered: `op-${id}.ordered` };
 const bridges = { market: `op-${id}-market`, kept: `op-${id}-kept`, dropped: `op-${id}-dropped`, other: `op-${id}-other` };
 
+// The reconciler in this process (no API server), with a real cluster reading what it writes.
+const bed = new OperatorTestBed({ apiServer: false, bridges: Object.values(bridges), queues: Object.values(queues), exchanges: [exchange, `${exchange}.direct`] });
 let cluster: LocalCluster;
 let producer: AmqpProducer;
 let rabbit: RabbitAdmin;
@@ -75,27 +78,20 @@ beforeAll(async () => {
     env: { ...names, SOCKETBRIDGE_REGISTRY_RESYNC_MS: '1000', SOCKETBRIDGE_REDIS_URL: TEST_REDIS_URL },
   });
   producer = await AmqpProducer.connect();
-  rabbit = await RabbitAdmin.connect();
-  redis = testRedis();
+  ({ rabbit, redis } = await bed.start());
   reconciler = new Reconciler(redis, createLogger('operator-test', 'silent'), { timeoutMs: 10000 });
   local = new LocalBridges(redis, reconciler, RABBITMQ_URL);
 });
 
 afterAll(async () => {
   for (const socket of sockets) socket.disconnect();
-  await rabbit?.cleanUp(Object.values(queues), [exchange, `${exchange}.direct`]);
-  if (redis) {
-    await cleanRegistry(redis, Object.values(bridges));
-    await deleteKeys(redis, `socketbridge:history*:{${channelPrefix}.*`);
-  }
-  redis?.disconnect();
-  await rabbit?.close();
+  if (redis) await deleteKeys(redis, `socketbridge:history*:{${channelPrefix}.*`);
   if (producer) {
     await producer.deleteTopology(names);
     await producer.close();
   }
   await cluster?.stop();
-  await killAll();
+  await bed.stop();
 });
 
 describe('the reconciler against real RabbitMQ and Redis', () => {

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
-import { killAll, waitFor, type ManagedProcess } from '@socketbridge/devkit';
-import { FakeApiServer } from './support/fake-apiserver.js';
-import { KubeUser, scratchDir, startOperator } from './support/kube.js';
-import { RABBITMQ_URL, RabbitAdmin, cleanRegistry, proxiedUrl, testRedis, uniqueId } from './support/services.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { waitFor } from '@socketbridge/devkit';
+import type { FakeApiServer } from './support/fake-apiserver.js';
+import type { KubeUser } from './support/kube.js';
+import { uniqueId, type RabbitAdmin } from './support/services.js';
+import type { TcpProxy } from './support/tcp-proxy.js';
+import { OperatorTestBed } from './support/test-bed.js';
 import { readyCondition, type SocketBridge, type SocketBridgeSpec } from '../src/resource.js';
 
 // Issue #14's soak, against the stand-in: two replicas, BRIDGES SocketBridges created, updated and
@@ -28,13 +29,15 @@ const timers = {
   SOCKETBRIDGE_WATCH_IDLE_MS: '3000',
 };
 
-let fake: FakeApiServer;
-let user: KubeUser;
-let proxy: TcpProxy;
-let rabbit: RabbitAdmin;
-let redis: Redis;
-const scratch = scratchDir();
-const replicas: ManagedProcess[] = [];
+// The namespace's Secret names the proxy in front of RabbitMQ, so the test can "restart" RabbitMQ.
+const bed = new OperatorTestBed({
+  namespaces: [ns],
+  queues: Array.from({ length: BRIDGES }, (_, i) => queue(i)),
+  exchanges: [exchange],
+  bookmarkIntervalMs: 500,
+  proxy: 'secrets',
+});
+let fake: FakeApiServer, user: KubeUser, proxy: TcpProxy, rabbit: RabbitAdmin, redis: Redis;
 
 function spec(i: number, routingKey: string): SocketBridgeSpec {
   return {
@@ -54,39 +57,15 @@ function settled(bridge: SocketBridge): boolean {
 }
 
 beforeAll(async () => {
-  fake = new FakeApiServer();
-  fake.bookmarkIntervalMs = 500;
-  await fake.start();
-  user = new KubeUser(fake);
-  proxy = new TcpProxy(new URL(RABBITMQ_URL).hostname, Number(new URL(RABBITMQ_URL).port || 5672));
-  await proxy.start();
-  rabbit = await RabbitAdmin.connect();
-  redis = testRedis();
-  await user.createSecret(ns, 'rabbitmq', proxiedUrl(proxy.port));
+  ({ fake, user, proxy, rabbit, redis } = await bed.start());
 });
 
-afterAll(async () => {
-  for (const process of replicas) if (process.running) await process.stop('SIGTERM', 5000);
-  await killAll();
-  await rabbit?.cleanUp(
-    Array.from({ length: BRIDGES }, (_, i) => queue(i)),
-    [exchange],
-  );
-  if (redis) {
-    await cleanRegistry(redis, (await redis.hkeys(registryKeys.bridges)).filter((entry) => entry.startsWith(`${ns}-`)));
-    redis.disconnect();
-  }
-  await rabbit?.close();
-  await proxy?.stop();
-  await fake?.stop();
-  scratch.dispose();
-});
+afterAll(() => bed.stop());
 
 describe('soak', () => {
   it(`two replicas, ${BRIDGES} SocketBridges created, updated and deleted, RabbitMQ restarted and the leader hung: everything converges, and no two replicas ever both write`, async () => {
-    const a = startOperator('soak-a', fake.writeKubeconfig(scratch.path, 'soak-a'), timers);
-    const b = startOperator('soak-b', fake.writeKubeconfig(scratch.path, 'soak-b'), timers);
-    replicas.push(a, b);
+    const a = bed.operator('soak-a', timers);
+    const b = bed.operator('soak-b', timers);
     const leader = await Promise.any([a, b].map((p) => p.waitForLog((l) => l.msg === 'became the leader', 20000, `${p.name} to lead`).then(() => p)));
     const follower = leader === a ? b : a;
 

@@ -5,10 +5,10 @@ const omitted = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'service', '
 export const LEVEL_NUMBERS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
 /**
- * One pino JSON line as `12:00:01 [broker-1] INFO  msg key=value …`, or '' below `minLevel`;
+ * One pino JSON line as `12:00:01 [broker-1] INFO  msg key=value …`;
  * other lines (Node's own warnings) pass through prefixed.
  */
-export function formatLine(name: string, line: string, minLevel = 0): string {
+export function formatLine(name: string, line: string): string {
   const prefix = `[${name}]`.padEnd(12);
   let entry: Record<string, unknown>;
   try {
@@ -16,7 +16,6 @@ export function formatLine(name: string, line: string, minLevel = 0): string {
   } catch {
     return `${prefix} ${line}\n`;
   }
-  if (Number(entry.level) < minLevel) return '';
   const time = new Date(typeof entry.time === 'number' ? entry.time : Date.now()).toISOString().slice(11, 19);
   const fields = Object.entries(entry)
     .filter(([key]) => !omitted.has(key))

@@ -83,11 +83,10 @@ async function main(): Promise<void> {
     ['SOCKETBRIDGE_AUTH_KEY', 'SOCKETBRIDGE_API_KEY', 'SCC_AUTH_KEY', 'SOCKETBRIDGE_OPS_KEY'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]),
   );
 
-  // Members log at info at least: devkit learns each one's port from its `listening` line. A quieter
-  // SOCKETBRIDGE_LOG_LEVEL is applied here, to what is shown; a more verbose one reaches the members.
+  // Every member logs at SOCKETBRIDGE_LOG_LEVEL: devkit learns ports and readiness from the
+  // processes (an IPC message, /readyz), never from their log lines.
   const level = process.env.SOCKETBRIDGE_LOG_LEVEL || 'info';
-  const shownLevel = LEVEL_NUMBERS[level];
-  if (shownLevel === undefined) {
+  if (LEVEL_NUMBERS[level] === undefined) {
     console.error(`SOCKETBRIDGE_LOG_LEVEL must be one of ${Object.keys(LEVEL_NUMBERS).join(', ')}; got ${JSON.stringify(level)}`);
     process.exit(2);
   }
@@ -95,7 +94,7 @@ async function main(): Promise<void> {
     // A shorter start-up delay than production's 5 s: every broker here starts before any worker.
     timers: { SCC_STATE_SERVER_STARTUP_DELAY: '1000', SCC_STATE_SERVER_SCALE_OUT_DELAY: '1000' },
     env: {
-      SOCKETBRIDGE_LOG_LEVEL: shownLevel < LEVEL_NUMBERS.info! ? level : 'info',
+      SOCKETBRIDGE_LOG_LEVEL: level,
       SOCKETBRIDGE_RABBITMQ_URL: rabbitUrl,
       SOCKETBRIDGE_REDIS_URL: redisUrl,
       // A local demo: the seed's fake-data route is on, behind the admin key like every route that can write to any channel.
@@ -104,7 +103,9 @@ async function main(): Promise<void> {
     },
     ports,
     host,
-    onLine: (name, line) => process.stdout.write(formatLine(name, line, shownLevel)),
+    // A publisher's /readyz waits for RabbitMQ and Redis: without them it counts as started once it answers.
+    ...(missing.length ? { publishersStartedWhen: '/healthz' as const } : {}),
+    onLine: (name, line) => process.stdout.write(formatLine(name, line)),
     ownProcessGroup: true,
   });
 

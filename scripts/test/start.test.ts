@@ -113,7 +113,11 @@ describe('npm start', () => {
     const start = run(['--brokers', '1', '--workers', '1', '--publishers', '1', ...ports], { SOCKETBRIDGE_LOG_LEVEL: 'warn' });
     try {
       await waitFor(() => start.output().includes('SocketBridge cluster ready'), 60000, 'the ready banner');
+      // npm start shows every line its members print: none at info means they really ran at warn,
+      // and devkit learned their ports and readiness without a log line.
       expect(start.output()).not.toMatch(/\]\s+INFO\s/);
+      // The banner came once every member's /readyz said so (the state server's says so after its start-up delay).
+      for (const port of [broker, worker, publisher]) expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status, `port ${port}`).toBe(200);
       expect(start.output()).not.toMatch(/Deprecation|DeprecationWarning/);
       start.child.kill('SIGINT');
       expect(await start.exited).toBe(0);

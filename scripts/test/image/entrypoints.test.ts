@@ -105,13 +105,15 @@ describe('the image', () => {
     containers.push(name);
     const out = await podmanOk([
       'run', '--rm', '--name', name, '--label', `${OWNER_LABEL}=${process.pid}`, '--network', 'none', ...ULIMITS, '--user', '1000:1000', '--read-only', '--entrypoint', '["sh", "-c"]', IMAGE,
-      'cd /app && ls node_modules | tr "\\n" " "; echo; ls services | tr "\\n" " "; echo; id -u; find node_modules -name "*.d.ts" | head -1; echo end',
+      'cd /app && ls node_modules | tr "\\n" " "; echo; ls services | tr "\\n" " "; echo; id -u; find node_modules -name "*.d.ts" | head -1; echo end; ls services/publisher/console/dist | tr "\\n" " "',
     ]);
-    const [modules = '', services = '', uid = '', declaration = ''] = out.split('\n');
+    const [modules = '', services = '', uid = '', declaration = '', consoleBuild = ''] = out.split('\n');
     for (const tool of ['typescript', 'vitest', 'eslint', 'playwright-core', 'vite', '@socketbridge/devkit']) {
       expect(modules.split(' '), tool).not.toContain(tool);
     }
-    expect(services.trim().split(' ').sort()).toEqual(['broker', 'client', 'common', 'publisher', 'state', 'worker']);
+    // No client: the web console's build bundles the client library in (services/publisher/console/dist).
+    expect(services.trim().split(' ').sort()).toEqual(['broker', 'common', 'publisher', 'state', 'worker']);
+    expect(consoleBuild.trim().split(' ').sort()).toEqual(['assets', 'index.html', 'key.html']);
     expect(uid.trim()).toBe('1000');
     expect(declaration).toBe('end');
   }, 60_000);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger, createRegistry, installShutdown, runMain } from '@socketbridge/common';
+import { announceListening, createLogger, createRegistry, installShutdown, runMain } from '@socketbridge/common';
 import { loadBrokerConfig } from './config.js';
 import { startBroker } from './server.js';
 
@@ -8,6 +8,7 @@ runMain('broker', async () => {
   const logger = createLogger('broker', config.SOCKETBRIDGE_LOG_LEVEL);
   const broker = await startBroker(config, logger.child({}), createRegistry('broker'));
   logger.info({ port: broker.port, instanceId: broker.instanceId }, 'listening');
+  announceListening(broker.port);
   installShutdown({
     logger,
     timeoutMs: config.SOCKETBRIDGE_DRAIN_TIMEOUT_MS + 5000,

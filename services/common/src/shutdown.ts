@@ -55,3 +55,20 @@ export function runMain(service: string, main: () => Promise<void>): void {
     process.exit(1);
   });
 }
+
+/** The message a service sends its supervisor once it listens: `{ listening: <port> }`. */
+export interface ListeningMessage {
+  listening: number;
+}
+
+/**
+ * Tells a supervising parent process (devkit: `npm start`, tests, benchmarks) which port this
+ * process bound, over Node's IPC channel. Not a log line, so it arrives at any log level, and the
+ * process binds the port itself (port 0 included), so no other process can take it in between.
+ * Without a parent channel (containers, `node main.js`) it does nothing.
+ */
+export function announceListening(port: number): void {
+  const message: ListeningMessage = { listening: port };
+  // The callback takes a send error (the parent went away) instead of an 'error' event on process.
+  if (process.send && process.connected) process.send(message, undefined, undefined, () => undefined);
+}

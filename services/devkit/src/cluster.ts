@@ -67,17 +67,36 @@ export async function getJson<T>(url: string, opsKey: string | undefined = devSe
   return (await response.json()) as T;
 }
 
-/** Starts one of our services and resolves once it logged `listening` (with the port it bound). */
-export async function startService(
-  name: ServiceName,
-  env: Record<string, string>,
-  label: string = name,
-  onLine?: (name: string, line: string) => void,
-  ownProcessGroup = false,
-): Promise<ManagedProcess> {
-  const managed = spawnNode(label, `${repoRoot}services/${name}/dist/main.js`, env, onLine, ownProcessGroup);
-  const line = await managed.waitForLog((l) => l.msg === 'listening', 20000, `${label} to listen`);
-  managed.port = Number(line.port);
+/**
+ * The endpoint devkit polls before a member counts as started: its `/readyz`, except the state
+ * server's, which stays 503 through its start-up delay, the window in which brokers are meant to
+ * join; for it, `/healthz` (it answers). The workers' `/readyz` (a broker mapping) waits the delay out.
+ */
+export type StartedWhen = '/readyz' | '/healthz';
+const startedWhen: Record<ServiceName, StartedWhen> = { state: '/healthz', broker: '/readyz', worker: '/readyz', publisher: '/readyz' };
+
+export interface StartServiceOptions {
+  /** The name in its log lines and errors (default: the service's). */
+  label?: string;
+  onLine?: (name: string, line: string) => void;
+  ownProcessGroup?: boolean;
+  /** What to wait for (default: `/readyz`, `/healthz` for the state server). */
+  until?: StartedWhen;
+  timeoutMs?: number;
+}
+
+/**
+ * Starts one of our services: learns its port from the process itself once it listens (an IPC
+ * message, so any log level and port 0 work), then polls its `/readyz` until it answers 200.
+ */
+export async function startService(name: ServiceName, env: Record<string, string>, options: StartServiceOptions = {}): Promise<ManagedProcess> {
+  const label = options.label ?? name;
+  const timeoutMs = options.timeoutMs ?? 30000;
+  const started = Date.now();
+  const managed = spawnNode(label, `${repoRoot}services/${name}/dist/main.js`, env, options.onLine, options.ownProcessGroup);
+  await managed.waitForPort(timeoutMs, `${label} to listen`);
+  const until = options.until ?? startedWhen[name];
+  await managed.waitForHttp(until, Math.max(1000, timeoutMs - (Date.now() - started)), `${label} to answer ${until} with 200`);
   return managed;
 }
 
@@ -98,6 +117,12 @@ export interface LocalClusterOptions {
   ownProcessGroup?: boolean;
   /** The address every member listens on (default 127.0.0.1: nothing is reachable from elsewhere). */
   host?: string;
+  /**
+   * What a publisher must answer before it counts as started (default `/readyz`, which waits for
+   * RabbitMQ and Redis). `npm start` passes `/healthz` when either is missing: the publisher then
+   * starts without them and waits for them itself.
+   */
+  publishersStartedWhen?: StartedWhen;
 }
 
 export class LocalCluster {
@@ -131,7 +156,7 @@ export class LocalCluster {
   }
 
   async startState(port = 0): Promise<ManagedProcess> {
-    this.state = await startService('state', { ...this.env, SCC_STATE_SERVER_PORT: String(port) }, 'state', this.options.onLine, this.options.ownProcessGroup);
+    this.state = await startService('state', { ...this.env, SCC_STATE_SERVER_PORT: String(port) }, this.serviceOptions('state'));
     return this.state;
   }
 
@@ -139,7 +164,7 @@ export class LocalCluster {
     const label = `broker-${this.brokers.length + 1}${kind === 'upstream' ? '-upstream' : ''}`;
     let broker: ManagedProcess;
     if (kind === 'ours') {
-      broker = await startService('broker', { ...this.memberEnv(), SCC_BROKER_SERVER_PORT: String(this.nextPort('broker', this.brokers.length)) }, label, this.options.onLine, this.options.ownProcessGroup);
+      broker = await startService('broker', { ...this.memberEnv(), SCC_BROKER_SERVER_PORT: String(this.nextPort('broker', this.brokers.length)) }, this.serviceOptions(label));
     } else {
       const port = this.nextPort('broker', this.brokers.length) || (await freePort());
       broker = spawnNode(
@@ -161,12 +186,10 @@ export class LocalCluster {
     const env = { ...this.memberEnv(), SOCKETCLUSTER_PORT: String(this.nextPort('worker', this.workers.length)) };
     const worker =
       kind === 'ours'
-        ? await startService('worker', env, label, this.options.onLine, this.options.ownProcessGroup)
+        ? await startService('worker', env, this.serviceOptions(label))
         : spawnNode(label, `${repoRoot}services/devkit/dist/upstream-worker.js`, env, this.options.onLine, this.options.ownProcessGroup);
-    if (kind === 'upstream') {
-      const line = await worker.waitForLog((l) => l.msg === 'listening', 20000, `${label} to listen`);
-      worker.port = Number(line.port);
-    }
+    // Upstream's worker has no /readyz: it counts as started once it listens (waitForMembers sees it join).
+    if (kind === 'upstream') await worker.waitForPort(20000, `${label} to listen`);
     this.workers.push(worker);
     return worker;
   }
@@ -175,9 +198,16 @@ export class LocalCluster {
   async addPublisher(env: Record<string, string> = {}): Promise<ManagedProcess> {
     const label = `publisher-${this.publishers.length + 1}`;
     const port = this.nextPort('publisher', this.publishers.length);
-    const publisher = await startService('publisher', { ...this.memberEnv(), SOCKETBRIDGE_PORT: String(port), ...env }, label, this.options.onLine, this.options.ownProcessGroup);
+    const publisher = await startService('publisher', { ...this.memberEnv(), SOCKETBRIDGE_PORT: String(port), ...env }, {
+      ...this.serviceOptions(label),
+      ...(this.options.publishersStartedWhen ? { until: this.options.publishersStartedWhen } : {}),
+    });
     this.publishers.push(publisher);
     return publisher;
+  }
+
+  private serviceOptions(label: string): StartServiceOptions {
+    return { label, onLine: this.options.onLine, ownProcessGroup: this.options.ownProcessGroup };
   }
 
   private nextPort(kind: 'broker' | 'worker' | 'publisher', index: number): number {

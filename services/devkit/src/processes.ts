@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import type { ListeningMessage } from '@socketbridge/common';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -34,7 +35,14 @@ export async function waitFor(
 
 type LogLine = Record<string, unknown> & { msg?: string };
 
-/** A child process whose JSON log lines are kept, so tests wait on what it says rather than on time. */
+function isListeningMessage(message: unknown): message is ListeningMessage {
+  return typeof message === 'object' && message !== null && Number.isInteger((message as ListeningMessage).listening);
+}
+
+/**
+ * A child process whose JSON log lines are kept, so tests wait on what it says rather than on time.
+ * Its port is what it announces over the IPC channel once it listens (`announceListening`).
+ */
 export class ManagedProcess {
   readonly lines: LogLine[] = [];
   readonly raw: string[] = [];
@@ -68,10 +76,19 @@ export class ManagedProcess {
           // Not JSON: upstream processes log plain text; keep it in raw only.
         }
       }
-      for (const wake of this.waiters.splice(0)) wake();
+      this.wake();
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
+    child.on('message', (message) => {
+      if (!isListeningMessage(message)) return;
+      this.port = message.listening;
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    for (const wake of this.waiters.splice(0)) wake();
   }
 
   get running(): boolean {
@@ -80,10 +97,42 @@ export class ManagedProcess {
 
   /** Resolves with the first log line (already seen or still to come) that matches. */
   async waitForLog(match: (line: LogLine) => boolean, timeoutMs: number, what: string): Promise<LogLine> {
+    return this.waitForEvent(() => this.lines.find(match), timeoutMs, what);
+  }
+
+  /** Resolves with the port the process announced once it listens (at any log level). */
+  async waitForPort(timeoutMs: number, what = 'its port'): Promise<number> {
+    return this.waitForEvent(() => this.port || undefined, timeoutMs, what);
+  }
+
+  /**
+   * Resolves once `GET http://127.0.0.1:<port><path>` answers 200 (such as `/readyz`); throws if the
+   * process exits first, or after `timeoutMs` with the last answer (a 503's reason says what it waits for).
+   */
+  async waitForHttp(path: string, timeoutMs: number, what: string, intervalMs = 50): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'nothing yet';
+    for (;;) {
+      if (!this.running) throw new Error(`${this.name} exited while waiting for ${what}:\n${this.tail()}`);
+      try {
+        const response = await fetch(`http://127.0.0.1:${this.port}${path}`, { signal: AbortSignal.timeout(2000) });
+        const body = await response.text();
+        if (response.status === 200) return;
+        last = `${response.status} ${body}`;
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      if (Date.now() > deadline) throw new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what} (GET ${path} answered ${last}):\n${this.tail()}`);
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  }
+
+  /** Waits, without polling, for `found` to give a value: it is asked again on every log line and IPC message. */
+  private async waitForEvent<T>(found: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const found = this.lines.find(match);
-      if (found) return found;
+      const value = found();
+      if (value !== undefined) return value;
       if (!this.running) throw new Error(`${this.name} exited while waiting for ${what}:\n${this.tail()}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what}:\n${this.tail()}`);
@@ -131,7 +180,8 @@ export function spawnNode(
     // In its own group a terminal's Ctrl-C reaches only the supervisor, which then stops members in order.
     detached: ownProcessGroup,
     env: { ...process.env, SOCKETBRIDGE_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // The IPC channel carries the port a service announces when it listens (announceListening).
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   const managed = new ManagedProcess(name, child, onLine);
   started.add(managed);

@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import socketClusterServer from 'socketcluster-server';
 import sccBrokerClient from 'scc-broker-client';
+import { announceListening } from '@socketbridge/common';
 
 const httpServer = createServer();
 const agServer = socketClusterServer.attach(httpServer);
@@ -39,6 +40,6 @@ httpServer.listen(Number(process.env.SOCKETCLUSTER_PORT ?? 0), () => {
       // Upstream reports every broker hiccup here; the test reads delivery, not these.
     }
   })();
-  process.stdout.write(`${JSON.stringify({ msg: 'listening', port })}\n`);
+  announceListening(port);
 });
 process.on('SIGTERM', () => process.exit(0));

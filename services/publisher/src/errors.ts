@@ -18,7 +18,7 @@ const catalogue = {
   NoRoute: { code: 'SB_NO_ROUTE', status: 404, error: 'NotFound', when: 'no route for the method and path' },
   ClientNotFound: { code: 'SB_CLIENT_NOT_FOUND', status: 404, error: 'NotFound', when: 'no client with that id' },
   BridgeNotFound: { code: 'SB_BRIDGE_NOT_FOUND', status: 404, error: 'NotFound', when: 'no bridge of that name' },
-  BundleNotBuilt: { code: 'SB_BUNDLE_NOT_BUILT', status: 404, error: 'NotFound', when: "the console's client bundle is not built" },
+  ConsoleNotBuilt: { code: 'SB_CONSOLE_NOT_BUILT', status: 404, error: 'NotFound', when: 'the web console is not built (npm run build)' },
   DuplicateEmail: { code: 'SB_DUPLICATE_EMAIL', status: 409, error: 'Conflict', when: 'a client with that email exists' },
   BridgeOwned: { code: 'SB_BRIDGE_OWNED', status: 409, error: 'Conflict', when: 'PUT or DELETE of a bridge a SocketBridge resource (or npm run bridge) owns' },
   PayloadTooLarge: { code: 'SB_PAYLOAD_TOO_LARGE', status: 413, error: 'PayloadTooLarge', when: 'a body over SOCKETBRIDGE_BODY_LIMIT_BYTES' },

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createRequire } from 'node:module';
 import AGSimpleBroker from 'ag-simple-broker';
-import { clusterLinkOptions, connectRedis, createLogger, createRegistry, installShutdown, joinCluster, runMain, BridgeWatcher } from '@socketbridge/common';
+import { announceListening, clusterLinkOptions, connectRedis, createLogger, createRegistry, installShutdown, joinCluster, runMain, BridgeWatcher } from '@socketbridge/common';
 import { buildApp } from './app.js';
 import { loadPublisherConfig } from './config.js';
 import { RabbitConsumer } from './consumer.js';
@@ -33,6 +33,7 @@ runMain('publisher', async () => {
   const address = await app.listen({ port: config.SOCKETBRIDGE_PORT, host: config.SOCKETBRIDGE_HOST });
   const port = Number(new URL(address).port);
   logger.info({ port, instanceId, consumeOnStart: config.SOCKETBRIDGE_CONSUME_ON_START, testMode: config.SOCKETBRIDGE_TEST_MODE }, 'listening');
+  announceListening(port);
   if (config.SOCKETBRIDGE_CONSUME_ON_START) void consumer.start();
 
   installShutdown({

@@ -47,11 +47,19 @@ describe('the console routes', () => {
     expect(byQuery.status).toBe(200);
     expect(byQuery.headers.get('referrer-policy')).toBe('no-referrer');
     expect(byQuery.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
-    expect(await byQuery.text()).toMatch(/<script src="\/console\/console.js"/);
+    // The Vite build's page: one module script and one stylesheet, content-hashed, under /console/assets/.
+    const assets = [...(await byQuery.text()).matchAll(/<(?:script type="module"|link rel="stylesheet")[^>]* (?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+    expect(assets).toEqual([expect.stringMatching(/^\/console\/assets\/console-[\w-]+\.js$/), expect.stringMatching(/^\/console\/assets\/console-[\w-]+\.css$/)]);
     const byHeader = await fetch(`${base}/console`, { headers: { 'x-api-key': cluster.env.SOCKETBRIDGE_API_KEY! } });
     expect(byHeader.status).toBe(200);
-    // Code only, no secrets: the page's scripts load without the key.
-    for (const asset of ['/console/console.js', '/console/console.css', '/console/client.js']) expect((await fetch(`${base}${asset}`)).status, asset).toBe(200);
+    // Code only, no secrets: the page's script and style load without the key, and are cached for good.
+    for (const asset of assets) {
+      const response = await fetch(`${base}${asset}`);
+      expect(response.status, asset).toBe(200);
+      expect(response.headers.get('cache-control'), asset).toMatch(/immutable/);
+      expect(response.headers.get('content-type'), asset).toMatch(asset.endsWith('.js') ? /javascript/ : /text\/css/);
+    }
+    expect((await fetch(`${base}/console/assets/no-such-file.js`)).status).toBe(404);
   });
 
   it('GET /console/api/cluster: the state server, 2 brokers, 2 workers with their connections, and this publisher', async () => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger, createRegistry, installShutdown, runMain } from '@socketbridge/common';
+import { announceListening, createLogger, createRegistry, installShutdown, runMain } from '@socketbridge/common';
 import { loadStateConfig } from './config.js';
 import { startStateServer } from './server.js';
 
@@ -11,5 +11,6 @@ runMain('state', async () => {
     { port: server.port, startupDelayMs: config.SCC_STATE_SERVER_STARTUP_DELAY, authKey: Boolean(config.SCC_AUTH_KEY) },
     'listening',
   );
+  announceListening(server.port);
   installShutdown({ logger, timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS, drain: () => server.close() });
 });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Counter, Revocations, RECOVER_OUTCOMES, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
+import { announceListening, Counter, Revocations, RECOVER_OUTCOMES, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
 import { recoverProcedure } from './recover.js';
@@ -39,6 +39,7 @@ runMain('worker', async () => {
   await loadRevocations();
   const worker = await startWorker(config, logger, metrics, hooks, revocations);
   logger.info({ port: worker.port, instanceId: worker.instanceId }, 'listening');
+  announceListening(worker.port);
   installShutdown({
     logger,
     timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS,

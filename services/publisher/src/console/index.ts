@@ -1,12 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
+import fastifyStatic from '@fastify/static';
 import { Type } from '@fastify/type-provider-typebox';
 import { CHANNEL_NAME, type ClusterLink, type Logger } from '@socketbridge/common';
 import type { PublisherConfig } from '../config.js';
 import { sendApiError } from '../errors.js';
 import { TokenIssuer } from '../tokens.js';
-import { consoleCss, consoleHtml, consoleJs } from './assets.js';
 import { readTopology } from './topology.js';
 
 export interface ConsoleDeps {
@@ -15,8 +17,6 @@ export interface ConsoleDeps {
   logger: Logger;
   /** The admin key check (admin.ts); routes with `config: { admin: true }` are guarded by the app's hook. */
   isAdminKey: (given: unknown) => boolean;
-  /** The client library's browser bundle; default: services/client/dist/browser next to this build. */
-  clientBundlePath?: string;
 }
 
 /** Tail tokens live an hour at most: long enough for a debugging session, short if one leaks. */
@@ -24,7 +24,8 @@ export const CONSOLE_TOKEN_TTL_SECONDS = 3600;
 /** The `sub` of console tail tokens; they grant only the channels they name. */
 export const CONSOLE_TOKEN_SUBJECT = 'socketbridge-console';
 
-const defaultBundle = fileURLToPath(new URL('../../../client/dist/browser/socketbridge-client.js', import.meta.url));
+/** The console's Vite build (services/publisher/console, `npm run build`): console/dist beside this dist. */
+const buildDir = fileURLToPath(new URL('../../console/dist/', import.meta.url));
 
 const pageHeaders = {
   'cache-control': 'no-store',
@@ -35,49 +36,47 @@ const pageHeaders = {
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
 };
 
-const keyPage = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>SocketBridge console</title></head>
-<body style="font-family:system-ui,sans-serif;margin:40px">
-<h1>SocketBridge console</h1><p>The console needs the admin API key (the publisher's SOCKETBRIDGE_API_KEY).</p>
-<form method="get" action="/console"><input name="key" type="password" autocomplete="off" placeholder="admin API key" autofocus> <button>Open</button></form>
-</body></html>`;
+/**
+ * A built page, read on each request: two small files, and a rebuild (`tilt up`'s live update)
+ * shows at once, with the new content-hashed asset names it refers to. Undefined when not built.
+ */
+async function readPage(buildDir: string, page: 'index.html' | 'key.html'): Promise<string | undefined> {
+  return readFile(join(buildDir, page), 'utf8').catch(() => undefined);
+}
 
 /**
  * The web console: `GET /console` (the page; the admin key as `x-api-key` or `?key=`, which the
- * page then keeps in memory), its script, style and the client library's browser bundle (code
- * only, no secrets: served without the key), `GET /console/api/cluster` (the topology) and
- * `POST /v1/console/token` (a token for tailing one channel).
+ * page then keeps in memory), its scripts and styles under `/console/assets/` (code only, no
+ * secrets: served without the key; content-hashed names, so cached for good), `GET
+ * /console/api/cluster` (the topology) and `POST /v1/console/token` (a token for tailing one channel).
  */
 export const consolePlugin: FastifyPluginAsync<ConsoleDeps> = async (app, deps) => {
   const { config, link, logger, isAdminKey } = deps;
   const tokens = new TokenIssuer(config.SOCKETBRIDGE_AUTH_KEY, Math.min(CONSOLE_TOKEN_TTL_SECONDS, config.SOCKETBRIDGE_TOKEN_TTL_SECONDS));
-  const bundlePath = deps.clientBundlePath ?? defaultBundle;
-  let bundle: string | undefined;
-  try {
-    bundle = readFileSync(bundlePath, 'utf8');
-  } catch (error) {
-    logger.warn({ path: bundlePath, err: (error as Error).message }, 'console: no client bundle (npm run build makes it); the channel tail is off');
-  }
+  const built = existsSync(join(buildDir, 'assets'));
+  if (!built) logger.warn({ path: buildDir }, 'console: not built (npm run build makes it); /console is off');
 
   app.get('/console', { schema: { hide: true } }, async (request, reply) => {
     const query = request.query as Record<string, unknown>;
     // The page alone also takes the key as ?key= (a link to open), and answers 401 with a form to enter it.
     const authorized = isAdminKey(request.headers['x-api-key']) || isAdminKey(query.key);
-    return reply
-      .code(authorized ? 200 : 401)
-      .headers(pageHeaders)
-      .type('text/html; charset=utf-8')
-      .send(authorized ? consoleHtml : keyPage);
+    const page = await readPage(buildDir, authorized ? 'index.html' : 'key.html');
+    if (page === undefined) return sendApiError(reply, 'ConsoleNotBuilt', `the console is not built (${buildDir})`);
+    return reply.code(authorized ? 200 : 401).headers(pageHeaders).type('text/html; charset=utf-8').send(page);
   });
-  app.get('/console/console.js', { schema: { hide: true } }, async (_request, reply) =>
-    reply.header('cache-control', 'no-cache').type('text/javascript; charset=utf-8').send(consoleJs),
-  );
-  app.get('/console/console.css', { schema: { hide: true } }, async (_request, reply) =>
-    reply.header('cache-control', 'no-cache').type('text/css; charset=utf-8').send(consoleCss),
-  );
-  app.get('/console/client.js', { schema: { hide: true } }, async (_request, reply) => {
-    if (bundle === undefined) return sendApiError(reply, 'BundleNotBuilt', `the client bundle is not built (${bundlePath})`);
-    return reply.header('cache-control', 'no-cache').type('text/javascript; charset=utf-8').send(bundle);
-  });
+  if (built) {
+    await app.register(fastifyStatic, {
+      root: join(buildDir, 'assets'),
+      prefix: '/console/assets/',
+      // Swagger UI registers @fastify/static too: this instance adds no reply decorators.
+      decorateReply: false,
+      index: false,
+      // Content-hashed names: a changed file has a new name, so browsers may keep these for good.
+      immutable: true,
+      maxAge: '365d',
+      schemaHide: true,
+    });
+  }
 
   app.get('/console/api/cluster', { config: { admin: true }, schema: { hide: true } }, async () =>
     readTopology({
