@@ -53,6 +53,16 @@ export const metricDefs = {
     name: 'socketbridge_deliveries_total',
     help: 'Publish frames a worker wrote to client sockets (one per subscribed socket per message).',
   },
+  presenceNotices: {
+    name: 'socketbridge_presence_notices_total',
+    help: 'Presence notices a worker started (a socket of a signed-in client joined or left a presence channel), by action: join, leave.',
+    labelNames: ['action'] as const,
+  },
+  clusterQueries: {
+    name: 'socketbridge_cluster_queries_total',
+    help: 'Channel info and presence queries a publisher asked the workers, by outcome: complete (every live worker answered), partial (some did not in time).',
+    labelNames: ['outcome'] as const,
+  },
   publishToDelivery: {
     name: 'socketbridge_publish_to_delivery_seconds',
     help: 'From the publisher taking a message (its envelope ts) to a worker writing it to its subscribed sockets.',

@@ -164,3 +164,34 @@ export type RefusalReason =
 
 /** Outcomes of `recover`, the `outcome` label of socketbridge_recoveries_total. */
 export const RECOVER_OUTCOMES = ['recovered', 'gap', 'refused'] as const;
+
+// --- reserved cluster channels and client events -----------------------------------------------
+
+/**
+ * Cluster channels only members use: each starts with `#`, which CHANNEL_NAME never allows, so no
+ * client can subscribe or publish there (the worker refuses both before anything reaches the cluster).
+ */
+export const RESERVED_CHANNELS = {
+  /** The server API's orders and queries (publisher → every worker): common/src/control.ts. */
+  control: '#sb.control',
+  /** Presence join and leave notices (worker → every worker), which each worker passes to its subscribers of the channel. */
+  presence: '#sb.presence',
+  /** Prefix of a publisher's own reply channel (`#sb.reply.<instanceId>`): workers answer its queries there. */
+  replyPrefix: '#sb.reply.',
+} as const;
+
+/**
+ * Events a worker sends a client outside any channel (socketcluster-client: `socket.receiver(name)`),
+ * so they enter no channel's history and leave the envelopes' `prev` chain alone.
+ */
+export const CLIENT_EVENTS = {
+  /** A client joined or left a presence channel the socket is subscribed to: a `PresenceNotice`. */
+  presence: 'sb.presence',
+} as const;
+
+/** The data of a CLIENT_EVENTS.presence event: one socket of `clientId` subscribed to (`join`) or left (`leave`) `channel`. */
+export interface PresenceNotice {
+  channel: string;
+  clientId: string;
+  action: 'join' | 'leave';
+}

@@ -54,6 +54,12 @@ export const workerEnv = {
   /** A socket that has not completed the SocketCluster handshake within this is closed (4005). */
   SOCKETBRIDGE_HANDSHAKE_TIMEOUT_MS: env.ms(10000),
   SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(10000),
+  /**
+   * How often the worker renews its entry among the workers that answer channel info and presence
+   * queries (Redis); the entry expires after three of these, so a killed worker stops being waited
+   * for within that bound.
+   */
+  SOCKETBRIDGE_LIVENESS_INTERVAL_MS: env.ms(2000),
 };
 
 export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Counter, Revocations, RECOVER_OUTCOMES, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
+import { Counter, Revocations, RECOVER_OUTCOMES, findPolicy, registryKeys, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
 import { recoverProcedure } from './recover.js';
@@ -18,6 +18,7 @@ runMain('worker', async () => {
   const hooks = {
     ...accessHooks({ requireAuth: config.SOCKETBRIDGE_REQUIRE_AUTH, policies }),
     procedures: { [RECOVER_PROCEDURE]: recoverProcedure(redis, policies, recoveries) },
+    presence: (channel: string) => findPolicy(policies(), channel)?.policy.presence === true,
   };
   // Revoked tokens, in memory: loaded once Redis is ready, then kept current by the control channel.
   // Redis away at start is not fatal: the worker serves, loads when Redis comes, and revocations
@@ -39,10 +40,25 @@ runMain('worker', async () => {
   await loadRevocations();
   const worker = await startWorker(config, logger, metrics, hooks, revocations);
   logger.info({ port: worker.port, instanceId: worker.instanceId }, 'listening');
+  // Among the workers a publisher waits for when it asks the cluster (channel info, presence), once
+  // this one hears the control channel; the entry expires by itself if the worker dies.
+  const liveness = setInterval(() => {
+    if (!worker.controlSubscribed() || redis.status !== 'ready') return;
+    const now = Date.now();
+    redis
+      .multi()
+      .zadd(registryKeys.liveWorkers, now + 3 * config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS, worker.instanceId)
+      .zremrangebyscore(registryKeys.liveWorkers, '-inf', now)
+      .exec()
+      .catch((error: unknown) => logger.debug({ err: error }, 'could not renew the liveness entry'));
+  }, config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS);
+  liveness.unref();
   installShutdown({
     logger,
     timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS,
     drain: async () => {
+      clearInterval(liveness);
+      await redis.zrem(registryKeys.liveWorkers, worker.instanceId).catch(() => undefined);
       await worker.drain();
       await bridges.close();
       redis.disconnect();

@@ -23,6 +23,7 @@ import {
   metricDefs,
   opsRequestHandler,
   parseControl,
+  RESERVED_CHANNELS,
   Revocations,
   sendJson,
   type Logger,
@@ -31,10 +32,13 @@ import {
 import { claimsOf } from './access.js';
 import type { WorkerConfig } from './config.js';
 import { Refusal, type WorkerHooks } from './hooks.js';
+import { ChannelRoster, parsePresenceNotice } from './roster.js';
 
 export interface WorkerServer {
   port: number;
   instanceId: string;
+  /** Whether the control channel's shard confirmed this worker's subscription: it hears orders and queries. */
+  controlSubscribed: () => boolean;
   drain: () => Promise<void>;
 }
 
@@ -107,6 +111,19 @@ export async function startWorker(
   const pruning = setInterval(() => revocations.prune(), 60_000);
   pruning.unref();
 
+  const presenceNotices = new Counter({ ...metricDefs.presenceNotices, registers: [registry] });
+  for (const action of ['join', 'leave']) presenceNotices.inc({ action }, 0);
+  // Who is subscribed here: channel info, presence, and the join and leave notices (never per message).
+  const roster = new ChannelRoster({
+    presence: (channel) => hooks.presence?.(channel) ?? false,
+    announce: (notice) => {
+      presenceNotices.inc({ action: notice.action });
+      link?.publish(RESERVED_CHANNELS.presence, [notice]).catch((error: unknown) =>
+        logger.warn({ err: error, channel: notice.channel }, 'a presence notice did not reach the cluster: other workers miss it'),
+      );
+    },
+  });
+
   const sockets = new SocketServer({
     onAuthenticated: index,
     onClosed: unindex,
@@ -124,7 +141,7 @@ export async function startWorker(
     pingIntervalMs: config.SOCKETBRIDGE_PING_INTERVAL_MS,
     pingTimeoutMs: config.SOCKETBRIDGE_PING_TIMEOUT_MS,
     handshakeTimeoutMs: config.SOCKETBRIDGE_HANDSHAKE_TIMEOUT_MS,
-    broker,
+    broker: roster.wrap(broker),
     onError: logSocketErrors(logger, 'client'),
     gates: {
       handshake: (socket, auth) =>
@@ -229,6 +246,11 @@ export async function startWorker(
       logger.warn({ type: (data as { type?: unknown } | null)?.type }, 'ignoring a control message of an unknown type or shape');
       return;
     }
+    if (message.type === 'query') {
+      const reply = roster.answer(message, instanceId);
+      link?.publish(message.replyTo, [reply]).catch((error: unknown) => logger.warn({ err: error, replyTo: message.replyTo }, 'could not answer a cluster query'));
+      return;
+    }
     if (message.type === 'revoke') {
       revocations.apply(message);
       // Open sockets of a revoked token close now, and do not reconnect with it.
@@ -246,6 +268,13 @@ export async function startWorker(
     const code = message.reconnect ? CLOSE_CODES.disconnectedReconnect : CLOSE_CODES.disconnectedNoReconnect;
     for (const socket of open) socket.disconnect(code, message.reconnect ? 'disconnected by the server: reconnect' : 'disconnected by the server: do not reconnect');
     logger.info({ clientId: message.clientId, reconnect: message.reconnect, sockets: open.length }, 'disconnected a client (server API)');
+  });
+
+  // Other workers' presence notices, to this worker's subscribers of the channel (its own went out at once).
+  link.listen(RESERVED_CHANNELS.presence, (data) => {
+    const notice = parsePresenceNotice(data);
+    if (notice) roster.deliver(notice);
+    else logger.warn('ignoring a presence notice of an unknown shape');
   });
 
   // A client that stops reading makes its outbound buffer grow without bound; close it instead,
@@ -266,6 +295,7 @@ export async function startWorker(
   return {
     port,
     instanceId,
+    controlSubscribed: () => link?.isSubscribed(CONTROL_CHANNEL) ?? false,
     async drain() {
       draining = true; // /readyz turns 503 and new handshakes are refused from here on
       await new Promise((resolve) => setTimeout(resolve, config.SOCKETBRIDGE_DRAIN_DELAY_MS));

@@ -1,0 +1,112 @@
+import {
+  CLIENT_EVENTS,
+  type ClientSocket,
+  type PresenceNotice,
+  type QueryReply,
+  type SocketBroker,
+} from '@socketbridge/common';
+import { claimsOf } from './access.js';
+
+/**
+ * Who is subscribed to what on this worker: the answer to the server API's channel info and
+ * presence queries, and where presence notices start and end. It sits between the socket server
+ * and the broker engine on subscribe and unsubscribe only (a socket's close unsubscribes each of its
+ * channels), never on a message's way: delivery still goes from the broker engine straight to the
+ * sockets (fanout.ts).
+ *
+ * Keyed by channel name, client input: a Map. Each socket keeps the client id it subscribed with,
+ * so its leave names the same client even after a sign-out or an expired token dropped its token.
+ */
+export class ChannelRoster {
+  private readonly channels = new Map<string, Map<ClientSocket, string | undefined>>();
+
+  constructor(
+    private readonly options: {
+      /** Whether the channel's policy asks for presence. */
+      presence: (channel: string) => boolean;
+      /** Sends a notice to every other worker (the reserved presence channel); errors are the caller's to log. */
+      announce: (notice: PresenceNotice) => void;
+    },
+  ) {}
+
+  /** The broker engine as the socket server should see it: the same, with this roster kept on the side. */
+  wrap(broker: SocketBroker): SocketBroker {
+    return {
+      subscribeSocket: async (socket, channel) => {
+        await broker.subscribeSocket(socket, channel);
+        this.joined(socket, channel);
+      },
+      unsubscribeSocket: async (socket, channel) => {
+        this.left(socket, channel);
+        await broker.unsubscribeSocket(socket, channel);
+      },
+      invokePublish: (channel, data) => broker.invokePublish(channel, data),
+    };
+  }
+
+  /** How many sockets are subscribed to `channel` here. */
+  count(channel: string): number {
+    return this.channels.get(channel)?.size ?? 0;
+  }
+
+  /** This worker's answer to a query: the count, and for a presence channel up to `limit` distinct client ids. */
+  answer(query: { id: string; channel: string; clients: boolean; limit: number }, instanceId: string): QueryReply {
+    const reply: QueryReply = { id: query.id, instanceId, subscribers: this.count(query.channel) };
+    // The publisher checks the policy too; a worker never lists a channel whose policy does not ask for it.
+    if (!query.clients || !this.options.presence(query.channel)) return reply;
+    const clients = new Set<string>();
+    for (const clientId of this.channels.get(query.channel)?.values() ?? []) {
+      if (clientId === undefined || clients.has(clientId)) continue;
+      if (clients.size === query.limit) {
+        reply.truncated = true;
+        break;
+      }
+      clients.add(clientId);
+    }
+    reply.clients = [...clients];
+    return reply;
+  }
+
+  /** A notice (from this worker or another) to this worker's subscribers of its channel, as a client event. */
+  deliver(notice: PresenceNotice): number {
+    let sent = 0;
+    for (const socket of this.channels.get(notice.channel)?.keys() ?? []) {
+      socket.send({ event: CLIENT_EVENTS.presence, data: notice });
+      sent++;
+    }
+    return sent;
+  }
+
+  private joined(socket: ClientSocket, channel: string): void {
+    if (socket.state === 'closed') return;
+    let sockets = this.channels.get(channel);
+    if (!sockets) this.channels.set(channel, (sockets = new Map()));
+    if (sockets.has(socket)) return; // a repeated #subscribe
+    const clientId = claimsOf(socket.authToken)?.sub;
+    sockets.set(socket, clientId);
+    if (clientId !== undefined && this.options.presence(channel)) this.notify({ channel, clientId, action: 'join' });
+  }
+
+  private left(socket: ClientSocket, channel: string): void {
+    const sockets = this.channels.get(channel);
+    if (!sockets?.has(socket)) return;
+    const clientId = sockets.get(socket);
+    sockets.delete(socket);
+    if (sockets.size === 0) this.channels.delete(channel);
+    if (clientId !== undefined && this.options.presence(channel)) this.notify({ channel, clientId, action: 'leave' });
+  }
+
+  private notify(notice: PresenceNotice): void {
+    this.deliver(notice);
+    this.options.announce(notice);
+  }
+}
+
+/** A presence notice as it arrives from another worker: checked, else undefined. */
+export function parsePresenceNotice(data: unknown): PresenceNotice | undefined {
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return undefined;
+  const { channel, clientId, action } = data as Record<string, unknown>;
+  if (typeof channel !== 'string' || channel.length > 200 || typeof clientId !== 'string' || clientId.length > 200) return undefined;
+  if (action !== 'join' && action !== 'leave') return undefined;
+  return { channel, clientId, action };
+}
