@@ -195,3 +195,42 @@ export interface PresenceNotice {
   clientId: string;
   action: 'join' | 'leave';
 }
+
+// --- lifecycle events (RabbitMQ) ---------------------------------------------------------------
+
+/**
+ * What a worker publishes to the lifecycle events exchange (SOCKETBRIDGE_EVENTS_*, opt-in), each
+ * with the routing key `<event>.<channel or client>`: the channel for subscribe and unsubscribe,
+ * else the client id (`-` for an anonymous socket or an unknown client).
+ */
+export const LIFECYCLE_EVENTS = {
+  connect: 'a socket completed its handshake (routing key: connect.<clientId>)',
+  disconnect: 'a socket that had connected closed, with its close code and reason (disconnect.<clientId>)',
+  subscribe: 'a socket subscribed to a channel (subscribe.<channel>)',
+  unsubscribe: 'a socket left a channel: unsubscribed, kicked off, or closed (unsubscribe.<channel>)',
+  auth_failure: 'a handshake or #authenticate was refused, with the refusal reason (auth_failure.<clientId>)',
+} as const;
+
+export type LifecycleEventName = keyof typeof LIFECYCLE_EVENTS;
+
+/** The routing key's client part for a socket with no (known) client. */
+export const NO_CLIENT = '-';
+
+/** The JSON body of a lifecycle event message. */
+export interface LifecycleEvent {
+  event: LifecycleEventName;
+  /** ms since the epoch, when the worker saw it. */
+  ts: number;
+  /** The worker's instance id. */
+  worker: string;
+  socketId: string;
+  /** The token's client id (`sub`); null for an anonymous socket (or a refused token). */
+  clientId: string | null;
+  channel?: string;
+  /** disconnect: the WebSocket close code and reason. */
+  code?: number;
+  reason?: string;
+  /** auth_failure: the refusal reason (as the handshake rejection metric's label) and the error name. */
+  refusal?: string;
+  error?: string;
+}

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Counter, Revocations, RECOVER_OUTCOMES, findPolicy, registryKeys, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
 import { recoverProcedure } from './recover.js';
+import { LifecycleEvents } from './events.js';
 import { startWorker } from './server.js';
 
 runMain('worker', async () => {
@@ -38,7 +41,23 @@ runMain('worker', async () => {
   redis.on('ready', () => void loadRevocations());
   await waitUntil(() => redis.status === 'ready', 5000, 50);
   await loadRevocations();
-  const worker = await startWorker(config, logger, metrics, hooks, revocations);
+  // Opt-in: without SOCKETBRIDGE_EVENTS_RABBITMQ_URL no event is made at all.
+  const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
+  const events = config.SOCKETBRIDGE_EVENTS_RABBITMQ_URL
+    ? new LifecycleEvents({
+        url: config.SOCKETBRIDGE_EVENTS_RABBITMQ_URL,
+        exchange: config.SOCKETBRIDGE_EVENTS_EXCHANGE,
+        queueLimit: config.SOCKETBRIDGE_EVENTS_QUEUE_LIMIT,
+        maxInFlight: config.SOCKETBRIDGE_EVENTS_MAX_IN_FLIGHT,
+        confirmTimeoutMs: config.SOCKETBRIDGE_EVENTS_CONFIRM_TIMEOUT_MS,
+        reconnectMaxMs: config.SOCKETBRIDGE_EVENTS_RECONNECT_MAX_MS,
+        instanceId,
+        logger,
+        registry: metrics,
+      })
+    : undefined;
+  events?.start();
+  const worker = await startWorker({ ...config, SOCKETBRIDGE_INSTANCE_ID: instanceId }, logger, metrics, hooks, revocations, events);
   logger.info({ port: worker.port, instanceId: worker.instanceId }, 'listening');
   // Among the workers a publisher waits for when it asks the cluster (channel info, presence), once
   // this one hears the control channel; the entry expires by itself if the worker dies.
@@ -60,6 +79,8 @@ runMain('worker', async () => {
       clearInterval(liveness);
       await redis.zrem(registryKeys.liveWorkers, worker.instanceId).catch(() => undefined);
       await worker.drain();
+      // The drain's disconnects are events too: give them a moment to be confirmed.
+      await events?.close(2000);
       await bridges.close();
       redis.disconnect();
     },

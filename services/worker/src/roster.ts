@@ -26,6 +26,8 @@ export class ChannelRoster {
       presence: (channel: string) => boolean;
       /** Sends a notice to every other worker (the reserved presence channel); errors are the caller's to log. */
       announce: (notice: PresenceNotice) => void;
+      /** Every subscription that starts or ends, on any channel (lifecycle events). */
+      changed?: (socket: ClientSocket, channel: string, action: 'join' | 'leave', clientId: string | undefined) => void;
     },
   ) {}
 
@@ -84,6 +86,7 @@ export class ChannelRoster {
     if (sockets.has(socket)) return; // a repeated #subscribe
     const clientId = claimsOf(socket.authToken)?.sub;
     sockets.set(socket, clientId);
+    this.options.changed?.(socket, channel, 'join', clientId);
     if (clientId !== undefined && this.options.presence(channel)) this.notify({ channel, clientId, action: 'join' });
   }
 
@@ -93,6 +96,7 @@ export class ChannelRoster {
     const clientId = sockets.get(socket);
     sockets.delete(socket);
     if (sockets.size === 0) this.channels.delete(channel);
+    this.options.changed?.(socket, channel, 'leave', clientId);
     if (clientId !== undefined && this.options.presence(channel)) this.notify({ channel, clientId, action: 'leave' });
   }
 

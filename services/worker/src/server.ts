@@ -32,6 +32,7 @@ import {
 import { claimsOf } from './access.js';
 import type { WorkerConfig } from './config.js';
 import { Refusal, type WorkerHooks } from './hooks.js';
+import type { LifecycleEvents } from './events.js';
 import { ChannelRoster, parsePresenceNotice } from './roster.js';
 
 export interface WorkerServer {
@@ -49,6 +50,8 @@ export async function startWorker(
   hooks: WorkerHooks = {},
   /** The server API's revocations (main.ts loads them from Redis); kept current by the control channel. */
   revocations: Revocations = new Revocations(),
+  /** Lifecycle events (events.ts), when SOCKETBRIDGE_EVENTS_RABBITMQ_URL turns them on: `emit` never waits. */
+  events?: Pick<LifecycleEvents, 'emit'>,
 ): Promise<WorkerServer> {
   const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
   const httpServer = createHardenedServer();
@@ -73,14 +76,29 @@ export async function startWorker(
   const refusalOf = (error: unknown): Refusal =>
     error instanceof Refusal ? error : new Refusal('internal', 'refused: the worker could not check this request');
   /** Runs a hook; a refusal is counted under its reason and goes back to the client. */
-  const gate = async (counter: Counter<'reason'>, check: () => unknown): Promise<void> => {
+  const gate = async (counter: Counter<'reason'>, check: () => unknown, onRefusal?: (refusal: Refusal) => void): Promise<void> => {
     try {
       await check();
     } catch (error) {
       const refusal = refusalOf(error);
       counter.inc({ reason: refusal.reason });
+      onRefusal?.(refusal);
       throw refusal;
     }
+  };
+  const authFailure = (socket: ClientSocket, refusal: Refusal, token: Record<string, unknown> | null) =>
+    events?.emit({ event: 'auth_failure', socketId: socket.id, clientId: claimsOf(token)?.sub ?? null, refusal: refusal.reason, error: refusal.name });
+  // connect once per socket (onAuthenticated runs again at each #authenticate), and its disconnect with the close code.
+  const connected = new WeakSet<ClientSocket>();
+  const lifecycle = (socket: ClientSocket) => {
+    if (!events || connected.has(socket)) return;
+    connected.add(socket);
+    const clientId = claimsOf(socket.authToken)?.sub ?? null;
+    events.emit({ event: 'connect', socketId: socket.id, clientId });
+    // After the socket server's own close handling (its unsubscribes come first, as they happened).
+    socket.ws.once('close', (code: number, reason: Buffer) => {
+      events.emit({ event: 'disconnect', socketId: socket.id, clientId: claimsOf(socket.authToken)?.sub ?? clientId, code, reason: reason.toString().slice(0, 200) });
+    });
   };
 
   // Every open socket by the client its token names (`sub`), for the server API's disconnect.
@@ -122,11 +140,24 @@ export async function startWorker(
         logger.warn({ err: error, channel: notice.channel }, 'a presence notice did not reach the cluster: other workers miss it'),
       );
     },
+    changed: events
+      ? (socket, channel, action, clientId) =>
+          events.emit({ event: action === 'join' ? 'subscribe' : 'unsubscribe', socketId: socket.id, clientId: clientId ?? null, channel })
+      : undefined,
   });
 
   const sockets = new SocketServer({
-    onAuthenticated: index,
+    onAuthenticated: (socket) => {
+      index(socket);
+      lifecycle(socket);
+    },
     onClosed: unindex,
+    // A refused refresh: the gate's refusal, or the verifier's error (expired, bad signature…).
+    onAuthRefused: (socket, error) => {
+      const expired = (error as { name?: unknown }).name === 'AuthTokenExpiredError';
+      const refusal = error instanceof Refusal ? error : new Refusal(expired ? 'expired_token' : 'bad_token', (error as Error).message, expired ? 'AuthTokenExpiredError' : 'AuthTokenInvalidError');
+      authFailure(socket, refusal, socket.authToken);
+    },
     httpServer,
     path: SCC_PATH,
     authKey: config.SOCKETBRIDGE_AUTH_KEY,
@@ -149,7 +180,7 @@ export async function startWorker(
           if (draining) throw new Refusal('draining', 'this worker is shutting down: connect to another', 'DrainingError');
           refuseRevoked(auth.authToken);
           return hooks.handshake?.(socket, auth);
-        }),
+        }, (refusal) => authFailure(socket, refusal, auth.authToken)),
       subscribe: (socket, channel) =>
         gate(subscribeRejections, async () => {
           await hooks.subscribe?.(socket, channel);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CLIENT_EVENTS, CLOSE_CODES, RECOVER_OUTCOMES, REFUSAL_REASONS, RESERVED_CHANNELS, SOCKET_ERRORS } from '../../src/wire.js';
+import { CLIENT_EVENTS, CLOSE_CODES, LIFECYCLE_EVENTS, RECOVER_OUTCOMES, REFUSAL_REASONS, RESERVED_CHANNELS, SOCKET_ERRORS } from '../../src/wire.js';
 
 const doc = readFileSync(new URL('../../../../docs/cluster-protocol.md', import.meta.url), 'utf8');
 
@@ -38,6 +38,10 @@ describe('docs/cluster-protocol.md against the wire contract (common/src/wire.ts
     expect(documented).toHaveLength(inWire.length);
     // Reserved cluster channels are names no client may use.
     for (const name of Object.values(RESERVED_CHANNELS)) expect(name.startsWith('#')).toBe(true);
+  });
+
+  it('lists every lifecycle event with what the contract says of it, and no other', () => {
+    expect(Object.fromEntries(table('lifecycle event'))).toEqual(LIFECYCLE_EVENTS);
   });
 
   it('names every refusal reason and recover outcome the metrics start at zero', () => {
