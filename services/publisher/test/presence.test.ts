@@ -201,6 +201,15 @@ describe('GET /v1/channels/:channel and /presence', () => {
     expect(notices.filter((n) => n.channel === 'quiet.a')).toEqual([]);
   });
 
+  it('are in the OpenAPI document, with their parameters and answers', async () => {
+    const { body } = await testbed.anonymous.request<{ paths: Record<string, { get?: { parameters?: Array<{ name: string }>; responses: Record<string, unknown> } }> }>('GET', '/docs/json');
+    const info = body.paths['/v1/channels/{channel}']?.get;
+    const who = body.paths['/v1/channels/{channel}/presence']?.get;
+    expect(info?.parameters?.map((p) => p.name)).toEqual(['channel']);
+    expect(who?.parameters?.map((p) => p.name).sort()).toEqual(['channel', 'limit']);
+    for (const route of [info, who]) expect(Object.keys(route!.responses)).toEqual(expect.arrayContaining(['200', '401', '404', '503']));
+  });
+
   it('refuse without the admin key (401), and a bad channel or limit (400)', async () => {
     for (const path of ['/v1/channels/room.a', '/v1/channels/room.a/presence']) {
       expect((await testbed.anonymous.request('GET', path)).status, path).toBe(401);
