@@ -201,6 +201,26 @@ describe('GET /v1/channels/:channel and /presence', () => {
     expect(notices.filter((n) => n.channel === 'quiet.a')).toEqual([]);
   });
 
+  it('follow a refresh that names another client: the socket is listed as the new client, subscribers hear the old leave and the new join', async () => {
+    const [w0, w1] = testbed.cluster.workers as [ManagedProcess, ManagedProcess];
+    const [eve, ada, bob] = await Promise.all([api.createClient('Eve'), api.createClient('Ada'), api.createClient('Bob')]);
+    const notices: PresenceNotice[] = [];
+    const watcher = new SocketBridgeClient({ port: w0.port, token: eve.token });
+    libraryClients.push(watcher);
+    await watcher.connected();
+    await watcher.subscribe('room.r', { onMessage: () => undefined, onPresence: (n) => notices.push(n) });
+    const socket = await subscribed(w1, ada.token, 'room.r');
+    await waitFor(() => notices.some((n) => n.clientId === ada.clientId && n.action === 'join'), 5000, "Ada's join");
+    await socket.authenticate(bob.token);
+    await waitFor(() => notices.some((n) => n.clientId === bob.clientId && n.action === 'join'), 5000, "Bob's join");
+    expect(notices.filter((n) => n.clientId !== eve.clientId).map((n) => `${n.action} ${n.clientId}`)).toEqual([
+      `join ${ada.clientId}`,
+      `leave ${ada.clientId}`,
+      `join ${bob.clientId}`,
+    ]);
+    expect((await presence('room.r')).clients).toEqual([bob.clientId, eve.clientId].sort());
+  });
+
   it('are in the OpenAPI document, with their parameters and answers', async () => {
     const { body } = await testbed.anonymous.request<{ paths: Record<string, { get?: { parameters?: Array<{ name: string }>; responses: Record<string, unknown> } }> }>('GET', '/docs/json');
     const info = body.paths['/v1/channels/{channel}']?.get;

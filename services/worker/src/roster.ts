@@ -26,6 +26,8 @@ export class ChannelRoster {
       presence: (channel: string) => boolean;
       /** Sends a notice to every other worker (the reserved presence channel); errors are the caller's to log. */
       announce: (notice: PresenceNotice) => void;
+      /** Whether the socket, with its auth as it is now, keeps the channel (else the socket server kicks it off next). */
+      holds?: (socket: ClientSocket, channel: string) => boolean;
       /** Every subscription that starts or ends, on any channel (lifecycle events). */
       changed?: (socket: ClientSocket, channel: string, action: 'join' | 'leave', clientId: string | undefined) => void;
     },
@@ -67,6 +69,28 @@ export class ChannelRoster {
     }
     reply.clients = [...clients];
     return reply;
+  }
+
+  /**
+   * The socket's token changed (a refresh, possibly naming another client): on each channel it
+   * stays on, a different client id leaves as the old client and joins as the new one. Channels it
+   * loses are left alone here: the kick-off that follows leaves them as the old client, so the new
+   * client's id never reaches a channel it may not hold.
+   */
+  reauthenticated(socket: ClientSocket): void {
+    const clientId = claimsOf(socket.authToken)?.sub;
+    for (const channel of socket.channels) {
+      const sockets = this.channels.get(channel);
+      if (!sockets?.has(socket) || this.options.holds?.(socket, channel) === false) continue;
+      const previous = sockets.get(socket);
+      if (previous === clientId) continue;
+      sockets.set(socket, clientId);
+      this.options.changed?.(socket, channel, 'leave', previous);
+      this.options.changed?.(socket, channel, 'join', clientId);
+      if (!this.options.presence(channel)) continue;
+      if (previous !== undefined) this.notify({ channel, clientId: previous, action: 'leave' });
+      if (clientId !== undefined) this.notify({ channel, clientId, action: 'join' });
+    }
   }
 
   /** A notice (from this worker or another) to this worker's subscribers of its channel, as a client event. */

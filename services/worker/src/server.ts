@@ -134,6 +134,7 @@ export async function startWorker(
   // Who is subscribed here: channel info, presence, and the join and leave notices (never per message).
   const roster = new ChannelRoster({
     presence: (channel) => hooks.presence?.(channel) ?? false,
+    holds: (socket, channel) => hooks.holds?.(socket, channel) ?? true,
     announce: (notice) => {
       presenceNotices.inc({ action: notice.action });
       link?.publish(RESERVED_CHANNELS.presence, [notice]).catch((error: unknown) =>
@@ -150,6 +151,7 @@ export async function startWorker(
     onAuthenticated: (socket) => {
       index(socket);
       lifecycle(socket);
+      roster.reauthenticated(socket);
     },
     onClosed: unindex,
     // A refused refresh: the gate's refusal, or the verifier's error (expired, bad signature…).

@@ -51,6 +51,29 @@ describe('ChannelRoster (a worker\'s channel info and presence)', () => {
     expect(r.count('room.a')).toBe(0);
   });
 
+  it('a refresh naming another client: leaves as the old and joins as the new where the socket stays, only the old leaves where it is kicked', async () => {
+    const announced: PresenceNotice[] = [];
+    const r = new ChannelRoster({ presence: () => true, holds: (_socket, channel) => channel !== 'room.private', announce: (n) => announced.push(n) });
+    const broker = r.wrap(engine);
+    const socket = fakeSocket('ada');
+    const channels = new Set(['room.a', 'room.private']);
+    Object.assign(socket.raw, { channels });
+    for (const channel of channels) await broker.subscribeSocket(socket.socket, channel);
+    announced.length = 0;
+    socket.raw.authToken = { sub: 'bob', channels: [] };
+    r.reauthenticated(socket.socket);
+    expect(announced).toEqual([
+      { channel: 'room.a', clientId: 'ada', action: 'leave' },
+      { channel: 'room.a', clientId: 'bob', action: 'join' },
+    ]);
+    // The socket server then kicks it off room.private: the leave names Ada, never Bob.
+    await broker.unsubscribeSocket(socket.socket, 'room.private');
+    expect(announced.at(-1)).toEqual({ channel: 'room.private', clientId: 'ada', action: 'leave' });
+    expect(r.answer({ id: 'q', channel: 'room.a', clients: true, limit: 10 }, 'w').clients).toEqual(['bob']);
+    r.reauthenticated(socket.socket); // the same client again: nothing
+    expect(announced).toHaveLength(3);
+  });
+
   it('keys channels and clients by client input without a prototype', async () => {
     const { r, broker } = roster();
     const proto = fakeSocket('__proto__');
