@@ -153,9 +153,24 @@ describe('GET /v1/channels/:channel and /presence', () => {
     const third = await testbed.cluster.addWorker();
     try {
       const [ada, bob] = await Promise.all([api.createClient('Ada'), api.createClient('Bob')]);
-      await subscribed(w0, ada.token, 'room.k');
+      // Ada watches with the client library, on worker 0.
+      const notices: PresenceNotice[] = [];
+      let leaveAt = 0;
+      const watcher = new SocketBridgeClient({ port: w0.port, token: ada.token });
+      libraryClients.push(watcher);
+      await watcher.connected();
+      await watcher.subscribe('room.k', {
+        onMessage: () => undefined,
+        onPresence: (n) => {
+          notices.push(n);
+          if (n.action === 'leave') leaveAt ||= Date.now();
+        },
+      });
+      // The third worker answers queries, and the others have seen it live (its liveness entry).
       await waitFor(async () => (await channelInfo('room.k')).workers.length === 3, 20000, 'the third worker to answer');
+      await waitFor(async () => (await channelInfo('room.k')).complete, 20000, 'its liveness entry');
       await subscribed(third, bob.token, 'room.k');
+      await waitFor(() => notices.some((n) => n.clientId === bob.clientId && n.action === 'join'), 5000, "Bob's join from the third worker");
       expect((await presence('room.k')).clients).toEqual([ada.clientId, bob.clientId].sort());
 
       const killedAt = Date.now();
@@ -169,12 +184,18 @@ describe('GET /v1/channels/:channel and /presence', () => {
       await waitFor(async () => (await channelInfo('room.k')).complete, 10000, 'queries to stop waiting for the killed worker');
       const elapsedCounted = counted;
       const elapsedComplete = Date.now() - killedAt;
-      console.info(`after SIGKILL: counts and presence right after ${elapsedCounted} ms, complete again after ${elapsedComplete} ms (liveness ${LIVENESS_MS} ms × 3, query timeout ${QUERY_TIMEOUT_MS} ms)`);
+      // The dead worker could not say Bob left: worker 0 says it once the entry lapsed.
+      await waitFor(() => notices.some((n) => n.clientId === bob.clientId && n.action === 'leave'), 10000, "Bob's leave after the kill");
+      const elapsedLeave = leaveAt - killedAt;
+      expect(notices.filter((n) => n.clientId === bob.clientId).map((n) => n.action)).toEqual(['join', 'leave']);
+      console.info(`after SIGKILL: counts and presence right after ${elapsedCounted} ms, complete again after ${elapsedComplete} ms, the leave heard after ${elapsedLeave} ms (liveness ${LIVENESS_MS} ms × 3, query timeout ${QUERY_TIMEOUT_MS} ms)`);
+      expect(elapsedLeave).toBeLessThan(4 * LIVENESS_MS + 1500);
       // The bound: the entry expires 3 intervals after its last renewal, plus one query's wait and polling.
       expect(elapsedComplete).toBeLessThan(3 * LIVENESS_MS + 2 * QUERY_TIMEOUT_MS + 1500);
       const info = await channelInfo('room.k');
       expectAgreement(info, new Map([['w0', 1], ['w1', 0]]), 1);
       expect(await presence('room.k')).toMatchObject({ clients: [ada.clientId], complete: true, missing: [] });
+      expect(notices.filter((n) => n.clientId === bob.clientId)).toHaveLength(2); // no second leave
     } finally {
       await third.stop('SIGKILL', 5000);
       testbed.cluster.workers.pop();

@@ -68,7 +68,13 @@ runMain('worker', async () => {
       .multi()
       .zadd(registryKeys.liveWorkers, now + 3 * config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS, worker.instanceId)
       .zremrangebyscore(registryKeys.liveWorkers, '-inf', now)
+      .zrangebyscore(registryKeys.liveWorkers, now, '+inf')
       .exec()
+      .then((results) => {
+        // The live set, read in the same step: a worker gone from it left its presence channels.
+        const [error, live] = results?.[2] ?? [new Error('the transaction was aborted')];
+        if (!error && Array.isArray(live)) worker.liveWorkers(new Set(live as string[]));
+      })
       .catch((error: unknown) => logger.debug({ err: error }, 'could not renew the liveness entry'));
   }, config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS);
   liveness.unref();
@@ -76,9 +82,11 @@ runMain('worker', async () => {
     logger,
     timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS,
     drain: async () => {
+      await worker.drain();
+      // Only now, with every socket closed and its leaves sent: other workers would otherwise send
+      // this worker's presence leaves for it as well (it would look dead), and the real ones after.
       clearInterval(liveness);
       await redis.zrem(registryKeys.liveWorkers, worker.instanceId).catch(() => undefined);
-      await worker.drain();
       // The drain's disconnects are events too: give them a moment to be confirmed.
       await events?.close(2000);
       await bridges.close();

@@ -19,6 +19,15 @@ import { claimsOf } from './access.js';
  */
 export class ChannelRoster {
   private readonly channels = new Map<string, Map<ClientSocket, string | undefined>>();
+  /**
+   * Joins other workers announced and not yet left, by worker, channel and client (a count of
+   * sockets): the leaves to send for a worker that dies, since it cannot send them itself.
+   */
+  private readonly remote = new Map<string, Map<string, Map<string, number>>>();
+  /** Workers seen among the live ones. */
+  private readonly seenLive = new Set<string>();
+  /** When each remote worker's notices were first heard: one never seen live is dead only after a grace (its first liveness entry may come after its first notices). */
+  private readonly firstHeard = new Map<string, number>();
 
   constructor(
     private readonly options: {
@@ -93,11 +102,52 @@ export class ChannelRoster {
     }
   }
 
+  /** A notice another worker announced: to this worker's subscribers, and kept in case that worker dies. */
+  received(notice: PresenceNotice, from: string): void {
+    let channels = this.remote.get(from);
+    if (!channels) this.remote.set(from, (channels = new Map()));
+    if (!this.firstHeard.has(from)) this.firstHeard.set(from, Date.now());
+    let clients = channels.get(notice.channel);
+    if (!clients) channels.set(notice.channel, (clients = new Map()));
+    const count = (clients.get(notice.clientId) ?? 0) + (notice.action === 'join' ? 1 : -1);
+    if (count > 0) clients.set(notice.clientId, count);
+    else clients.delete(notice.clientId);
+    if (clients.size === 0) channels.delete(notice.channel);
+    if (channels.size === 0) this.remote.delete(from);
+    this.deliver(notice);
+  }
+
+  /**
+   * The workers live now (their liveness entries in Redis). A worker that is not among them, and
+   * was before or was first heard from more than `graceMs` ago, died without its leaves: they go to
+   * this worker's subscribers now. Returns how many.
+   */
+  liveWorkers(live: ReadonlySet<string>, graceMs: number, now = Date.now()): number {
+    for (const worker of live) this.seenLive.add(worker);
+    let sent = 0;
+    for (const [worker, channels] of this.remote) {
+      if (live.has(worker)) continue;
+      if (!this.seenLive.has(worker) && now - (this.firstHeard.get(worker) ?? now) <= graceMs) continue;
+      this.remote.delete(worker);
+      this.firstHeard.delete(worker);
+      for (const [channel, clients] of channels) {
+        for (const [clientId, count] of clients) {
+          for (let i = 0; i < count; i++) this.deliver({ channel, clientId, action: 'leave' });
+          sent += count;
+        }
+      }
+    }
+    for (const worker of this.seenLive) if (!live.has(worker)) this.seenLive.delete(worker);
+    for (const worker of this.firstHeard.keys()) if (!this.remote.has(worker)) this.firstHeard.delete(worker);
+    return sent;
+  }
+
   /** A notice (from this worker or another) to this worker's subscribers of its channel, as a client event. */
   deliver(notice: PresenceNotice): number {
+    const data: PresenceNotice = { channel: notice.channel, clientId: notice.clientId, action: notice.action };
     let sent = 0;
     for (const socket of this.channels.get(notice.channel)?.keys() ?? []) {
-      socket.send({ event: CLIENT_EVENTS.presence, data: notice });
+      socket.send({ event: CLIENT_EVENTS.presence, data });
       sent++;
     }
     return sent;
@@ -130,11 +180,12 @@ export class ChannelRoster {
   }
 }
 
-/** A presence notice as it arrives from another worker: checked, else undefined. */
-export function parsePresenceNotice(data: unknown): PresenceNotice | undefined {
+/** A presence notice as it arrives from another worker (with the sending worker's instance id): checked, else undefined. */
+export function parsePresenceNotice(data: unknown): (PresenceNotice & { worker: string }) | undefined {
   if (!data || typeof data !== 'object' || Array.isArray(data)) return undefined;
-  const { channel, clientId, action } = data as Record<string, unknown>;
+  const { channel, clientId, action, worker } = data as Record<string, unknown>;
   if (typeof channel !== 'string' || channel.length > 200 || typeof clientId !== 'string' || clientId.length > 200) return undefined;
   if (action !== 'join' && action !== 'leave') return undefined;
-  return { channel, clientId, action };
+  if (typeof worker !== 'string' || worker === '' || worker.length > 300) return undefined;
+  return { channel, clientId, action, worker };
 }

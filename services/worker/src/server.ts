@@ -40,6 +40,8 @@ export interface WorkerServer {
   instanceId: string;
   /** Whether the control channel's shard confirmed this worker's subscription: it hears orders and queries. */
   controlSubscribed: () => boolean;
+  /** The workers live now (main.ts reads them with its own liveness renewal): a dead one's presence joins leave. */
+  liveWorkers: (live: ReadonlySet<string>) => void;
   drain: () => Promise<void>;
 }
 
@@ -137,7 +139,7 @@ export async function startWorker(
     holds: (socket, channel) => hooks.holds?.(socket, channel) ?? true,
     announce: (notice) => {
       presenceNotices.inc({ action: notice.action });
-      link?.publish(RESERVED_CHANNELS.presence, [notice]).catch((error: unknown) =>
+      link?.publish(RESERVED_CHANNELS.presence, [{ ...notice, worker: instanceId }]).catch((error: unknown) =>
         logger.warn({ err: error, channel: notice.channel }, 'a presence notice did not reach the cluster: other workers miss it'),
       );
     },
@@ -306,7 +308,7 @@ export async function startWorker(
   // Other workers' presence notices, to this worker's subscribers of the channel (its own went out at once).
   link.listen(RESERVED_CHANNELS.presence, (data) => {
     const notice = parsePresenceNotice(data);
-    if (notice) roster.deliver(notice);
+    if (notice) roster.received(notice, notice.worker);
     else logger.warn('ignoring a presence notice of an unknown shape');
   });
 
@@ -329,6 +331,11 @@ export async function startWorker(
     port,
     instanceId,
     controlSubscribed: () => link?.isSubscribed(CONTROL_CHANNEL) ?? false,
+    liveWorkers: (live) => {
+      // A worker's entry lapses after 3 intervals: one heard from for longer and never live is gone too.
+      const left = roster.liveWorkers(live, 3 * config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS);
+      if (left > 0) logger.info({ leaves: left }, 'sent the presence leaves of a worker that stopped renewing its liveness entry');
+    },
     async drain() {
       draining = true; // /readyz turns 503 and new handshakes are refused from here on
       await new Promise((resolve) => setTimeout(resolve, config.SOCKETBRIDGE_DRAIN_DELAY_MS));

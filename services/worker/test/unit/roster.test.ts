@@ -74,6 +74,32 @@ describe('ChannelRoster (a worker\'s channel info and presence)', () => {
     expect(announced).toHaveLength(3);
   });
 
+  it('sends the leaves of a worker that was live and is no longer, once; not of one never seen live', async () => {
+    const { r, broker } = roster();
+    const eve = fakeSocket('eve');
+    await broker.subscribeSocket(eve.socket, 'room.a');
+    eve.sent.length = 0;
+    r.received({ channel: 'room.a', clientId: 'ada', action: 'join' }, 'w1');
+    r.received({ channel: 'room.a', clientId: 'ada', action: 'join' }, 'w1'); // two of Ada's sockets
+    r.received({ channel: 'room.a', clientId: 'bob', action: 'join' }, 'w1');
+    r.received({ channel: 'room.a', clientId: 'bob', action: 'leave' }, 'w1');
+    r.received({ channel: 'room.a', clientId: 'cyd', action: 'join' }, 'w2');
+    expect(eve.sent).toHaveLength(5);
+    // w2's notices came before its first liveness entry: not dead, just new (within the grace).
+    expect(r.liveWorkers(new Set(['w0', 'w1']), 1000)).toBe(0);
+    expect(r.liveWorkers(new Set(['w0', 'w2']), 1000)).toBe(2);
+    expect(eve.sent.slice(5)).toEqual([
+      { event: CLIENT_EVENTS.presence, data: { channel: 'room.a', clientId: 'ada', action: 'leave' } },
+      { event: CLIENT_EVENTS.presence, data: { channel: 'room.a', clientId: 'ada', action: 'leave' } },
+    ]);
+    expect(r.liveWorkers(new Set(['w0', 'w2']), 1000)).toBe(0);
+    expect(r.liveWorkers(new Set(['w0']), 1000)).toBe(1); // cyd, once w2 had been seen live and went
+    // A worker never seen live: its joins leave once the grace is over.
+    r.received({ channel: 'room.a', clientId: 'dan', action: 'join' }, 'w3');
+    expect(r.liveWorkers(new Set(['w0']), 1000)).toBe(0);
+    expect(r.liveWorkers(new Set(['w0']), 1000, Date.now() + 1001)).toBe(1);
+  });
+
   it('keys channels and clients by client input without a prototype', async () => {
     const { r, broker } = roster();
     const proto = fakeSocket('__proto__');
@@ -83,8 +109,9 @@ describe('ChannelRoster (a worker\'s channel info and presence)', () => {
   });
 
   it('reads cluster messages of the right shape only', () => {
-    expect(parsePresenceNotice({ channel: 'room.a', clientId: 'ada', action: 'join' })).toEqual({ channel: 'room.a', clientId: 'ada', action: 'join' });
-    for (const bad of [null, [], {}, { channel: 'room.a', clientId: 'ada', action: 'wave' }, { channel: 1, clientId: 'ada', action: 'join' }]) expect(parsePresenceNotice(bad)).toBeUndefined();
+    const notice = { channel: 'room.a', clientId: 'ada', action: 'join', worker: 'w1' };
+    expect(parsePresenceNotice(notice)).toEqual(notice);
+    for (const bad of [null, [], {}, { ...notice, action: 'wave' }, { ...notice, channel: 1 }, { ...notice, worker: undefined }]) expect(parsePresenceNotice(bad)).toBeUndefined();
     const query = { type: 'query', id: 'q1', channel: 'room.a', replyTo: '#sb.reply.p1', clients: true, limit: 10 };
     expect(parseControl(query)).toEqual(query);
     for (const bad of [{ ...query, replyTo: 'room.a' }, { ...query, limit: 0 }, { ...query, limit: 1001 }, { ...query, clients: 'yes' }, { ...query, id: '' }]) {
