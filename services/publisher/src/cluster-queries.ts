@@ -58,8 +58,10 @@ export class ClusterQueries {
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(resolve, this.timeoutMs);
+        // No live worker known (none registered yet, or Redis just lost the set): wait out the timeout
+        // for whoever answers rather than answer 0 at once.
         const check = () => {
-          if ([...live].every((worker) => replies.has(worker))) {
+          if (live.size > 0 && [...live].every((worker) => replies.has(worker))) {
             clearTimeout(timer);
             resolve();
           }
