@@ -96,16 +96,24 @@ function expectAgreement(info: ChannelInfo, perWorker: Map<string, number>, tota
   expect(info.workers.map((w) => w.subscribers).sort()).toEqual([...perWorker.values()].sort());
 }
 
+/** A client-library subscriber to each channel that records every presence notice (with when it came) and message. */
+async function watcher(worker: ManagedProcess, token: string, ...channels: string[]) {
+  const notices: Array<PresenceNotice & { at: number }> = [];
+  const messages: unknown[] = [];
+  const client = new SocketBridgeClient({ port: worker.port, token });
+  libraryClients.push(client);
+  await client.connected();
+  for (const name of channels) {
+    await client.subscribe(name, { onMessage: (envelope) => messages.push(envelope), onPresence: (notice) => notices.push({ ...notice, at: Date.now() }) });
+  }
+  return { client, notices, messages };
+}
+
 describe('GET /v1/channels/:channel and /presence', () => {
   it('count the sockets actually open on each worker and list the clients subscribed; subscribers hear joins and leaves from both workers', async () => {
     const [w0, w1] = testbed.cluster.workers as [ManagedProcess, ManagedProcess];
     const [eve, ada, bob] = await Promise.all([api.createClient('Eve'), api.createClient('Ada'), api.createClient('Bob')]);
-    const notices: PresenceNotice[] = [];
-    const watcher = new SocketBridgeClient({ port: w0.port, token: eve.token });
-    libraryClients.push(watcher);
-    await watcher.connected();
-    const messages: unknown[] = [];
-    await watcher.subscribe('room.a', { onMessage: (envelope) => messages.push(envelope), onPresence: (notice) => notices.push(notice) });
+    const { client: eveClient, notices, messages } = await watcher(w0, eve.token, 'room.a');
     const heard = (clientId: string, action: 'join' | 'leave') =>
       waitFor(() => notices.some((n) => n.clientId === clientId && n.action === action && n.channel === 'room.a'), 5000, `${action} of ${clientId}`);
 
@@ -145,7 +153,7 @@ describe('GET /v1/channels/:channel and /presence', () => {
     expect((await presence('room.a')).clients).toEqual([eve.clientId]);
     // Notices are events of their own: no message reached the channel, and its history is untouched.
     expect(messages).toEqual([]);
-    expect(watcher.stats).toMatchObject({ delivered: 0, refused: 0, gaps: 0 });
+    expect(eveClient.stats).toMatchObject({ delivered: 0, refused: 0, gaps: 0 });
   });
 
   it('agree with the open sockets again after a worker is SIGKILLed, within the liveness expiry', async () => {
@@ -154,18 +162,7 @@ describe('GET /v1/channels/:channel and /presence', () => {
     try {
       const [ada, bob] = await Promise.all([api.createClient('Ada'), api.createClient('Bob')]);
       // Ada watches with the client library, on worker 0.
-      const notices: PresenceNotice[] = [];
-      let leaveAt = 0;
-      const watcher = new SocketBridgeClient({ port: w0.port, token: ada.token });
-      libraryClients.push(watcher);
-      await watcher.connected();
-      await watcher.subscribe('room.k', {
-        onMessage: () => undefined,
-        onPresence: (n) => {
-          notices.push(n);
-          if (n.action === 'leave') leaveAt ||= Date.now();
-        },
-      });
+      const { notices } = await watcher(w0, ada.token, 'room.k');
       // The third worker answers queries, and the others have seen it live (its liveness entry).
       await waitFor(async () => (await channelInfo('room.k')).workers.length === 3, 20000, 'the third worker to answer');
       await waitFor(async () => (await channelInfo('room.k')).complete, 20000, 'its liveness entry');
@@ -186,7 +183,7 @@ describe('GET /v1/channels/:channel and /presence', () => {
       const elapsedComplete = Date.now() - killedAt;
       // The dead worker could not say Bob left: worker 0 says it once the entry lapsed.
       await waitFor(() => notices.some((n) => n.clientId === bob.clientId && n.action === 'leave'), 10000, "Bob's leave after the kill");
-      const elapsedLeave = leaveAt - killedAt;
+      const elapsedLeave = notices.find((n) => n.clientId === bob.clientId && n.action === 'leave')!.at - killedAt;
       expect(notices.filter((n) => n.clientId === bob.clientId).map((n) => n.action)).toEqual(['join', 'leave']);
       console.info(`after SIGKILL: counts and presence right after ${elapsedCounted} ms, complete again after ${elapsedComplete} ms, the leave heard after ${elapsedLeave} ms (liveness ${LIVENESS_MS} ms × 3, query timeout ${QUERY_TIMEOUT_MS} ms)`);
       expect(elapsedLeave).toBeLessThan(4 * LIVENESS_MS + 1500);
@@ -205,12 +202,7 @@ describe('GET /v1/channels/:channel and /presence', () => {
   it('a channel without presence: info answers, presence is 404 with the reason, and no notices', async () => {
     const [w0, w1] = testbed.cluster.workers as [ManagedProcess, ManagedProcess];
     const [ada, bob] = await Promise.all([api.createClient('Ada'), api.createClient('Bob')]);
-    const notices: PresenceNotice[] = [];
-    const watcher = new SocketBridgeClient({ port: w0.port, token: ada.token });
-    libraryClients.push(watcher);
-    await watcher.connected();
-    await watcher.subscribe('quiet.a', { onMessage: () => undefined, onPresence: (n) => notices.push(n) });
-    await watcher.subscribe('room.z', { onMessage: () => undefined, onPresence: (n) => notices.push(n) });
+    const { notices } = await watcher(w0, ada.token, 'quiet.a', 'room.z');
     await subscribed(w1, bob.token, 'quiet.a');
     expect(await channelInfo('quiet.a')).toMatchObject({ subscribers: 2, presence: false, complete: true });
     const refused = await api.request<{ error: string; message: string }>('GET', '/v1/channels/quiet.a/presence');
@@ -225,11 +217,7 @@ describe('GET /v1/channels/:channel and /presence', () => {
   it('follow a refresh that names another client: the socket is listed as the new client, subscribers hear the old leave and the new join', async () => {
     const [w0, w1] = testbed.cluster.workers as [ManagedProcess, ManagedProcess];
     const [eve, ada, bob] = await Promise.all([api.createClient('Eve'), api.createClient('Ada'), api.createClient('Bob')]);
-    const notices: PresenceNotice[] = [];
-    const watcher = new SocketBridgeClient({ port: w0.port, token: eve.token });
-    libraryClients.push(watcher);
-    await watcher.connected();
-    await watcher.subscribe('room.r', { onMessage: () => undefined, onPresence: (n) => notices.push(n) });
+    const { notices } = await watcher(w0, eve.token, 'room.r');
     const socket = await subscribed(w1, ada.token, 'room.r');
     await waitFor(() => notices.some((n) => n.clientId === ada.clientId && n.action === 'join'), 5000, "Ada's join");
     await socket.authenticate(bob.token);
