@@ -21,6 +21,7 @@ export function toBridge(name: string, spec: SocketBridgeSpec): Bridge {
         ...(c.history
           ? { history: { size: c.history.size ?? DEFAULT_HISTORY.size, ttlSeconds: c.history.ttlSeconds ?? DEFAULT_HISTORY.ttlSeconds } }
           : {}),
+        ...(c.presence ? { presence: true } : {}),
       }),
     ),
   };

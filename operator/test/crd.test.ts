@@ -42,7 +42,7 @@ const tables: Record<string, Record<string, 'optional' | 'required'>> = {
   'spec.queues[]': { name: 'required', durable: 'optional', singleActiveConsumer: 'optional', bindings: 'optional', route: 'required' } satisfies Optionality<QueueSpec>,
   'spec.queues[].bindings[]': { exchange: 'required', type: 'required', routingKey: 'optional' } satisfies Optionality<BindingSpec>,
   'spec.queues[].route': { channel: 'required' } satisfies Optionality<RouteSpec>,
-  'spec.channels[]': { pattern: 'required', access: 'required', history: 'optional' } satisfies Optionality<ChannelSpec>,
+  'spec.channels[]': { pattern: 'required', access: 'required', history: 'optional', presence: 'optional' } satisfies Optionality<ChannelSpec>,
   'spec.channels[].history': { size: 'optional', ttlSeconds: 'optional' } satisfies Optionality<HistorySpec>,
   status: { observedGeneration: 'optional', queuesReady: 'optional', conditions: 'optional', queues: 'optional' } satisfies Optionality<SocketBridgeStatus>,
   'status.conditions[]': {
@@ -99,7 +99,7 @@ const full: SocketBridge = {
         route: { channel: 'e.{headers.region}.{body.id}' },
       },
     ],
-    channels: [{ pattern: 'e.{clientId}.#', access: 'owner', history: { size: 10, ttlSeconds: 60 } }],
+    channels: [{ pattern: 'e.{clientId}.#', access: 'owner', history: { size: 10, ttlSeconds: 60 }, presence: true }],
     deletionPolicy: 'delete',
   },
   status: {
@@ -182,7 +182,7 @@ describe('the TypeScript types stay in step with the CRD', () => {
     const result = validateDocument({ apiVersion: 'socketbridge.io/v1alpha1', kind: 'SocketBridge', metadata: { name: 'd' }, spec: { queues: [{ name: 'd.q', route: { channel: 'd.{routingKey}' } }], channels: [{ pattern: 'd.*', access: 'public', history: { size: 5 } }] } });
     expect(result.ok && result.resource.spec).toEqual({
       queues: [{ name: 'd.q', durable: true, singleActiveConsumer: false, bindings: [], route: { channel: 'd.{routingKey}' } }],
-      channels: [{ pattern: 'd.*', access: 'public', history: { size: 5, ttlSeconds: 3600 } }],
+      channels: [{ pattern: 'd.*', access: 'public', history: { size: 5, ttlSeconds: 3600 }, presence: false }],
       deletionPolicy: 'retain',
     });
   });

@@ -91,6 +91,14 @@ describe('bridges', () => {
     });
   });
 
+  it('toBridge carries presence to the registry only where a policy turns it on', () => {
+    const bridge = toBridge('b', {
+      queues: [{ name: 'q', route: { channel: 'c.{routingKey}' } }],
+      channels: [{ pattern: 'room.*', access: 'authenticated', presence: true }, { pattern: 'c.*', access: 'public', presence: false }],
+    });
+    expect(bridge.channels).toEqual([{ pattern: 'room.*', access: 'authenticated', presence: true }, { pattern: 'c.*', access: 'public' }]);
+  });
+
   it('bridgeProblems: what the schema cannot say, one sentence each', () => {
     const bridge = toBridge('b', {
       queues: [

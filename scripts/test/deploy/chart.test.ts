@@ -250,6 +250,11 @@ describe('rendered', () => {
     expect(role).toBeDefined();
     expect(find(r, 'HorizontalPodAutoscaler', '-worker')).toBeUndefined();
     expect((find(r, 'Deployment', 'sb-worker') as { spec: { replicas: number } }).spec.replicas).toBe(4);
+    // Lifecycle events: the workers publish to the chart's RabbitMQ (its Secret), on the exchange named.
+    const workerEnv = JSON.stringify(find(r, 'Deployment', 'sb-worker'));
+    expect(workerEnv).toMatch(/"name":"SOCKETBRIDGE_EVENTS_RABBITMQ_URL","valueFrom":\{"secretKeyRef":\{"name":"[^"]+","key":"rabbitmq-url"\}\}/);
+    expect(workerEnv).toMatch(/"name":"SOCKETBRIDGE_EVENTS_EXCHANGE","value":"backend.socket-events"/);
+    expect(JSON.stringify(find(render('defaults'), 'Deployment', '-worker'))).not.toMatch(/SOCKETBRIDGE_EVENTS_RABBITMQ_URL/);
     expect(JSON.stringify(find(r, 'Deployment', 'sb-operator'))).toMatch(/"serviceAccountName":"bridge-operator"/);
     expect(r.notes).toMatch(/wss:\/\/ws\.example\.com\/socketcluster\//);
     expect(r.notes).toMatch(/WARNING: publisher\.testMode is on/);

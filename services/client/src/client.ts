@@ -1,5 +1,5 @@
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
-import { RECOVER_PROCEDURE, type Envelope, type RecoverReply } from '@socketbridge/common/wire';
+import { CLIENT_EVENTS, RECOVER_PROCEDURE, type Envelope, type PresenceNotice, type RecoverReply } from '@socketbridge/common/wire';
 import { ChannelOrder, type Delivery } from './ordering.js';
 
 export interface ClientOptions {
@@ -34,6 +34,12 @@ export interface SubscribeOptions {
   onGap?: (gap: { channel: string; since: string; reason: string }) => void;
   /** The worker took the channel away (a refreshed or expired token no longer grants it): it is unsubscribed. */
   onKickOut?: (kick: { channel: string; message: string }) => void;
+  /**
+   * On a channel whose policy sets presence: a socket of `clientId` subscribed (`join`) or left
+   * (`leave`), on any worker. Notices come as their own event, outside the channel's messages: they
+   * are not in its history and do not touch `onMessage`'s order.
+   */
+  onPresence?: (notice: PresenceNotice) => void;
 }
 
 export interface ClientStats {
@@ -132,6 +138,14 @@ export class SocketBridgeClient {
     const kicks = this.socket.listener('kickOut');
     void (async () => {
       for await (const { channel, message } of kicks) this.kickedOut(channel, String(message ?? ''));
+    })();
+    const notices = this.socket.receiver(CLIENT_EVENTS.presence);
+    void (async () => {
+      for await (const notice of notices) {
+        const { channel, clientId, action } = (notice ?? {}) as Partial<PresenceNotice>;
+        if (typeof channel !== 'string' || typeof clientId !== 'string' || (action !== 'join' && action !== 'leave')) continue;
+        this.channels.get(channel)?.options.onPresence?.({ channel, clientId, action });
+      }
     })();
     this.scheduleRefresh();
   }

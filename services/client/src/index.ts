@@ -1,3 +1,3 @@
 export { RECONNECT_OPTIONS, SocketBridgeClient, tokenAuthEngine, tokenTimes, type ClientOptions, type ClientStats, type SubscribeOptions } from './client.js';
 export { ChannelOrder } from './ordering.js';
-export type { Envelope, RecoverReply } from '@socketbridge/common/wire';
+export type { Envelope, PresenceNotice, RecoverReply } from '@socketbridge/common/wire';

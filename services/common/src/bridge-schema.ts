@@ -86,6 +86,13 @@ export const ChannelSpecSchema = Type.Object(
       description: 'public (anyone, even anonymous), authenticated (any signed-in client), owner (the client named by {clientId}).',
     }),
     history: Type.Optional(HistorySpecSchema),
+    presence: Type.Optional(
+      Type.Boolean({
+        description:
+          "Presence: the server API lists the client ids subscribed (GET /v1/channels/{channel}/presence) and subscribers receive join and leave notices (event sb.presence). Off: neither.",
+        default: false,
+      }),
+    ),
   },
   { ...strict, ...cel("self.access != 'owner' || self.pattern.contains('{clientId}')", 'owner access needs a {clientId} segment in the pattern') },
 );

@@ -43,6 +43,11 @@ export const registryKeys = {
   revokedClient: (clientId: string) => `socketbridge:{revocations}:client:${clientId}`,
   /** Every revocation (`jti:<jti>` or `client:<id>`) scored by its expiry (ms): what a worker loads at start. */
   revocations: 'socketbridge:{revocations}:index',
+  /**
+   * The workers that answer cluster queries (channel info, presence), each scored by when its entry
+   * expires (ms): a worker refreshes its own while it runs, so a killed one drops out by itself.
+   */
+  liveWorkers: 'socketbridge:{workers}:live',
 };
 
 const PATTERN_SEGMENT = /^(\*|#|\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9_:@-]+)$/;

@@ -35,6 +35,8 @@ export interface ChannelPolicy {
   pattern: string;
   access: Access;
   history?: HistoryPolicy;
+  /** Who is subscribed can be asked (GET /v1/channels/:channel/presence), and subscribers hear joins and leaves. */
+  presence?: boolean;
 }
 
 /** What a client's JWT carries besides `iat`/`exp`: its id and channels granted by name. */

@@ -9,9 +9,13 @@
  */
 
 import { registryKeys } from './bridges.js';
+import { RESERVED_CHANNELS } from './wire.js';
 
 /** The reserved channel; CHANNEL_NAME refuses it, so no client can take it. */
-export const CONTROL_CHANNEL = '#sb.control';
+export const CONTROL_CHANNEL = RESERVED_CHANNELS.control;
+
+/** Most client ids one worker returns for a presence query (and the REST route's largest `limit`). */
+export const MAX_PRESENCE_LIMIT = 1000;
 
 /** Longest client id a control message names (the token's `sub`, as identity.ts bounds it). */
 export const MAX_CONTROL_CLIENT_ID = 200;
@@ -26,7 +30,22 @@ export type ControlMessage =
   /** One token revoked; `until` (ms since the epoch): when the entry may be forgotten (the token has expired). */
   | { type: 'revoke'; jti: string; until: number }
   /** Every token of the client issued at or before `before` (epoch seconds) revoked. */
-  | { type: 'revoke'; clientId: string; before: number; until: number };
+  | { type: 'revoke'; clientId: string; before: number; until: number }
+  /**
+   * Channel info (and presence, with `clients`): every worker answers on `replyTo` (a publisher's
+   * `#sb.reply.<instanceId>`) with a `QueryReply` carrying the same `id`.
+   */
+  | { type: 'query'; id: string; channel: string; replyTo: string; clients: boolean; limit: number };
+
+/** A worker's answer to a query: its subscriber count of the channel and, for presence, its distinct client ids (at most `limit`). */
+export interface QueryReply {
+  id: string;
+  instanceId: string;
+  subscribers: number;
+  clients?: string[];
+  /** More distinct clients than `limit` are subscribed on this worker. */
+  truncated?: boolean;
+}
 
 /** Longest `jti` accepted. */
 export const MAX_JTI = 200;
@@ -50,7 +69,23 @@ export function parseControl(data: unknown): ControlMessage | undefined {
     if (goodId(clientId, MAX_CONTROL_CLIENT_ID) && goodTime(before)) return { type, clientId, before, until };
     return undefined;
   }
+  if (type === 'query') {
+    const { id, channel, replyTo, clients, limit } = data as Record<string, unknown>;
+    if (!goodId(id, 100) || !goodId(channel, 200) || typeof clients !== 'boolean') return undefined;
+    if (typeof replyTo !== 'string' || !replyTo.startsWith(RESERVED_CHANNELS.replyPrefix) || replyTo.length > 300) return undefined;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_PRESENCE_LIMIT) return undefined;
+    return { type, id, channel, replyTo, clients, limit };
+  }
   return undefined;
+}
+
+/** A worker's reply as it arrives on the reply channel: checked, else undefined. */
+export function parseQueryReply(data: unknown): QueryReply | undefined {
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return undefined;
+  const { id, instanceId, subscribers, clients, truncated } = data as Record<string, unknown>;
+  if (typeof id !== 'string' || typeof instanceId !== 'string' || typeof subscribers !== 'number' || !Number.isInteger(subscribers) || subscribers < 0) return undefined;
+  if (clients !== undefined && (!Array.isArray(clients) || clients.length > MAX_PRESENCE_LIMIT || !clients.every((c) => typeof c === 'string'))) return undefined;
+  return { id, instanceId, subscribers, ...(clients !== undefined && { clients: clients as string[] }), ...(truncated === true && { truncated: true }) };
 }
 
 /** The revocations a worker holds in memory, so a handshake's check costs no Redis round trip. */

@@ -53,6 +53,29 @@ export const metricDefs = {
     name: 'socketbridge_deliveries_total',
     help: 'Publish frames a worker wrote to client sockets (one per subscribed socket per message).',
   },
+  presenceNotices: {
+    name: 'socketbridge_presence_notices_total',
+    help: 'Presence notices a worker started (a socket of a signed-in client joined or left a presence channel), by action: join, leave.',
+    labelNames: ['action'] as const,
+  },
+  eventsPublished: {
+    name: 'socketbridge_events_published_total',
+    help: 'Lifecycle events RabbitMQ confirmed (SOCKETBRIDGE_EVENTS_RABBITMQ_URL set).',
+  },
+  eventsDropped: {
+    name: 'socketbridge_events_dropped_total',
+    help: 'Lifecycle events not delivered to RabbitMQ, by reason: overflow (the in-memory queue was full, RabbitMQ slow or away), nacked (RabbitMQ refused one).',
+    labelNames: ['reason'] as const,
+  },
+  eventsQueued: {
+    name: 'socketbridge_events_queued',
+    help: 'Lifecycle events waiting in the worker for RabbitMQ (queued or unconfirmed).',
+  },
+  clusterQueries: {
+    name: 'socketbridge_cluster_queries_total',
+    help: 'Channel info and presence queries a publisher asked the workers, by outcome: complete (every live worker answered), partial (some did not in time).',
+    labelNames: ['outcome'] as const,
+  },
   publishToDelivery: {
     name: 'socketbridge_publish_to_delivery_seconds',
     help: 'From the publisher taking a message (its envelope ts) to a worker writing it to its subscribed sockets.',

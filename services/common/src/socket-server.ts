@@ -69,6 +69,8 @@ export interface SocketServerOptions {
   onAuthenticated?(socket: ClientSocket): void;
   /** A socket that had completed its handshake closed. */
   onClosed?(socket: ClientSocket): void;
+  /** A `#authenticate` was refused (the token did not verify, or the authenticate gate said no), with the error answered. */
+  onAuthRefused?(socket: ClientSocket, error: unknown): void;
 }
 
 interface Packet {
@@ -340,6 +342,7 @@ export class SocketServer {
     }
     if (socket.state !== 'open') return;
     if (refusal !== undefined) {
+      this.options.onAuthRefused?.(socket, refusal);
       socket.authToken = null;
       socket.send({ event: '#removeAuthToken' });
       await this.revisit(socket, 'the token was refused');

@@ -164,3 +164,73 @@ export type RefusalReason =
 
 /** Outcomes of `recover`, the `outcome` label of socketbridge_recoveries_total. */
 export const RECOVER_OUTCOMES = ['recovered', 'gap', 'refused'] as const;
+
+// --- reserved cluster channels and client events -----------------------------------------------
+
+/**
+ * Cluster channels only members use: each starts with `#`, which CHANNEL_NAME never allows, so no
+ * client can subscribe or publish there (the worker refuses both before anything reaches the cluster).
+ */
+export const RESERVED_CHANNELS = {
+  /** The server API's orders and queries (publisher → every worker): common/src/control.ts. */
+  control: '#sb.control',
+  /** Presence join and leave notices (worker → every worker), which each worker passes to its subscribers of the channel. */
+  presence: '#sb.presence',
+  /** Prefix of a publisher's own reply channel (`#sb.reply.<instanceId>`): workers answer its queries there. */
+  replyPrefix: '#sb.reply.',
+} as const;
+
+/**
+ * Events a worker sends a client outside any channel (socketcluster-client: `socket.receiver(name)`),
+ * so they enter no channel's history and leave the envelopes' `prev` chain alone.
+ */
+export const CLIENT_EVENTS = {
+  /** A client joined or left a presence channel the socket is subscribed to: a `PresenceNotice`. */
+  presence: 'sb.presence',
+} as const;
+
+/** The data of a CLIENT_EVENTS.presence event: one socket of `clientId` subscribed to (`join`) or left (`leave`) `channel`. */
+export interface PresenceNotice {
+  channel: string;
+  clientId: string;
+  action: 'join' | 'leave';
+}
+
+// --- lifecycle events (RabbitMQ) ---------------------------------------------------------------
+
+/**
+ * What a worker publishes to the lifecycle events exchange (SOCKETBRIDGE_EVENTS_*, opt-in), each
+ * with the routing key `<event>.<channel or client>`: the channel for subscribe and unsubscribe,
+ * else the client id (`-` for an anonymous socket or an unknown client).
+ */
+export const LIFECYCLE_EVENTS = {
+  connect: 'a socket completed its handshake (routing key: connect.<clientId>)',
+  disconnect: 'a socket that had connected closed, with its close code and reason (disconnect.<clientId>)',
+  subscribe: 'a socket subscribed to a channel (subscribe.<channel>)',
+  unsubscribe: 'a socket left a channel: unsubscribed, kicked off, or closed (unsubscribe.<channel>)',
+  auth_failure: 'a handshake or #authenticate was refused, with the refusal reason (auth_failure.<clientId>)',
+} as const;
+
+export type LifecycleEventName = keyof typeof LIFECYCLE_EVENTS;
+
+/** The routing key's client part for a socket with no (known) client. */
+export const NO_CLIENT = '-';
+
+/** The JSON body of a lifecycle event message. */
+export interface LifecycleEvent {
+  event: LifecycleEventName;
+  /** ms since the epoch, when the worker saw it. */
+  ts: number;
+  /** The worker's instance id. */
+  worker: string;
+  socketId: string;
+  /** The token's client id (`sub`); null for an anonymous socket (or a refused token). */
+  clientId: string | null;
+  channel?: string;
+  /** disconnect: the WebSocket close code and reason. */
+  code?: number;
+  reason?: string;
+  /** auth_failure: the refusal reason (as the handshake rejection metric's label) and the error name. */
+  refusal?: string;
+  error?: string;
+}

@@ -13,6 +13,8 @@ import type { RabbitConsumer } from './consumer.js';
 import { apiErrorOf, errorBody, kindOfStatus, sendApiError } from './errors.js';
 import type { Pipeline } from './pipeline.js';
 import { bridgeRoutes } from './routes/bridges.js';
+import { channelInfoRoutes } from './routes/channel-info.js';
+import { ClusterQueries } from './cluster-queries.js';
 import { clientRoutes } from './routes/clients.js';
 import { REGISTRY_DOWN } from './routes/context.js';
 import { opsRoutes } from './routes/ops.js';
@@ -109,6 +111,8 @@ export async function buildApp(deps: AppDeps) {
   await app.register(clientRoutes, { redis, tokens });
   await app.register(bridgeRoutes, { redis, watcher, consumer });
   await app.register(serverApiRoutes, { link, redis, tokenTtlSeconds: config.SOCKETBRIDGE_TOKEN_TTL_SECONDS });
+  const queries = new ClusterQueries(link, redis, deps.logger, config.SOCKETBRIDGE_CLUSTER_QUERY_TIMEOUT_MS);
+  await app.register(channelInfoRoutes, { queries, redis, watcher, metrics: deps.metrics });
   await app.register(publishRoutes, {
     pipeline,
     watcher,

@@ -78,6 +78,8 @@ export const publisherEnv = {
   SOCKETBRIDGE_TRUST_PROXY: trustProxyEnv,
   SOCKETBRIDGE_BODY_LIMIT_BYTES: env.int(64 * 1024, 1024, 16 * 1024 * 1024),
   SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(15000),
+  /** How long channel info and presence wait for the live workers' answers; past it they answer with what came (`complete: false`). */
+  SOCKETBRIDGE_CLUSTER_QUERY_TIMEOUT_MS: env.int(1000, 50, 30_000),
 };
 
 export type PublisherConfig = ReturnType<typeof loadPublisherConfig>;

@@ -19,6 +19,7 @@ const catalogue = {
   ClientNotFound: { code: 'SB_CLIENT_NOT_FOUND', status: 404, error: 'NotFound', when: 'no client with that id' },
   BridgeNotFound: { code: 'SB_BRIDGE_NOT_FOUND', status: 404, error: 'NotFound', when: 'no bridge of that name' },
   ConsoleNotBuilt: { code: 'SB_CONSOLE_NOT_BUILT', status: 404, error: 'NotFound', when: 'the web console is not built (npm run build)' },
+  PresenceOff: { code: 'SB_PRESENCE_OFF', status: 404, error: 'NotFound', when: "presence of a channel whose policy does not set presence: true" },
   DuplicateEmail: { code: 'SB_DUPLICATE_EMAIL', status: 409, error: 'Conflict', when: 'a client with that email exists' },
   BridgeOwned: { code: 'SB_BRIDGE_OWNED', status: 409, error: 'Conflict', when: 'PUT or DELETE of a bridge a SocketBridge resource (or npm run bridge) owns' },
   PayloadTooLarge: { code: 'SB_PAYLOAD_TOO_LARGE', status: 413, error: 'PayloadTooLarge', when: 'a body over SOCKETBRIDGE_BODY_LIMIT_BYTES' },
@@ -27,6 +28,7 @@ const catalogue = {
   InternalError: { code: 'SB_INTERNAL', status: 500, error: 'InternalError', when: 'a bug: logged with the request' },
   RegistryUnavailable: { code: 'SB_REGISTRY_UNAVAILABLE', status: 503, error: 'ServiceUnavailable', when: 'Redis is not reachable' },
   PublishFailed: { code: 'SB_PUBLISH_FAILED', status: 503, error: 'ServiceUnavailable', when: 'history or the cluster did not take a publish' },
+  ClusterUnavailable: { code: 'SB_CLUSTER_UNAVAILABLE', status: 503, error: 'ServiceUnavailable', when: 'the cluster could not be asked (channel info, presence)' },
 } as const;
 
 export type ApiErrorKind = keyof typeof catalogue;

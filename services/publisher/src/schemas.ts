@@ -30,6 +30,8 @@ export const ClientView = Type.Object({ clientId: Type.String(), name: Type.Stri
 
 const channelName = Type.String({ pattern: '^[A-Za-z0-9_.:@-]{1,200}$' });
 
+export const ChannelParams = Type.Object({ channel: channelName }, { additionalProperties: false });
+
 /**
  * A bridge's body is the one bridge schema in common (bridge-schema.ts), which the CRD is
  * generated from too: the same fields, defaults (filled in by AJV) and limits on both ways in.

@@ -92,6 +92,8 @@ describe('admin routes authenticate before anything else', () => {
     { method: 'GET', path: '/v1/clients?limit=0', why: 'a bad query', without: 400 },
     { method: 'GET', path: `/v1/clients/${'x'.repeat(65)}`, why: 'a bad parameter', without: 400 },
     { method: 'DELETE', path: '/v1/bridges/no-such-bridge', why: 'an unknown bridge', without: 404 },
+    { method: 'GET', path: '/v1/channels/a%20b', why: 'a bad channel name', without: 400 },
+    { method: 'GET', path: '/v1/channels/broadcast/presence', why: 'a channel without presence', without: 404 },
     { method: 'POST', path: '/v1/console/token', why: 'an empty channel', body: '{"channel":""}', without: 400 },
     { method: 'GET', path: '/console/api/cluster', why: 'the console', without: 200 },
   ];

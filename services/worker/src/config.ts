@@ -54,6 +54,26 @@ export const workerEnv = {
   /** A socket that has not completed the SocketCluster handshake within this is closed (4005). */
   SOCKETBRIDGE_HANDSHAKE_TIMEOUT_MS: env.ms(10000),
   SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS: env.ms(10000),
+  /**
+   * How often the worker renews its entry among the workers that answer channel info and presence
+   * queries (Redis); the entry expires after three of these, so a killed worker stops being waited
+   * for within that bound.
+   */
+  SOCKETBRIDGE_LIVENESS_INTERVAL_MS: env.ms(2000),
+  /**
+   * Lifecycle events (connect, disconnect, subscribe, unsubscribe, auth failures) into RabbitMQ:
+   * where to publish them (amqp:// or amqps://). Unset: off.
+   */
+  SOCKETBRIDGE_EVENTS_RABBITMQ_URL: env.optionalString().refine((url) => url === undefined || /^amqps?:\/\//.test(url), 'must be an amqp:// or amqps:// URL'),
+  /** The topic exchange they go to (declared durable); routing key `<event>.<channel or client>`. */
+  SOCKETBRIDGE_EVENTS_EXCHANGE: env.string('socketbridge.events'),
+  /** Most events waiting in memory while RabbitMQ is slow or away; past it they are dropped and counted. */
+  SOCKETBRIDGE_EVENTS_QUEUE_LIMIT: env.int(10_000, 1, 10_000_000),
+  /** Most events published and not yet confirmed. */
+  SOCKETBRIDGE_EVENTS_MAX_IN_FLIGHT: env.int(500, 1, 100_000),
+  /** Confirms (or a connection attempt) not back within this: the connection is dropped and its events sent again. */
+  SOCKETBRIDGE_EVENTS_CONFIRM_TIMEOUT_MS: env.int(5000, 100, 600_000),
+  SOCKETBRIDGE_EVENTS_RECONNECT_MAX_MS: env.ms(5000),
 };
 
 export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;

@@ -29,4 +29,6 @@ export interface WorkerHooks {
   /** After the socket's auth changed (refresh, expiry, sign-out): false drops it from the channel. */
   holds?: (socket: ClientSocket, channel: string) => boolean;
   procedures?: Record<string, (socket: ClientSocket, data: unknown) => unknown>;
+  /** Whether the channel's policy asks for presence (its client ids can be listed, its subscribers hear joins and leaves). */
+  presence?: (channel: string) => boolean;
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-import { announceListening, Counter, Revocations, RECOVER_OUTCOMES, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { announceListening, Counter, Revocations, RECOVER_OUTCOMES, findPolicy, registryKeys, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
 import { recoverProcedure } from './recover.js';
+import { LifecycleEvents } from './events.js';
 import { startWorker } from './server.js';
 
 runMain('worker', async () => {
@@ -18,6 +21,7 @@ runMain('worker', async () => {
   const hooks = {
     ...accessHooks({ requireAuth: config.SOCKETBRIDGE_REQUIRE_AUTH, policies }),
     procedures: { [RECOVER_PROCEDURE]: recoverProcedure(redis, policies, recoveries) },
+    presence: (channel: string) => findPolicy(policies(), channel)?.policy.presence === true,
   };
   // Revoked tokens, in memory: loaded once Redis is ready, then kept current by the control channel.
   // Redis away at start is not fatal: the worker serves, loads when Redis comes, and revocations
@@ -37,14 +41,55 @@ runMain('worker', async () => {
   redis.on('ready', () => void loadRevocations());
   await waitUntil(() => redis.status === 'ready', 5000, 50);
   await loadRevocations();
-  const worker = await startWorker(config, logger, metrics, hooks, revocations);
+  // Opt-in: without SOCKETBRIDGE_EVENTS_RABBITMQ_URL no event is made at all.
+  const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
+  const events = config.SOCKETBRIDGE_EVENTS_RABBITMQ_URL
+    ? new LifecycleEvents({
+        url: config.SOCKETBRIDGE_EVENTS_RABBITMQ_URL,
+        exchange: config.SOCKETBRIDGE_EVENTS_EXCHANGE,
+        queueLimit: config.SOCKETBRIDGE_EVENTS_QUEUE_LIMIT,
+        maxInFlight: config.SOCKETBRIDGE_EVENTS_MAX_IN_FLIGHT,
+        confirmTimeoutMs: config.SOCKETBRIDGE_EVENTS_CONFIRM_TIMEOUT_MS,
+        reconnectMaxMs: config.SOCKETBRIDGE_EVENTS_RECONNECT_MAX_MS,
+        instanceId,
+        logger,
+        registry: metrics,
+      })
+    : undefined;
+  events?.start();
+  const worker = await startWorker({ ...config, SOCKETBRIDGE_INSTANCE_ID: instanceId }, logger, metrics, hooks, revocations, events);
   logger.info({ port: worker.port, instanceId: worker.instanceId }, 'listening');
   announceListening(worker.port);
+  // Among the workers a publisher waits for when it asks the cluster (channel info, presence), once
+  // this one hears the control channel; the entry expires by itself if the worker dies.
+  const liveness = setInterval(() => {
+    if (!worker.controlSubscribed() || redis.status !== 'ready') return;
+    const now = Date.now();
+    redis
+      .multi()
+      .zadd(registryKeys.liveWorkers, now + 3 * config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS, worker.instanceId)
+      .zremrangebyscore(registryKeys.liveWorkers, '-inf', now)
+      .zrangebyscore(registryKeys.liveWorkers, now, '+inf')
+      .exec()
+      .then((results) => {
+        // The live set, read in the same step: a worker gone from it left its presence channels.
+        const [error, live] = results?.[2] ?? [new Error('the transaction was aborted')];
+        if (!error && Array.isArray(live)) worker.liveWorkers(new Set(live as string[]));
+      })
+      .catch((error: unknown) => logger.debug({ err: error }, 'could not renew the liveness entry'));
+  }, config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS);
+  liveness.unref();
   installShutdown({
     logger,
     timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS,
     drain: async () => {
       await worker.drain();
+      // Only now, with every socket closed and its leaves sent: other workers would otherwise send
+      // this worker's presence leaves for it as well (it would look dead), and the real ones after.
+      clearInterval(liveness);
+      await redis.zrem(registryKeys.liveWorkers, worker.instanceId).catch(() => undefined);
+      // The drain's disconnects are events too: give them a moment to be confirmed.
+      await events?.close(2000);
       await bridges.close();
       redis.disconnect();
     },

@@ -23,6 +23,7 @@ import {
   metricDefs,
   opsRequestHandler,
   parseControl,
+  RESERVED_CHANNELS,
   Revocations,
   sendJson,
   type Logger,
@@ -31,10 +32,16 @@ import {
 import { claimsOf } from './access.js';
 import type { WorkerConfig } from './config.js';
 import { Refusal, type WorkerHooks } from './hooks.js';
+import type { LifecycleEvents } from './events.js';
+import { ChannelRoster, parsePresenceNotice } from './roster.js';
 
 export interface WorkerServer {
   port: number;
   instanceId: string;
+  /** Whether the control channel's shard confirmed this worker's subscription: it hears orders and queries. */
+  controlSubscribed: () => boolean;
+  /** The workers live now (main.ts reads them with its own liveness renewal): a dead one's presence joins leave. */
+  liveWorkers: (live: ReadonlySet<string>) => void;
   drain: () => Promise<void>;
 }
 
@@ -45,6 +52,8 @@ export async function startWorker(
   hooks: WorkerHooks = {},
   /** The server API's revocations (main.ts loads them from Redis); kept current by the control channel. */
   revocations: Revocations = new Revocations(),
+  /** Lifecycle events (events.ts), when SOCKETBRIDGE_EVENTS_RABBITMQ_URL turns them on: `emit` never waits. */
+  events?: Pick<LifecycleEvents, 'emit'>,
 ): Promise<WorkerServer> {
   const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
   const httpServer = createHardenedServer();
@@ -69,14 +78,29 @@ export async function startWorker(
   const refusalOf = (error: unknown): Refusal =>
     error instanceof Refusal ? error : new Refusal('internal', 'refused: the worker could not check this request');
   /** Runs a hook; a refusal is counted under its reason and goes back to the client. */
-  const gate = async (counter: Counter<'reason'>, check: () => unknown): Promise<void> => {
+  const gate = async (counter: Counter<'reason'>, check: () => unknown, onRefusal?: (refusal: Refusal) => void): Promise<void> => {
     try {
       await check();
     } catch (error) {
       const refusal = refusalOf(error);
       counter.inc({ reason: refusal.reason });
+      onRefusal?.(refusal);
       throw refusal;
     }
+  };
+  const authFailure = (socket: ClientSocket, refusal: Refusal, token: Record<string, unknown> | null) =>
+    events?.emit({ event: 'auth_failure', socketId: socket.id, clientId: claimsOf(token)?.sub ?? null, refusal: refusal.reason, error: refusal.name });
+  // connect once per socket (onAuthenticated runs again at each #authenticate), and its disconnect with the close code.
+  const connected = new WeakSet<ClientSocket>();
+  const lifecycle = (socket: ClientSocket) => {
+    if (!events || connected.has(socket)) return;
+    connected.add(socket);
+    const clientId = claimsOf(socket.authToken)?.sub ?? null;
+    events.emit({ event: 'connect', socketId: socket.id, clientId });
+    // After the socket server's own close handling (its unsubscribes come first, as they happened).
+    socket.ws.once('close', (code: number, reason: Buffer) => {
+      events.emit({ event: 'disconnect', socketId: socket.id, clientId: claimsOf(socket.authToken)?.sub ?? clientId, code, reason: reason.toString().slice(0, 200) });
+    });
   };
 
   // Every open socket by the client its token names (`sub`), for the server API's disconnect.
@@ -107,9 +131,37 @@ export async function startWorker(
   const pruning = setInterval(() => revocations.prune(), 60_000);
   pruning.unref();
 
+  const presenceNotices = new Counter({ ...metricDefs.presenceNotices, registers: [registry] });
+  for (const action of ['join', 'leave']) presenceNotices.inc({ action }, 0);
+  // Who is subscribed here: channel info, presence, and the join and leave notices (never per message).
+  const roster = new ChannelRoster({
+    presence: (channel) => hooks.presence?.(channel) ?? false,
+    holds: (socket, channel) => hooks.holds?.(socket, channel) ?? true,
+    announce: (notice) => {
+      presenceNotices.inc({ action: notice.action });
+      link?.publish(RESERVED_CHANNELS.presence, [{ ...notice, worker: instanceId }]).catch((error: unknown) =>
+        logger.warn({ err: error, channel: notice.channel }, 'a presence notice did not reach the cluster: other workers miss it'),
+      );
+    },
+    changed: events
+      ? (socket, channel, action, clientId) =>
+          events.emit({ event: action === 'join' ? 'subscribe' : 'unsubscribe', socketId: socket.id, clientId: clientId ?? null, channel })
+      : undefined,
+  });
+
   const sockets = new SocketServer({
-    onAuthenticated: index,
+    onAuthenticated: (socket) => {
+      index(socket);
+      lifecycle(socket);
+      roster.reauthenticated(socket);
+    },
     onClosed: unindex,
+    // A refused refresh: the gate's refusal, or the verifier's error (expired, bad signature…).
+    onAuthRefused: (socket, error) => {
+      const expired = (error as { name?: unknown }).name === 'AuthTokenExpiredError';
+      const refusal = error instanceof Refusal ? error : new Refusal(expired ? 'expired_token' : 'bad_token', (error as Error).message, expired ? 'AuthTokenExpiredError' : 'AuthTokenInvalidError');
+      authFailure(socket, refusal, socket.authToken);
+    },
     httpServer,
     path: SCC_PATH,
     authKey: config.SOCKETBRIDGE_AUTH_KEY,
@@ -124,7 +176,7 @@ export async function startWorker(
     pingIntervalMs: config.SOCKETBRIDGE_PING_INTERVAL_MS,
     pingTimeoutMs: config.SOCKETBRIDGE_PING_TIMEOUT_MS,
     handshakeTimeoutMs: config.SOCKETBRIDGE_HANDSHAKE_TIMEOUT_MS,
-    broker,
+    broker: roster.wrap(broker),
     onError: logSocketErrors(logger, 'client'),
     gates: {
       handshake: (socket, auth) =>
@@ -132,7 +184,7 @@ export async function startWorker(
           if (draining) throw new Refusal('draining', 'this worker is shutting down: connect to another', 'DrainingError');
           refuseRevoked(auth.authToken);
           return hooks.handshake?.(socket, auth);
-        }),
+        }, (refusal) => authFailure(socket, refusal, auth.authToken)),
       subscribe: (socket, channel) =>
         gate(subscribeRejections, async () => {
           await hooks.subscribe?.(socket, channel);
@@ -229,6 +281,11 @@ export async function startWorker(
       logger.warn({ type: (data as { type?: unknown } | null)?.type }, 'ignoring a control message of an unknown type or shape');
       return;
     }
+    if (message.type === 'query') {
+      const reply = roster.answer(message, instanceId);
+      link?.publish(message.replyTo, [reply]).catch((error: unknown) => logger.warn({ err: error, replyTo: message.replyTo }, 'could not answer a cluster query'));
+      return;
+    }
     if (message.type === 'revoke') {
       revocations.apply(message);
       // Open sockets of a revoked token close now, and do not reconnect with it.
@@ -246,6 +303,13 @@ export async function startWorker(
     const code = message.reconnect ? CLOSE_CODES.disconnectedReconnect : CLOSE_CODES.disconnectedNoReconnect;
     for (const socket of open) socket.disconnect(code, message.reconnect ? 'disconnected by the server: reconnect' : 'disconnected by the server: do not reconnect');
     logger.info({ clientId: message.clientId, reconnect: message.reconnect, sockets: open.length }, 'disconnected a client (server API)');
+  });
+
+  // Other workers' presence notices, to this worker's subscribers of the channel (its own went out at once).
+  link.listen(RESERVED_CHANNELS.presence, (data) => {
+    const notice = parsePresenceNotice(data);
+    if (notice) roster.received(notice, notice.worker);
+    else logger.warn('ignoring a presence notice of an unknown shape');
   });
 
   // A client that stops reading makes its outbound buffer grow without bound; close it instead,
@@ -266,6 +330,12 @@ export async function startWorker(
   return {
     port,
     instanceId,
+    controlSubscribed: () => link?.isSubscribed(CONTROL_CHANNEL) ?? false,
+    liveWorkers: (live) => {
+      // A worker's entry lapses after 3 intervals: one heard from for longer and never live is gone too.
+      const left = roster.liveWorkers(live, 3 * config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS);
+      if (left > 0) logger.info({ leaves: left }, 'sent the presence leaves of a worker that stopped renewing its liveness entry');
+    },
     async drain() {
       draining = true; // /readyz turns 503 and new handshakes are refused from here on
       await new Promise((resolve) => setTimeout(resolve, config.SOCKETBRIDGE_DRAIN_DELAY_MS));

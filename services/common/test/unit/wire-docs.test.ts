@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CLOSE_CODES, RECOVER_OUTCOMES, REFUSAL_REASONS, SOCKET_ERRORS } from '../../src/wire.js';
+import { CLIENT_EVENTS, CLOSE_CODES, LIFECYCLE_EVENTS, RECOVER_OUTCOMES, REFUSAL_REASONS, RESERVED_CHANNELS, SOCKET_ERRORS } from '../../src/wire.js';
 
 const doc = readFileSync(new URL('../../../../docs/cluster-protocol.md', import.meta.url), 'utf8');
 
@@ -26,6 +26,22 @@ describe('docs/cluster-protocol.md against the wire contract (common/src/wire.ts
   it('lists every error name a client may receive, and no other', () => {
     const documented = table('error name').map(([name]) => name);
     expect(documented.sort()).toEqual(Object.keys(SOCKET_ERRORS).sort());
+  });
+
+  it('lists every reserved cluster channel and client event, by name and constant, and no other', () => {
+    const documented = table('reserved name').map(([name, constant]) => [constant, name]);
+    const inWire = [
+      ...Object.entries(RESERVED_CHANNELS).map(([key, name]) => [`RESERVED_CHANNELS.${key}`, name]),
+      ...Object.entries(CLIENT_EVENTS).map(([key, name]) => [`CLIENT_EVENTS.${key}`, name]),
+    ];
+    expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(inWire));
+    expect(documented).toHaveLength(inWire.length);
+    // Reserved cluster channels are names no client may use.
+    for (const name of Object.values(RESERVED_CHANNELS)) expect(name.startsWith('#')).toBe(true);
+  });
+
+  it('lists every lifecycle event with what the contract says of it, and no other', () => {
+    expect(Object.fromEntries(table('lifecycle event'))).toEqual(LIFECYCLE_EVENTS);
   });
 
   it('names every refusal reason and recover outcome the metrics start at zero', () => {
