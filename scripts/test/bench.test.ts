@@ -25,6 +25,8 @@ describe('the benchmark', () => {
       // The steady regimes, small: 40 per-client channels, fan-out over the 40 clients above.
       args.push('--per-client-channels', '40', '--per-client-rates', '100', '--per-client-max-messages', '200', '--fan-out-rates', '100', '--fan-out-max-messages', '200');
       args.push('--steady-seconds', '1', '--steady-rounds', '1', '--warmup-seconds', '1', '--warmup-rate', '200');
+      // Cold start: a fresh cluster at 200 msg/s for 3 s.
+      args.push('--cold-rate', '200', '--cold-seconds', '3');
       const child = spawn(process.execPath, [join(repoRoot, 'scripts/dist/bench/bench.js'), ...args], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -40,6 +42,7 @@ describe('the benchmark', () => {
         medianRatio: number;
         medianP99Ratio: number;
         idle: { connections: number; bytesPerConnection: number };
+        cold: { rate: number; samples: Array<{ deliveries: number; cpuPerMessageUs: number; cpuPerMessageUsByRole: Record<string, number> }>; warmUs: number };
         regimes: Array<{
           regime: string;
           receiversPerMessage: number;
@@ -69,6 +72,10 @@ describe('the benchmark', () => {
         expect(regime.ratios.map((r) => r.rate)).toEqual([100, 0]);
         for (const ratio of regime.ratios) expect(ratio.medianThroughput).toBeGreaterThan(0);
       }
+      expect(report.cold.rate).toBe(200);
+      expect(report.cold.samples.reduce((sum, s) => sum + s.deliveries, 0)).toBeGreaterThan(0);
+      expect(Object.keys(report.cold.samples[0]!.cpuPerMessageUsByRole).sort()).toEqual(['broker', 'publisher', 'state', 'worker']);
+      expect(report.cold.warmUs).toBeGreaterThan(0);
       expect(report.idle.connections).toBe(1000);
       expect(report.idle.bytesPerConnection).toBeGreaterThan(0);
     } finally {

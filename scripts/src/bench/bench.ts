@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { waitFor } from '@socketbridge/devkit';
 import { cpuSeconds, rssBytes } from './proc.js';
 import { Loadgens, deliverAll, median, pinSide, produce, progress, removeTopology, round2, serverProcesses, startBaseline, startSocketBridge, type SbClient, type Side } from './sides.js';
-import { regimeMarkdown, regimeRatios, runRegime, type Regime, type RegimeResult, type SteadyOptions } from './steady.js';
+import { coldMarkdown, coldStart, regimeMarkdown, regimeRatios, runRegime, type ColdStart, type Regime, type RegimeResult, type SteadyOptions } from './steady.js';
 
 interface Options {
   clients: number;
@@ -240,7 +240,7 @@ function markdown(results: SideResult[], options: Options, idle?: Awaited<Return
   return lines.join('\n');
 }
 
-const REGIMES = ['burst', 'per-client', 'fan-out'] as const;
+const REGIMES = ['burst', 'per-client', 'fan-out', 'cold'] as const;
 const numbers = (text: string) => text.split(',').filter(Boolean).map(Number);
 
 async function main(): Promise<void> {
@@ -278,6 +278,11 @@ async function main(): Promise<void> {
       'steady-rounds': { type: 'string', default: '2' },
       'warmup-seconds': { type: 'string', default: '15' },
       'warmup-rate': { type: 'string', default: '1000' },
+      /** Cold start: a fresh cluster, per-client channels at this rate for this long, CPU per message each second. */
+      'cold-rate': { type: 'string', default: '1000' },
+      'cold-seconds': { type: 'string', default: '30' },
+      /** KEY=VALUE,… added to every SocketBridge member's environment (say SOCKETBRIDGE_PREFETCH=1000). */
+      'sb-env': { type: 'string', default: '' },
     },
   });
   const regimes = values.regimes.split(',');
@@ -316,11 +321,12 @@ async function main(): Promise<void> {
   if (regimes.includes('fan-out')) {
     plans.push({ name: 'fan-out', clients: options.clients, channels, rates: numbers(values['fan-out-rates']), maxMessages: Number(values['fan-out-max-messages']) });
   }
+  const sbEnv = Object.fromEntries(values['sb-env'].split(',').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
   const started: Side[] = [];
   const results: SideResult[] = [];
   const regimeResults: RegimeResult[] = [];
   try {
-    for (const start of [startBaseline, startSocketBridge]) {
+    for (const start of [startBaseline, () => startSocketBridge(2, sbEnv)]) {
       const side = await start();
       started.push(side);
       if (cpu !== undefined) pinSide(side, cpu);
@@ -334,12 +340,26 @@ async function main(): Promise<void> {
       await removeTopology(side.exchange);
     }
   }
+  let cold: ColdStart | undefined;
+  if (regimes.includes('cold')) {
+    // Started alone, after the other sides stopped: its processes warm up as a new pod's would.
+    const side = await startSocketBridge(2, sbEnv);
+    try {
+      if (cpu !== undefined) pinSide(side, cpu);
+      const regime: Regime = { name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: [], maxMessages: 0 };
+      cold = await coldStart(side, regime, Number(values['cold-rate']), Number(values['cold-seconds']), options.loadgens);
+    } finally {
+      await side.stop();
+      await removeTopology(side.exchange);
+    }
+  }
   const idle = Number(values.idle) > 0 ? await idleCost(Number(values.idle), options.loadgens) : undefined;
   const confined = cpu === undefined ? 'not confined' : `each side's server processes confined to CPU ${cpu} (taskset)`;
   const sections = [`Server side ${confined}; RabbitMQ and Redis (shared, unconfined) counted on both sides. Ratios compare rounds of the same run, alternating the sides.`];
   if (results.length) sections.push(markdown(results, options, idle));
   else if (idle) sections.push(idleLine(idle));
   sections.push(...regimeResults.map(regimeMarkdown));
+  if (cold) sections.push(coldMarkdown(cold, values['sb-env'] || 'default settings'));
   const table = sections.join('\n\n');
   mkdirSync(values.out, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -351,9 +371,10 @@ async function main(): Promise<void> {
       })()
     : {};
   const json = {
-    options: { ...options, channels: channels.length, cpu: cpu ?? null, regimes, steady },
+    options: { ...options, channels: channels.length, cpu: cpu ?? null, regimes, steady, sbEnv: values['sb-env'] },
     ...burstSummary,
     regimes: regimeResults.map((result) => ({ ...result, ratios: regimeRatios(result) })),
+    cold,
     idle,
   };
   writeFileSync(`${values.out}/bench-${stamp}.json`, `${JSON.stringify(json, null, 2)}\n`);

@@ -228,7 +228,8 @@ export async function startBaseline(): Promise<Side> {
   };
 }
 
-export async function startSocketBridge(workers = 2): Promise<Side & { cluster: LocalCluster }> {
+/** `env` adds to every member's environment (e.g. SOCKETBRIDGE_PREFETCH for the publisher). */
+export async function startSocketBridge(workers = 2, env: Record<string, string> = {}): Promise<Side & { cluster: LocalCluster }> {
   const id = randomUUID().slice(0, 8);
   const exchange = `bench-sb-${id}`;
   const cluster = await LocalCluster.start({
@@ -243,6 +244,7 @@ export async function startSocketBridge(workers = 2): Promise<Side & { cluster: 
       SOCKETBRIDGE_DEAD_LETTER_EXCHANGE: `${exchange}.dlx`,
       SOCKETBRIDGE_DEAD_LETTER_QUEUE: `${exchange}.dead-letter`,
       SOCKETBRIDGE_PUBLIC_CHANNELS: 'bench.*',
+      ...env,
     },
   });
   const members = () => [

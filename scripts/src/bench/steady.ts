@@ -188,3 +188,89 @@ export function regimeMarkdown(result: RegimeResult): string {
   }
   return lines.join('\n');
 }
+
+/** One second of a cold start: the messages delivered in it and the server CPU they cost. */
+export interface ColdSample {
+  second: number;
+  deliveries: number;
+  cpuPerMessageUs: number;
+  cpuPerMessageUsByRole: Record<string, number>;
+}
+
+export interface ColdStart {
+  rate: number;
+  samples: ColdSample[];
+  /** CPU per message once warm: the median of the last third of the seconds. */
+  warmUs: number;
+  /** The first second from which every 3-second average costs at most 1.25 × warmUs per message (null: never). */
+  warmAfterSeconds: number | null;
+  /** CPU per message over the first 5 seconds against warm. */
+  firstFiveSecondsUs: number;
+}
+
+/**
+ * A freshly started side (as a pod the autoscaler adds): its clients connect, then messages at
+ * `rate` for `seconds`, and every second the server CPU per message delivered in it, by role.
+ */
+export async function coldStart(side: Side, regime: Regime, rate: number, seconds: number, loadgens: number): Promise<ColdStart> {
+  const load = new Loadgens('sb', side.ports, regime.clients, regime.channels, loadgens, 'wire');
+  try {
+    await load.ready(120000);
+    await load.reset();
+    const processes = serverProcesses(side).filter(({ role }) => role !== 'rabbitmq' && role !== 'redis');
+    const perChannel = Math.max(1, Math.round((rate * seconds) / regime.channels.length));
+    let cpu = processes.map(({ pid }) => cpuSeconds(pid));
+    let delivered = 0;
+    let produced = false;
+    const sending = produce(side.exchange, regime.channels, perChannel, rate).then(() => void (produced = true));
+    const samples: ColdSample[] = [];
+    for (let second = 1; !produced && second <= seconds + 30; second++) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const now = processes.map(({ pid }) => cpuSeconds(pid));
+      const { deliveries } = await load.report();
+      const count = deliveries - delivered;
+      const byRole: Record<string, number> = {};
+      processes.forEach(({ role }, i) => (byRole[role] = (byRole[role] ?? 0) + now[i]! - cpu[i]!));
+      const perMessage = (seconds: number) => (count > 0 ? Math.round((seconds / count) * 1e6) : 0);
+      samples.push({
+        second,
+        deliveries: count,
+        cpuPerMessageUs: perMessage(Object.values(byRole).reduce((a, b) => a + b, 0)),
+        cpuPerMessageUsByRole: Object.fromEntries(Object.entries(byRole).map(([role, s]) => [role, perMessage(s)])),
+      });
+      progress(`cold start at ${rate} msg/s: second ${second}, ${samples.at(-1)!.cpuPerMessageUs} µs per message`);
+      cpu = now;
+      delivered = deliveries;
+    }
+    await sending;
+    const measured = samples.filter((s) => s.deliveries > 0);
+    const warmUs = median(measured.slice(-Math.max(1, Math.floor(measured.length / 3))).map((s) => s.cpuPerMessageUs));
+    // One noisy second on a shared machine is not a cold JIT: compare 3-second averages.
+    const average = measured.map((_, i) => {
+      const window = measured.slice(i, i + 3);
+      return window.reduce((sum, s) => sum + s.cpuPerMessageUs * s.deliveries, 0) / window.reduce((sum, s) => sum + s.deliveries, 0);
+    });
+    const lastCold = average.findLastIndex((us) => us > 1.25 * warmUs);
+    const firstFive = measured.slice(0, 5);
+    return {
+      rate,
+      samples,
+      warmUs,
+      warmAfterSeconds: lastCold + 1 < measured.length ? (measured[lastCold + 1]?.second ?? null) : null,
+      firstFiveSecondsUs: Math.round(firstFive.reduce((sum, s) => sum + s.cpuPerMessageUs * s.deliveries, 0) / Math.max(1, firstFive.reduce((sum, s) => sum + s.deliveries, 0))),
+    };
+  } finally {
+    progress('');
+    await load.stop();
+  }
+}
+
+export function coldMarkdown(cold: ColdStart, note: string): string {
+  const series = cold.samples.map((s) => s.cpuPerMessageUs).join(', ');
+  return [
+    `### cold start (${note}): a fresh cluster, per-client channels at ${cold.rate} msg/s`,
+    '',
+    `Cluster CPU per message (µs, RabbitMQ and Redis not counted), each second from the first message: ${series}.`,
+    `Warm: ${cold.warmUs} µs; the first 5 s cost ${cold.firstFiveSecondsUs} µs per message (${(cold.firstFiveSecondsUs / cold.warmUs).toFixed(1)} ×); 3-second averages within 1.25 × warm from second ${cold.warmAfterSeconds ?? 'never'}.`,
+  ].join('\n');
+}
