@@ -22,6 +22,11 @@ describe('the benchmark', () => {
     const out = mkdtempSync(join(tmpdir(), 'bench-'));
     try {
       const args = ['--clients', '40', '--messages', '400', '--rounds', '1', '--latency-rounds', '1', '--latency-seconds', '1', '--idle', '1000', '--out', out];
+      // The steady regimes, small: 40 per-client channels, fan-out over the 40 clients above.
+      args.push('--per-client-channels', '40', '--per-client-rates', '100', '--per-client-max-messages', '200', '--fan-out-rates', '100', '--fan-out-max-messages', '200');
+      args.push('--steady-seconds', '1', '--steady-rounds', '1', '--warmup-seconds', '1', '--warmup-rate', '200');
+      // Cold start: a fresh cluster at 200 msg/s for 3 s.
+      args.push('--cold-rate', '200', '--cold-seconds', '3');
       const child = spawn(process.execPath, [join(repoRoot, 'scripts/dist/bench/bench.js'), ...args], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -37,6 +42,13 @@ describe('the benchmark', () => {
         medianRatio: number;
         medianP99Ratio: number;
         idle: { connections: number; bytesPerConnection: number };
+        cold: { rate: number; samples: Array<{ deliveries: number; cpuPerMessageUs: number; cpuPerMessageUsByRole: Record<string, number> }>; warmUs: number };
+        regimes: Array<{
+          regime: string;
+          receiversPerMessage: number;
+          rounds: Record<string, Array<{ rate: number; lost: number; duplicates: number; misrouted: number; deliveriesPerCoreSecond: number; cpuPerMessageUsByRole: Record<string, number>; p99Ms: number | null }>>;
+          ratios: Array<{ rate: number; medianThroughput: number; medianP99: number }>;
+        }>;
       };
       expect(report.results.map((r) => r.side)).toEqual(['bare ws baseline', 'SocketBridge cluster']);
       for (const side of report.results) {
@@ -47,6 +59,23 @@ describe('the benchmark', () => {
       }
       expect(report.medianRatio).toBeGreaterThan(0);
       expect(report.medianP99Ratio).toBeGreaterThan(0);
+      expect(report.regimes.map((r) => [r.regime, r.receiversPerMessage])).toEqual([['per-client', 1], ['fan-out', 4]]);
+      for (const regime of report.regimes) {
+        expect(Object.keys(regime.rounds)).toEqual(['bare ws baseline', 'SocketBridge cluster']);
+        // One paced round and one max-rate round per side, in that order, each counted by role.
+        for (const rounds of Object.values(regime.rounds)) {
+          expect(rounds.map((r) => r.rate), regime.regime).toEqual([100, 0]);
+          for (const round of rounds) expect(round, regime.regime).toMatchObject({ lost: 0, duplicates: 0, misrouted: 0 });
+          for (const round of rounds) expect(round.p99Ms, regime.regime).toBeGreaterThan(0);
+        }
+        expect(Object.keys(regime.rounds['SocketBridge cluster']![0]!.cpuPerMessageUsByRole).sort()).toEqual(['broker', 'publisher', 'rabbitmq', 'redis', 'state', 'worker']);
+        expect(regime.ratios.map((r) => r.rate)).toEqual([100, 0]);
+        for (const ratio of regime.ratios) expect(ratio.medianThroughput).toBeGreaterThan(0);
+      }
+      expect(report.cold.rate).toBe(200);
+      expect(report.cold.samples.reduce((sum, s) => sum + s.deliveries, 0)).toBeGreaterThan(0);
+      expect(Object.keys(report.cold.samples[0]!.cpuPerMessageUsByRole).sort()).toEqual(['broker', 'publisher', 'state', 'worker']);
+      expect(report.cold.warmUs).toBeGreaterThan(0);
       expect(report.idle.connections).toBe(1000);
       expect(report.idle.bytesPerConnection).toBeGreaterThan(0);
     } finally {

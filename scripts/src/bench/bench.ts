@@ -1,248 +1,15 @@
 #!/usr/bin/env node
 // `npm run bench`: SocketBridge against a bare `ws` baseline on the same RabbitMQ queue feed, the
 // same producer and the same client load generators (separate processes, not counted as server).
-// Both sides stay up with their clients connected; max-rate rounds alternate between them.
-import { spawn, type ChildProcess } from 'node:child_process';
+// Both sides stay up (each confined to the same CPU with taskset unless --cpu none); max-rate
+// rounds alternate between them, then the steady regimes (steady.ts) run on the same two sides.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
-import { createInterface } from 'node:readline';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AmqpProducer, LocalCluster, profileArgs, repoRoot, spawnNode, waitFor } from '@socketbridge/devkit';
-import { cpuSeconds, histogramBuckets, histogramPercentile, infrastructurePids, rssBytes } from './proc.js';
-
-const script = (name: string) => `${repoRoot}scripts/dist/bench/${name}.js`;
-const progress = (text: string) => process.stderr.write(`\r\x1b[K${text}`);
-
-interface Side {
-  name: string;
-  ports: number[];
-  /** Server-side processes whose CPU and memory count, by role. */
-  pids: () => Array<{ role: string; pid: number }>;
-  exchange: string;
-  stop: () => Promise<void>;
-}
-
-/** What one load generator prints for `report` / `report histogram`. */
-interface LoadgenReport {
-  deliveries: number;
-  duplicates: number;
-  misrouted: number;
-  firstAt: number;
-  lastAt: number;
-  histogram: Array<[number, number]>;
-  hop: Array<[number, number]>;
-  gcPauseMs: number;
-  gcMaxPauseMs: number;
-  overflow: number;
-  max: number | null;
-  recovered: number;
-  reconnects: number;
-}
-
-/** All of a side's load generators together. */
-interface Report {
-  deliveries: number;
-  duplicates: number;
-  misrouted: number;
-  recovered: number;
-  reconnects: number;
-  firstAt: number;
-  lastAt: number;
-  p50: number | null;
-  p99: number | null;
-  /** The load generators' garbage collection pauses: total (summed over them) and longest, ms. */
-  gcPauseMs: number;
-  gcMaxPauseMs: number;
-  /** SocketBridge: from the publisher's receipt (the envelope's ts) to the client. */
-  hopP50: number | null;
-  hopP99: number | null;
-  max: number | null;
-}
-
-/** Every load generator still running, killed if the bench exits early. */
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
-/** One load generator process: commands on its stdin, JSON lines back on its stdout. */
-class Loadgen {
-  readonly child: ChildProcess;
-  private readonly inbox: Array<Record<string, unknown>> = [];
-  private stderr = '';
-
-  constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, ['--expose-gc', ...profileArgs(), script('loadgen')], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    running.add(this.child);
-    this.child.once('exit', () => running.delete(this.child));
-    // Whole lines, however the pipe splits them: a report with a histogram can be long.
-    createInterface({ input: this.child.stdout! }).on('line', (text) => {
-      try {
-        this.inbox.push(JSON.parse(text) as Record<string, unknown>);
-      } catch {
-        // not a reply
-      }
-    });
-    this.child.stdin!.on('error', () => undefined); // a load generator that died is reported by request()
-    this.child.stderr!.on('data', (chunk: Buffer) => void (this.stderr = (this.stderr + chunk.toString()).slice(-4000)));
-  }
-
-  /** Sends `command` (if any) and takes the next line whose msg is `reply`. */
-  async request(command: string | undefined, reply: string, timeoutMs: number): Promise<Record<string, unknown>> {
-    if (command) this.child.stdin!.write(`${command}\n`);
-    let line: Record<string, unknown> | undefined;
-    await waitFor(
-      () => {
-        if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`a load generator exited:\n${this.stderr}`);
-        const at = this.inbox.findIndex((l) => l.msg === reply);
-        if (at >= 0) line = this.inbox.splice(at, 1)[0];
-        return line !== undefined;
-      },
-      timeoutMs,
-      `a load generator's ${reply}`,
-      10,
-    );
-    return line!;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.stdin!.write('exit\n');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
-type SbClient = 'library' | 'raw' | 'wire';
-
-/** A side's clients split over `count` load generator processes, started, asked and stopped together. */
-class Loadgens {
-  readonly procs: Loadgen[];
-
-  /** `sbClient`: SocketBridge's clients are the client library, bare socketcluster-client (raw) or the wire protocol on ws. */
-  constructor(kind: 'sb' | 'ws', ports: number[], clients: number, channels: string[], count: number, sbClient: SbClient = 'library') {
-    this.procs = Array.from({ length: count }, (_, n) => {
-      const first = Math.floor((clients * n) / count);
-      const next = Math.floor((clients * (n + 1)) / count);
-      return new Loadgen({
-        BENCH_KIND: kind,
-        BENCH_SB_CLIENT: sbClient,
-        BENCH_PORTS: ports.join(','),
-        BENCH_FIRST: String(first),
-        BENCH_CLIENTS: String(next - first),
-        BENCH_CHANNELS: channels.join(','),
-      });
-    });
-  }
-
-  async ready(timeoutMs: number): Promise<void> {
-    await Promise.all(this.procs.map((p) => p.request(undefined, 'ready', timeoutMs)));
-  }
-
-  /** A new measurement window on every load generator (each collects its garbage before replying). */
-  async reset(): Promise<void> {
-    await Promise.all(this.procs.map((p) => p.request('reset', 'reset', 30000)));
-  }
-
-  /** Counts summed over the load generators; percentiles from their merged histograms (with `histogram`). */
-  async report(histogram = false): Promise<Report> {
-    const parts = (await Promise.all(this.procs.map((p) => p.request(histogram ? 'report histogram' : 'report', 'report', 30000)))) as unknown as LoadgenReport[];
-    const sum = (key: 'deliveries' | 'duplicates' | 'misrouted' | 'recovered' | 'reconnects' | 'overflow') => parts.reduce((total, part) => total + part[key], 0);
-    const counts = new Uint32Array(histogramBuckets);
-    for (const part of parts) for (const [bucket, count] of part.histogram) counts[bucket]! += count;
-    const hop = new Uint32Array(histogramBuckets);
-    for (const part of parts) for (const [bucket, count] of part.hop ?? []) hop[bucket]! += count;
-    const maxes = parts.map((part) => part.max).filter((max) => max !== null);
-    const max = maxes.length ? Math.max(...maxes) : null;
-    const started = parts.map((part) => part.firstAt).filter((at) => at > 0);
-    return {
-      deliveries: sum('deliveries'),
-      duplicates: sum('duplicates'),
-      misrouted: sum('misrouted'),
-      recovered: sum('recovered'),
-      reconnects: sum('reconnects'),
-      firstAt: started.length ? Math.min(...started) : 0,
-      lastAt: Math.max(0, ...parts.map((part) => part.lastAt)),
-      p50: histogram ? histogramPercentile(counts, sum('overflow'), max, 0.5) : null,
-      p99: histogram ? histogramPercentile(counts, sum('overflow'), max, 0.99) : null,
-      max,
-      gcPauseMs: Math.round(parts.reduce((total, part) => total + part.gcPauseMs, 0)),
-      gcMaxPauseMs: Math.round(Math.max(0, ...parts.map((part) => part.gcMaxPauseMs))),
-      hopP50: histogramPercentile(hop, 0, null, 0.5),
-      hopP99: histogramPercentile(hop, 0, null, 0.99),
-    };
-  }
-
-  /** CPU seconds the load generators have used so far, together. */
-  cpuSeconds(): number {
-    return this.procs.reduce((total, p) => total + cpuSeconds(p.child.pid!), 0);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.procs.map((p) => p.stop()));
-  }
-}
-
-async function produce(exchange: string, channels: string[], perChannel: number, rate: number): Promise<void> {
-  const producer = spawnNode('producer', script('producer'), {
-    BENCH_EXCHANGE: exchange,
-    BENCH_CHANNELS: channels.join(','),
-    BENCH_PER_CHANNEL: String(perChannel),
-    BENCH_RATE: String(rate),
-    BENCH_RUN: randomUUID(),
-  });
-  await producer.waitForLog((l) => l.msg === 'sent', 600000, 'the producer to finish');
-}
-
-async function startBaseline(): Promise<Side> {
-  const id = randomUUID().slice(0, 8);
-  const exchange = `bench-ws-${id}`;
-  const server = spawnNode('ws-baseline', script('ws-baseline'), { BENCH_EXCHANGE: exchange, BENCH_QUEUE: `${exchange}.q` });
-  const line = await server.waitForLog((l) => l.msg === 'listening', 20000, 'the baseline to listen');
-  return {
-    name: 'bare ws baseline',
-    ports: [Number(line.port)],
-    pids: () => [{ role: 'ws server', pid: server.child.pid! }],
-    exchange,
-    stop: async () => void (await server.stop()),
-  };
-}
-
-async function startSocketBridge(workers = 2): Promise<Side & { cluster: LocalCluster }> {
-  const id = randomUUID().slice(0, 8);
-  const exchange = `bench-sb-${id}`;
-  const cluster = await LocalCluster.start({
-    brokers: 2,
-    workers,
-    publishers: 1,
-    // The services' own timers, as in production (the tests' fast ones resync the registry every second).
-    timers: {},
-    env: {
-      SOCKETBRIDGE_EXCHANGE: exchange,
-      SOCKETBRIDGE_QUEUE: `${exchange}.q`,
-      SOCKETBRIDGE_DEAD_LETTER_EXCHANGE: `${exchange}.dlx`,
-      SOCKETBRIDGE_DEAD_LETTER_QUEUE: `${exchange}.dead-letter`,
-      SOCKETBRIDGE_PUBLIC_CHANNELS: 'bench.*',
-    },
-  });
-  const members = () => [
-    { role: 'state', list: [cluster.state] },
-    { role: 'broker', list: cluster.brokers },
-    { role: 'worker', list: cluster.workers },
-    { role: 'publisher', list: cluster.publishers },
-  ];
-  return {
-    name: 'SocketBridge cluster',
-    cluster,
-    ports: cluster.workers.map((w) => w.port),
-    pids: () => members().flatMap(({ role, list }) => list.map((p) => ({ role, pid: p.child.pid! }))),
-    exchange,
-    // Profiling (DEVKIT_PROFILE): a graceful stop, so each service writes its CPU profile.
-    stop: () => (process.env.DEVKIT_PROFILE ? cluster.shutdown() : cluster.stop()),
-  };
-}
+import { waitFor } from '@socketbridge/devkit';
+import { cpuSeconds, rssBytes } from './proc.js';
+import { Loadgens, deliverAll, median, pinSide, produce, progress, removeTopology, round2, serverProcesses, startBaseline, startSocketBridge, type SbClient, type Side } from './sides.js';
+import { coldMarkdown, coldStart, regimeMarkdown, regimeRatios, runRegime, type ColdStart, type Regime, type RegimeResult, type SteadyOptions } from './steady.js';
 
 interface Options {
   clients: number;
@@ -304,30 +71,17 @@ interface SideResult {
   rssMiB: number;
 }
 
-const round2 = (n: number) => Math.round(n * 100) / 100;
-
 /** Messages as fast as the producer's confirms allow, counted from the first delivery to the last. */
 async function throughputRound(side: Side, load: Loadgens, options: Options, round: number): Promise<Throughput> {
   const { channels, perChannel } = options;
   await load.reset();
-  const serverPids = [...side.pids(), ...infrastructurePids().map((pid) => ({ role: 'rabbitmq+redis', pid }))];
+  const serverPids = serverProcesses(side);
   const before = new Map(serverPids.map(({ pid }) => [pid, cpuSeconds(pid)]));
   const loadgenBefore = load.cpuSeconds();
   const expected = perChannel * options.clients;
-  let produced = false;
-  const sending = produce(side.exchange, channels, perChannel, 0).then(() => void (produced = true));
-  let report = await load.report();
-  const deadline = Date.now() + 300000;
-  for (let stalled = 0; report.deliveries < expected && Date.now() < deadline && stalled < 10; ) {
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const before = report.deliveries;
-    report = await load.report();
-    progress(`${side.name}, round ${round + 1} of ${options.rounds}: ${report.deliveries.toLocaleString()} / ${expected.toLocaleString()} deliveries`);
-    // Ten seconds with nothing new after the producer finished: what is missing is lost.
-    stalled = produced && report.deliveries === before ? stalled + 1 : 0;
-  }
-  await sending;
-  report = await load.report();
+  const report = await deliverAll(load, expected, produce(side.exchange, channels, perChannel, 0), (got) =>
+    progress(`${side.name}, round ${round + 1} of ${options.rounds}: ${got.toLocaleString()} / ${expected.toLocaleString()} deliveries`),
+  );
   const cpuByRole: Record<string, number> = {};
   for (const { role, pid } of serverPids) cpuByRole[role] = round2((cpuByRole[role] ?? 0) + cpuSeconds(pid) - (before.get(pid) ?? 0));
   const seconds = (report.lastAt - report.firstAt) / 1000;
@@ -380,18 +134,6 @@ async function latencyRun(side: Side, load: Loadgens, options: Options): Promise
   };
 }
 
-/** The bench's exchanges and queues are durable (as the publisher declares them): remove them after. */
-async function removeTopology(exchange: string): Promise<void> {
-  const amqp = await AmqpProducer.connect();
-  await amqp.deleteTopology({
-    SOCKETBRIDGE_EXCHANGE: exchange,
-    SOCKETBRIDGE_QUEUE: `${exchange}.q`,
-    SOCKETBRIDGE_DEAD_LETTER_EXCHANGE: `${exchange}.dlx`,
-    SOCKETBRIDGE_DEAD_LETTER_QUEUE: `${exchange}.dead-letter`,
-  });
-  await amqp.close();
-}
-
 /** A process's RSS once two readings 500 ms apart differ by under 0.5 MiB (at most 10 s of readings). */
 async function settledRss(pid: number): Promise<number> {
   let previous = rssBytes(pid);
@@ -431,11 +173,6 @@ async function idleCost(connections: number, loadgens: number): Promise<{ connec
   }
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /** SocketBridge's deliveries per server core-second over the baseline's, for each round. */
 const roundRatios = (base: SideResult, sb: SideResult) =>
@@ -459,6 +196,9 @@ function latencyRows(base: Latency, sb: Latency | undefined, clients: string, op
     `| load generators in the ${options.latencySeconds} s run (${options.loadgens} processes): CPU; GC pauses | ${load(base)} | ${load(sb)} | |`,
   ];
 }
+
+const idleLine = (idle: Awaited<ReturnType<typeof idleCost>>) =>
+  `Idle cost: ${idle.connections} subscribed connections on one worker: RSS ${idle.rssBeforeMiB} → ${idle.rssAfterMiB} MiB, ${(idle.bytesPerConnection / 1024).toFixed(1)} KiB per connection.`;
 
 function markdown(results: SideResult[], options: Options, idle?: Awaited<ReturnType<typeof idleCost>>): string {
   const [base, sb] = results as [SideResult, SideResult];
@@ -496,13 +236,18 @@ function markdown(results: SideResult[], options: Options, idle?: Awaited<Return
     `| server RSS (MiB) | ${base.rssMiB} | ${sb.rssMiB} | |`,
     `| CPU seconds by process, all rounds | ${roles(base)} | ${roles(sb)} | |`,
   ];
-  if (idle) lines.push('', `Idle cost: ${idle.connections} subscribed connections on one worker: RSS ${idle.rssBeforeMiB} → ${idle.rssAfterMiB} MiB, ${(idle.bytesPerConnection / 1024).toFixed(1)} KiB per connection.`);
+  if (idle) lines.push('', idleLine(idle));
   return lines.join('\n');
 }
+
+const REGIMES = ['burst', 'per-client', 'fan-out', 'cold'] as const;
+const numbers = (text: string) => text.split(',').filter(Boolean).map(Number);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      /** Which parts run: burst (max-rate rounds and latency, below), per-client and fan-out (steady.ts). */
+      regimes: { type: 'string', default: REGIMES.join(',') },
       clients: { type: 'string', default: '1000' },
       channels: { type: 'string', default: '10' },
       messages: { type: 'string', default: '10000' },
@@ -518,10 +263,34 @@ async function main(): Promise<void> {
       out: { type: 'string', default: 'bench-results' },
       /** SocketBridge's load generator: the client library (default), bare socketcluster-client (raw) or the wire protocol on ws. */
       'sb-client': { type: 'string', default: 'library' },
+      /** The CPU both sides' server processes are confined to (taskset), one side at a time measured; `none`: not confined. */
+      cpu: { type: 'string', default: '1' },
+      /** Per-client regime: this many channels, one client each. */
+      'per-client-channels': { type: 'string', default: '1000' },
+      'per-client-rates': { type: 'string', default: '500,2000,5000' },
+      /** Messages of each max-rate round of the per-client regime (0: none). */
+      'per-client-max-messages': { type: 'string', default: '20000' },
+      /** Fan-out regime: --clients over --channels, at these rates. */
+      'fan-out-rates': { type: 'string', default: '200,1000' },
+      'fan-out-max-messages': { type: 'string', default: '5000' },
+      /** Steady regimes: seconds per paced round, rounds per rate (alternating), warm-up per side before measuring. */
+      'steady-seconds': { type: 'string', default: '10' },
+      'steady-rounds': { type: 'string', default: '2' },
+      'warmup-seconds': { type: 'string', default: '15' },
+      'warmup-rate': { type: 'string', default: '1000' },
+      /** Cold start: a fresh cluster, per-client channels at this rate for this long, CPU per message each second. */
+      'cold-rate': { type: 'string', default: '1000' },
+      'cold-seconds': { type: 'string', default: '30' },
+      /** KEY=VALUE,… added to every SocketBridge member's environment (say SOCKETBRIDGE_PREFETCH=1000). */
+      'sb-env': { type: 'string', default: '' },
     },
   });
+  const regimes = values.regimes.split(',');
+  for (const regime of regimes) if (!(REGIMES as readonly string[]).includes(regime)) throw new Error(`--regimes takes ${REGIMES.join(', ')}`);
   const sbClient = values['sb-client'] as SbClient;
   if (!['library', 'raw', 'wire'].includes(sbClient)) throw new Error('--sb-client must be library, raw or wire');
+  const cpu = values.cpu === 'none' ? undefined : Number(values.cpu);
+  if (cpu !== undefined && !(Number.isInteger(cpu) && cpu >= 0 && cpu < availableParallelism())) throw new Error(`--cpu must be none or a CPU number below ${availableParallelism()}`);
   const channels = Array.from({ length: Number(values.channels) }, (_, i) => `bench.ch-${i}`);
   const options: Options = {
     clients: Number(values.clients),
@@ -537,20 +306,98 @@ async function main(): Promise<void> {
   for (const key of ['clients', 'perChannel', 'loadgens', 'rounds', 'latencyRounds'] as const) {
     if (!Number.isInteger(options[key]) || options[key] < 1) throw new Error(`${key} must be a positive whole number`);
   }
-  const sides: Array<{ side: Side; load: Loadgens; rounds: Throughput[] }> = [];
+  const steady: SteadyOptions = {
+    seconds: Number(values['steady-seconds']),
+    rounds: Number(values['steady-rounds']),
+    warmupSeconds: Number(values['warmup-seconds']),
+    warmupRate: Number(values['warmup-rate']),
+    loadgens: options.loadgens,
+  };
+  const perClientChannels = Array.from({ length: Number(values['per-client-channels']) }, (_, i) => `bench.c-${i}`);
+  const plans: Regime[] = [];
+  if (regimes.includes('per-client')) {
+    plans.push({ name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: numbers(values['per-client-rates']), maxMessages: Number(values['per-client-max-messages']) });
+  }
+  if (regimes.includes('fan-out')) {
+    plans.push({ name: 'fan-out', clients: options.clients, channels, rates: numbers(values['fan-out-rates']), maxMessages: Number(values['fan-out-max-messages']) });
+  }
+  const sbEnv = Object.fromEntries(values['sb-env'].split(',').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+  const started: Side[] = [];
   const results: SideResult[] = [];
+  const regimeResults: RegimeResult[] = [];
   try {
-    for (const start of [startBaseline, startSocketBridge]) {
+    for (const start of [startBaseline, () => startSocketBridge(2, sbEnv)]) {
       const side = await start();
+      started.push(side);
+      if (cpu !== undefined) pinSide(side, cpu);
+    }
+    if (regimes.includes('burst')) results.push(...(await burst(started, options)));
+    for (const plan of plans) regimeResults.push(await runRegime(started, plan, steady));
+  } finally {
+    progress('');
+    for (const side of started) {
+      await side.stop();
+      await removeTopology(side.exchange);
+    }
+  }
+  let cold: ColdStart | undefined;
+  if (regimes.includes('cold')) {
+    // Started alone, after the other sides stopped: its processes warm up as a new pod's would.
+    const side = await startSocketBridge(2, sbEnv);
+    try {
+      if (cpu !== undefined) pinSide(side, cpu);
+      const regime: Regime = { name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: [], maxMessages: 0 };
+      cold = await coldStart(side, regime, Number(values['cold-rate']), Number(values['cold-seconds']), options.loadgens);
+    } finally {
+      await side.stop();
+      await removeTopology(side.exchange);
+    }
+  }
+  const idle = Number(values.idle) > 0 ? await idleCost(Number(values.idle), options.loadgens) : undefined;
+  const confined = cpu === undefined ? 'not confined' : `each side's server processes confined to CPU ${cpu} (taskset)`;
+  const sections = [`Server side ${confined}; RabbitMQ and Redis (shared, unconfined) counted on both sides. Ratios compare rounds of the same run, alternating the sides.`];
+  if (results.length) sections.push(markdown(results, options, idle));
+  else if (idle) sections.push(idleLine(idle));
+  sections.push(...regimeResults.map(regimeMarkdown));
+  if (cold) sections.push(coldMarkdown(cold, values['sb-env'] || 'default settings'));
+  const table = sections.join('\n\n');
+  mkdirSync(values.out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const burstSummary = results.length
+    ? (() => {
+        const ratios = roundRatios(results[0]!, results[1]!);
+        const p99Ratios = latencyRatios(results[0]!, results[1]!);
+        return { results, ratios, medianRatio: median(ratios), p99Ratios, medianP99Ratio: median(p99Ratios) };
+      })()
+    : {};
+  const json = {
+    options: { ...options, channels: channels.length, cpu: cpu ?? null, regimes, steady, sbEnv: values['sb-env'] },
+    ...burstSummary,
+    regimes: regimeResults.map((result) => ({ ...result, ratios: regimeRatios(result) })),
+    cold,
+    idle,
+  };
+  writeFileSync(`${values.out}/bench-${stamp}.json`, `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(`${values.out}/bench-${stamp}.md`, `${table}\n`);
+  process.stdout.write(`\n${table}\n\n(written to ${values.out}/bench-${stamp}.{json,md})\n`);
+  process.exit(0);
+}
+
+/** The burst part: max-rate rounds with the client library (or --sb-client), then latency rounds. */
+async function burst(sides: Side[], options: Options): Promise<SideResult[]> {
+  const { channels, sbClient } = options;
+  const runs: Array<{ side: Side; load: Loadgens; rounds: Throughput[] }> = [];
+  try {
+    for (const side of sides) {
       const load = new Loadgens(side.name.startsWith('bare') ? 'ws' : 'sb', side.ports, options.clients, channels, options.loadgens, sbClient);
-      sides.push({ side, load, rounds: [] });
+      runs.push({ side, load, rounds: [] });
       progress(`${side.name}: connecting ${options.clients} clients`);
       await load.ready(120000);
     }
     for (let round = 0; round < options.rounds; round++) {
-      for (const { side, load, rounds } of sides) rounds.push(await throughputRound(side, load, options, round));
+      for (const { side, load, rounds } of runs) rounds.push(await throughputRound(side, load, options, round));
     }
-    const [base, sb] = sides as [(typeof sides)[number], (typeof sides)[number]];
+    const [base, sb] = runs as [(typeof runs)[number], (typeof runs)[number]];
     // SocketBridge with the clients users run (the client library by default), once.
     const sbLatency = await latencyRun(sb.side, sb.load, options);
     if (sbClient !== 'wire') {
@@ -567,27 +414,14 @@ async function main(): Promise<void> {
       sbRounds.push(await latencyRun(sb.side, sb.load, options));
     }
     const rss = (side: Side) => Math.round(side.pids().reduce((sum, { pid }) => sum + rssBytes(pid), 0) / 1048576);
-    results.push({ side: base.side.name, throughput: base.rounds, latency: baseRounds[0]!, latencyRounds: baseRounds, rssMiB: rss(base.side) });
-    results.push({ side: sb.side.name, throughput: sb.rounds, latency: sbLatency, latencyRounds: sbRounds, rssMiB: rss(sb.side) });
+    return [
+      { side: base.side.name, throughput: base.rounds, latency: baseRounds[0]!, latencyRounds: baseRounds, rssMiB: rss(base.side) },
+      { side: sb.side.name, throughput: sb.rounds, latency: sbLatency, latencyRounds: sbRounds, rssMiB: rss(sb.side) },
+    ];
   } finally {
     progress('');
-    for (const { side, load } of sides) {
-      await load.stop();
-      await side.stop();
-      await removeTopology(side.exchange);
-    }
+    await Promise.all(runs.map(({ load }) => load.stop()));
   }
-  const idle = Number(values.idle) > 0 ? await idleCost(Number(values.idle), options.loadgens) : undefined;
-  const table = markdown(results, options, idle);
-  const ratios = roundRatios(results[0]!, results[1]!);
-  mkdirSync(values.out, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const p99Ratios = latencyRatios(results[0]!, results[1]!);
-  const json = { options: { ...options, channels: channels.length }, results, ratios, medianRatio: median(ratios), p99Ratios, medianP99Ratio: median(p99Ratios), idle };
-  writeFileSync(`${values.out}/bench-${stamp}.json`, `${JSON.stringify(json, null, 2)}\n`);
-  writeFileSync(`${values.out}/bench-${stamp}.md`, `${table}\n`);
-  process.stdout.write(`\n${table}\n\n(written to ${values.out}/bench-${stamp}.{json,md})\n`);
-  process.exit(0);
 }
 
 // Ctrl-C: exit through 'exit', where devkit kills every process the run started.

@@ -24,17 +24,35 @@ export function rssBytes(pid: number): number {
   }
 }
 
-/** The machine's RabbitMQ and Redis, whose CPU counts as server side too. */
-export function infrastructurePids(): number[] {
-  const pids: number[] = [];
-  for (const name of ['beam.smp', 'redis-server']) {
-    try {
-      pids.push(...execFileSync('pgrep', ['-x', name]).toString().trim().split('\n').filter(Boolean).map(Number));
-    } catch {
-      // not running here
-    }
+/** The process listening on a TCP port of this machine (from `ss`), or undefined. */
+function listenerPid(port: number): number | undefined {
+  try {
+    const match = /pid=(\d+)/.exec(execFileSync('ss', ['-ltnpH', `sport = :${port}`]).toString());
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
   }
-  return pids;
+}
+
+/**
+ * The RabbitMQ and Redis both sides use (found by the port in their URLs, not by name: other
+ * redis-servers on the machine are not ours), whose CPU counts as server side too.
+ */
+export function infrastructure(rabbitmqUrl: string, redisUrl: string): Array<{ role: 'rabbitmq' | 'redis'; pid: number }> {
+  const found: Array<{ role: 'rabbitmq' | 'redis'; pid: number }> = [];
+  const rabbit = listenerPid(Number(new URL(rabbitmqUrl).port || 5672));
+  if (rabbit) found.push({ role: 'rabbitmq', pid: rabbit });
+  const redis = listenerPid(Number(new URL(redisUrl.split(',')[0]!).port || 6379));
+  if (redis) found.push({ role: 'redis', pid: redis });
+  return found;
+}
+
+/**
+ * Confines a process and all its threads to one CPU (`taskset -a -p -c`), so that the two sides
+ * are compared on the same CPU budget. Threads started later inherit it.
+ */
+export function pinToCpu(pid: number, cpu: number): void {
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
 }
 
 /**

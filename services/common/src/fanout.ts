@@ -1,4 +1,5 @@
 import type AGSimpleBroker from 'ag-simple-broker';
+import type { WebSocket } from 'ws';
 import type { ClientSocket } from './socket-server.js';
 
 /** The TCP socket under a ws WebSocket (ws 8's `_socket`). */
@@ -6,6 +7,30 @@ interface TcpSocket {
   cork(): void;
   uncork(): void;
   write(data: Buffer): boolean;
+}
+
+/** TCP sockets corked in this turn of the event loop, uncorked together once its work is done. */
+const corked = new Set<TcpSocket>();
+const uncorkAll = () => {
+  for (const socket of corked) socket.uncork();
+  corked.clear();
+};
+
+/**
+ * One write per peer per turn of the event loop: corks the TCP socket under `ws` on its first
+ * frame of the turn and uncorks every such socket once the turn's work (its microtasks included)
+ * is done, so that whatever this process writes to a peer in one turn (a burst of publishes, the
+ * acks of a batch of publishes) leaves in one syscall. A lone frame waits for nothing. Returns the
+ * TCP socket, or undefined when ws has none (then ws.send writes as usual).
+ */
+export function corkForTurn(ws: WebSocket): TcpSocket | undefined {
+  const tcp = (ws as unknown as { _socket?: TcpSocket })._socket;
+  if (tcp && !corked.has(tcp)) {
+    tcp.cork();
+    if (corked.size === 0) process.nextTick(uncorkAll);
+    corked.add(tcp);
+  }
+  return tcp;
 }
 
 /**
@@ -58,11 +83,6 @@ export function installDirectFanout(brokerEngine: AGSimpleBroker, delivered?: (s
   broker._clientSubscribers = Object.create(null) as SimpleBrokerInternals['_clientSubscribers'];
   broker._clientSubscribersCounter = Object.create(null) as Record<string, number>;
   broker._exchangeClient._channelMap = Object.create(null) as Record<string, unknown>;
-  const corked = new Set<TcpSocket>();
-  const uncorkAll = () => {
-    for (const socket of corked) socket.uncork();
-    corked.clear();
-  };
   broker.transmitPublish = async (channel, data, suppressEvent) => {
     const packet = { channel, data };
     const subscribers = broker._clientSubscribers[channel];
@@ -74,17 +94,9 @@ export function installDirectFanout(brokerEngine: AGSimpleBroker, delivered?: (s
         const ws = subscribers[id]!.ws;
         if (ws.readyState !== ws.OPEN) continue;
         sent++;
-        const tcp = (ws as unknown as { _socket?: TcpSocket })._socket;
-        if (!tcp) {
-          ws.send(payload, { binary: false });
-          continue;
-        }
-        if (!corked.has(tcp)) {
-          tcp.cork();
-          if (corked.size === 0) process.nextTick(uncorkAll);
-          corked.add(tcp);
-        }
-        tcp.write((frame ??= textFrame(payload)));
+        const tcp = corkForTurn(ws);
+        if (tcp) tcp.write((frame ??= textFrame(payload)));
+        else ws.send(payload, { binary: false });
       }
       if (sent > 0) delivered?.(sent, data);
     }

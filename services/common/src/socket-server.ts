@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import scErrors from 'sc-errors';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { corkForTurn } from './fanout.js';
 import type { Logger } from './logger.js';
 import { verifyHandshakeToken, type HandshakeAuth } from './tokens.js';
 import { CLOSE_CODES } from './wire.js';
@@ -111,8 +112,11 @@ export class ClientSocket {
     return this.ws.bufferedAmount;
   }
 
+  /** Corked for the turn (fanout.ts): a batch of requests answered in one turn leaves in one write. */
   send(object: unknown): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(object));
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    corkForTurn(this.ws);
+    this.ws.send(JSON.stringify(object));
   }
 
   respond(cid: number, data: unknown): void {

@@ -14,6 +14,7 @@ import {
   type BridgeWatcher,
 } from '@socketbridge/common';
 import type { PublisherConfig } from './config.js';
+import { AckBatcher } from './acks.js';
 import { decodeBody } from './decode.js';
 import type { Pipeline } from './pipeline.js';
 
@@ -45,6 +46,8 @@ export class RabbitConsumer {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private readonly consumers = new Map<string, Consumer>();
+  /** Each channel's acks, one frame per turn (acks.ts). */
+  private readonly ackBatchers = new WeakMap<ConfirmChannel, AckBatcher>();
   private inFlight = 0;
   private readonly metrics;
   private readonly defaultHistory: HistoryPolicy;
@@ -259,19 +262,25 @@ export class RabbitConsumer {
         this.metrics.requeued.inc({ queue });
         this.logger.warn({ queue, err: (error as Error).message }, 'could not publish: requeueing');
         await new Promise((resolve) => setTimeout(resolve, this.config.SOCKETBRIDGE_REQUEUE_DELAY_MS));
-        this.settle(channel, () => channel.nack(message, false, true));
+        this.settle(channel, () => this.acks(channel).nack(message, true));
         return;
       }
-      if (this.settle(channel, () => channel.ack(message))) {
+      if (this.settle(channel, () => this.acks(channel).ack(message))) {
         this.metrics.acked.inc({ queue });
         this.metrics.latency.observe((Date.now() - started) / 1000);
       }
     } catch (error) {
       this.logger.error({ queue, err: (error as Error).message }, 'message handling failed: requeueing');
-      this.settle(channel, () => channel.nack(message, false, true));
+      this.settle(channel, () => this.acks(channel).nack(message, true));
     } finally {
       this.inFlight--;
     }
+  }
+
+  private acks(channel: ConfirmChannel): AckBatcher {
+    let batcher = this.ackBatchers.get(channel);
+    if (!batcher) this.ackBatchers.set(channel, (batcher = new AckBatcher(channel)));
+    return batcher;
   }
 
   /** Acks and nacks on a channel that closed meanwhile throw; RabbitMQ redelivers those messages. */
@@ -309,7 +318,7 @@ export class RabbitConsumer {
         (error: unknown) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
       ),
     );
-    if (this.settle(channel, () => channel.ack(message))) this.metrics.deadLettered.inc({ queue, reason });
+    if (this.settle(channel, () => this.acks(channel).ack(message))) this.metrics.deadLettered.inc({ queue, reason });
   }
 
   /** Stops taking messages, lets the ones in flight finish (ack or requeue), then closes. */
