@@ -6,7 +6,8 @@ import { FakeApiServer } from './support/fake-apiserver.js';
 import { KubeUser, scratchDir, startOperator } from './support/kube.js';
 import { RABBITMQ_URL, RabbitAdmin, cleanRegistry, proxiedUrl, testRedis, uniqueId } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
-import { OWNERS_KEY, redactUrl } from '../src/reconciler.js';
+import { redactUrl } from '@socketbridge/common';
+import { OWNERS_KEY } from '../src/reconciler.js';
 import { FINALIZER, readyCondition, type SocketBridgeSpec } from '../src/resource.js';
 
 // The Kubernetes side is a stand-in (test/support/fake-apiserver.ts): no real API server runs here.

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import {
   CHANNEL_NAME,
   Counter,
+  connectRabbit,
+  parseRabbitUrls,
+  redactUrl,
   Gauge,
   Histogram,
   findPolicy,
@@ -48,6 +51,9 @@ export class RabbitConsumer {
   private inFlight = 0;
   private readonly metrics;
   private readonly defaultHistory: HistoryPolicy;
+  /** SOCKETBRIDGE_RABBITMQ_URL's nodes, and the one to try first at the next connect. */
+  private readonly nodes: string[];
+  private nextNode = 0;
 
   constructor(
     private readonly config: PublisherConfig,
@@ -57,6 +63,7 @@ export class RabbitConsumer {
     registry: Registry,
     private readonly instanceId: string,
   ) {
+    this.nodes = parseRabbitUrls(config.SOCKETBRIDGE_RABBITMQ_URL);
     this.defaultHistory = { size: config.SOCKETBRIDGE_HISTORY_SIZE, ttlSeconds: config.SOCKETBRIDGE_HISTORY_TTL_SECONDS };
     const consumers = this.consumers;
     const connected = () => this.connection !== undefined;
@@ -114,15 +121,20 @@ export class RabbitConsumer {
     this.connecting = (async () => {
       let connection: ChannelModel | undefined;
       try {
-        connection = await amqp.connect(this.config.SOCKETBRIDGE_RABBITMQ_URL, {
-          clientProperties: { connection_name: `socketbridge-publisher ${this.instanceId}` },
+        // A cluster's nodes in turn, from the one after the node we last lost (docs/scaling.md).
+        const connected = await connectRabbit(this.nodes, {
+          first: this.nextNode,
+          timeoutMs: this.config.SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS,
+          connectionName: `socketbridge-publisher ${this.instanceId}`,
         });
+        connection = connected.connection;
+        this.nextNode = (connected.index + 1) % this.nodes.length;
         connection.on('error', (error: Error) => this.logger.warn({ err: error.message }, 'rabbitmq connection error'));
         connection.on('close', () => this.onConnectionClosed(connection!));
         await this.declareDefaults(connection);
         this.connection = connection;
         this.attempt = 0;
-        this.logger.info('connected to rabbitmq');
+        this.logger.info({ node: redactUrl(this.nodes[connected.index]!) }, 'connected to rabbitmq');
         await this.sync();
       } catch (error) {
         this.logger.warn({ err: (error as Error).message, attempt: this.attempt }, 'rabbitmq connect failed');

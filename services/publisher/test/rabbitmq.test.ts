@@ -2,12 +2,14 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AGClientSocket } from 'socketcluster-client';
-import type { Envelope } from '@socketbridge/common';
+import { redactUrl, type Envelope } from '@socketbridge/common';
 import {
   AmqpProducer,
   LocalCluster,
   PublisherApi,
   connectClient,
+  freePort,
+  rabbitmqUrl,
   startPublisherTestbed,
   opsHeaders,
   waitFor,
@@ -21,10 +23,17 @@ let names: RabbitNames;
 let cluster: LocalCluster;
 let api: PublisherApi;
 let producer: AmqpProducer;
+let deadNode: string;
 const sockets: AGClientSocket[] = [];
 
 beforeAll(async () => {
-  testbed = await startPublisherTestbed('amqp', { brokers: 2, workers: 2, env: { SOCKETBRIDGE_MAX_MESSAGE_BYTES: '4096', SOCKETBRIDGE_PREFETCH: '100' } });
+  // Two nodes, the first never there: the publisher goes on to the next, at start and after every lost connection.
+  deadNode = `amqp://127.0.0.1:${await freePort()}`;
+  testbed = await startPublisherTestbed('amqp', {
+    brokers: 2,
+    workers: 2,
+    env: { SOCKETBRIDGE_MAX_MESSAGE_BYTES: '4096', SOCKETBRIDGE_PREFETCH: '100', SOCKETBRIDGE_RABBITMQ_URL: `${deadNode},${rabbitmqUrl()}` },
+  });
   ({ names, cluster, api } = testbed);
   producer = await AmqpProducer.connect();
 });
@@ -148,6 +157,9 @@ describe('RabbitMQ consumption', () => {
     expect(consumedAtClose, 'the close landed mid-stream').toBeLessThan(total);
     const publisher = cluster.publishers[0]!;
     await publisher.waitForLog((l) => l.msg === 'rabbitmq connection closed', 10000, 'the close to be noticed');
-    expect(publisher.lines.filter((l) => l.msg === 'connected to rabbitmq').length).toBeGreaterThanOrEqual(2);
+    const connects = publisher.lines.filter((l) => l.msg === 'connected to rabbitmq');
+    expect(connects.length).toBeGreaterThanOrEqual(2);
+    // Each time past the dead node to the one that answers.
+    for (const line of connects) expect(line.node).toBe(redactUrl(rabbitmqUrl()));
   });
 });
