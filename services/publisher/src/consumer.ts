@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import {
   CHANNEL_NAME,
   Counter,
@@ -166,20 +166,46 @@ export class RabbitConsumer {
     }, delay);
   }
 
-  /** The default bridge and the dead-letter path: a topic exchange whose routing key is the channel. */
+  /**
+   * The default bridge and the dead-letter path: a topic exchange whose routing key is the channel.
+   * Each queue on a channel of its own: in a cluster a classic queue whose node is down answers 404
+   * until that node is back, and that must not keep the publisher from its other queues (the next
+   * sync consumes the default queue once it answers again).
+   */
   private async declareDefaults(connection: ChannelModel): Promise<void> {
-    const channel = await connection.createChannel();
-    try {
-      const c = this.config;
+    const c = this.config;
+    await this.onChannel(connection, async (channel) => {
       await channel.assertExchange(c.SOCKETBRIDGE_EXCHANGE, 'topic', { durable: true });
-      await channel.assertQueue(c.SOCKETBRIDGE_QUEUE, {
-        durable: true,
-        ...(c.SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER ? { arguments: { 'x-single-active-consumer': true } } : {}),
-      });
-      await channel.bindQueue(c.SOCKETBRIDGE_QUEUE, c.SOCKETBRIDGE_EXCHANGE, '#');
       await channel.assertExchange(c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, 'fanout', { durable: true });
-      await channel.assertQueue(c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, { durable: true });
-      await channel.bindQueue(c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, '');
+    });
+    const queues = [
+      {
+        name: c.SOCKETBRIDGE_QUEUE,
+        exchange: c.SOCKETBRIDGE_EXCHANGE,
+        pattern: '#',
+        options: c.SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER ? { arguments: { 'x-single-active-consumer': true } } : {},
+      },
+      { name: c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, exchange: c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, pattern: '', options: {} },
+    ];
+    for (const queue of queues) {
+      try {
+        await this.onChannel(connection, async (channel) => {
+          await channel.assertQueue(queue.name, { durable: true, ...queue.options });
+          await channel.bindQueue(queue.name, queue.exchange, queue.pattern);
+        });
+      } catch (error) {
+        if (typeof (error as { code?: unknown }).code !== 'number') throw error; // the connection, not the queue
+        this.logger.warn({ queue: queue.name, err: (error as Error).message }, 'cannot declare queue now');
+      }
+    }
+  }
+
+  private async onChannel(connection: ChannelModel, fn: (channel: Channel) => Promise<void>): Promise<void> {
+    const channel = await connection.createChannel();
+    // A 404 or 406 closes the channel with an 'error' event as well as the rejected call.
+    channel.on('error', () => undefined);
+    try {
+      await fn(channel);
     } finally {
       await channel.close().catch(() => undefined);
     }
