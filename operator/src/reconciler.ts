@@ -1,6 +1,6 @@
 import type { Channel, ChannelModel } from 'amqplib';
 import type { RedisClient } from '@socketbridge/common';
-import { bridgeProblems, connectRabbit, parseRabbitUrls, redactUrl, registryKeys, type Bridge, type Logger } from '@socketbridge/common';
+import { bridgeProblems, connectRabbit, parseRabbitUrls, queueArguments, redactUrl, registryKeys, type Bridge, type Logger } from '@socketbridge/common';
 import { bridgeNameProblem, toBridge } from './bridge.js';
 import type { DeletionPolicy, QueueStatus, SocketBridgeSpec } from './resource.js';
 
@@ -322,7 +322,8 @@ export class Reconciler {
 }
 
 function queueOptions(queue: Bridge['queues'][number]) {
-  return { durable: queue.durable, ...(queue.singleActiveConsumer ? { arguments: { 'x-single-active-consumer': true } } : {}) };
+  const args = queueArguments(queue);
+  return { durable: queue.durable, ...(Object.keys(args).length ? { arguments: args } : {}) };
 }
 
 function exchangesOf(bridge: Bridge): Map<string, string> {

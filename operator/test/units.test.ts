@@ -85,7 +85,7 @@ describe('bridges', () => {
   it('toBridge applies the defaults the CRD would', () => {
     expect(toBridge('b', { queues: [{ name: 'q', route: { channel: 'c.{routingKey}' }, bindings: [{ exchange: 'x', type: 'fanout' }] }], channels: [{ pattern: 'c.*', access: 'public', history: {} }] })).toEqual({
       name: 'b',
-      queues: [{ name: 'q', durable: true, singleActiveConsumer: false, bindings: [{ exchange: 'x', type: 'fanout', routingKey: '' }], route: { channel: 'c.{routingKey}' } }],
+      queues: [{ name: 'q', durable: true, singleActiveConsumer: false, type: 'classic', bindings: [{ exchange: 'x', type: 'fanout', routingKey: '' }], route: { channel: 'c.{routingKey}' } }],
       channels: [{ pattern: 'c.*', access: 'public', history: { size: 1000, ttlSeconds: 3600 } }],
     });
   });
