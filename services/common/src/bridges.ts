@@ -52,6 +52,8 @@ export const registryKeys = {
   revokedClient: (clientId: string) => `socketbridge:{revocations}:client:${clientId}`,
   /** Every revocation (`jti:<jti>` or `client:<id>`) scored by its expiry (ms): what a worker loads at start. */
   revocations: 'socketbridge:{revocations}:index',
+  /** A message without messageId: its content hash → the id its first delivery got (the publisher's RedeliveryIds), with the channel's history TTL. */
+  redeliveryId: (channel: string, hash: string) => `socketbridge:history-redelivery:{${channel}}:${hash}`,
   /** Stream queue name → the offset its consumer resumes from (the publisher's stream-offsets.ts). */
   streamOffsets: 'socketbridge:{stream-offsets}:queues',
 };

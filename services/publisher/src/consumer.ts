@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import {
   CHANNEL_NAME,
@@ -20,7 +19,7 @@ import {
 import type { PublisherConfig } from './config.js';
 import { decodeBody } from './decode.js';
 import type { Pipeline } from './pipeline.js';
-import { StreamProgress, type StreamOffsets } from './stream-offsets.js';
+import { StreamProgress, contentHash, type RedeliveryIds, type StreamOffsets } from './stream-offsets.js';
 
 /** A queue this publisher consumes, its type, and the template that names each message's channel. */
 interface QueueSpec {
@@ -72,6 +71,7 @@ export class RabbitConsumer {
     registry: Registry,
     private readonly instanceId: string,
     private readonly offsets: StreamOffsets,
+    private readonly redeliveries: RedeliveryIds,
   ) {
     this.nodes = parseRabbitUrls(config.SOCKETBRIDGE_RABBITMQ_URL);
     this.defaultHistory = { size: config.SOCKETBRIDGE_HISTORY_SIZE, ttlSeconds: config.SOCKETBRIDGE_HISTORY_TTL_SECONDS };
@@ -283,7 +283,7 @@ export class RabbitConsumer {
     stream?.begin(offset);
     this.inFlight++;
     try {
-      const handled = await this.process(channel, spec, message);
+      const handled = await this.process(channel, spec, message, offset);
       if (stream) {
         if (handled) this.streamHandled(spec.name, stream, offset);
         else this.streamRetry(spec.name, channel, stream);
@@ -296,7 +296,7 @@ export class RabbitConsumer {
   }
 
   /** Publishes or dead-letters one message: true once that is done, false when it must be tried again. */
-  private async process(channel: ConfirmChannel, spec: QueueSpec, message: ConsumeMessage): Promise<boolean> {
+  private async process(channel: ConfirmChannel, spec: QueueSpec, message: ConsumeMessage, streamOffset: number): Promise<boolean> {
     const started = Date.now();
     const queue = spec.name;
     this.metrics.consumed.inc({ queue });
@@ -316,17 +316,19 @@ export class RabbitConsumer {
         return await this.deadLetter(channel, queue, message, 'unroutable', `${JSON.stringify(rendered.value.slice(0, 100))} is not a channel name`);
       }
       const policy = findPolicy(this.watcher.policies(), rendered.value)?.policy;
+      const history = policy?.history ?? this.defaultHistory;
       try {
+        // Every append is idempotent by id, so a message handled twice keeps one offset: the
+        // producer's messageId; a stream's own offset; else an id kept across redeliveries.
         const messageId = message.properties.messageId as unknown;
-        const given = typeof messageId === 'string' && messageId.length > 0 && messageId.length <= 200;
-        await this.pipeline.publish({
-          channel: rendered.value,
-          id: given ? messageId : randomUUID(),
-          ts: started,
-          data: decoded.data,
-          history: policy?.history ?? this.defaultHistory,
-          idempotent: given,
-        });
+        const id =
+          typeof messageId === 'string' && messageId.length > 0 && messageId.length <= 200
+            ? messageId
+            : Number.isNaN(streamOffset)
+              ? await this.redeliveries.idFor(queue, rendered.value, message, history.ttlSeconds)
+              : // The content too: a stream deleted and declared again restarts its offsets at 0.
+                `stream:${queue}:${streamOffset}:${contentHash(queue, message).slice(0, 16)}`;
+        await this.pipeline.publish({ channel: rendered.value, id, ts: started, data: decoded.data, history, idempotent: true });
       } catch (error) {
         // History or the cluster is away: hand the message back, after a pause so it does not spin.
         this.metrics.requeued.inc({ queue });

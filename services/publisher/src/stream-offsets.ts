@@ -1,3 +1,5 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { ConsumeMessage } from 'amqplib';
 import { registryKeys, type RedisClient } from '@socketbridge/common';
 
 /**
@@ -53,4 +55,39 @@ export class StreamProgress {
     }
     return moved;
   }
+}
+
+/**
+ * A stable id for a message that carries no messageId, so its redelivery keeps its history offset
+ * (docs/reliability.md). RabbitMQ tells two identical publishes apart by nothing a consumer sees,
+ * so the id is not the content's hash alone: the first delivery takes a fresh id and records
+ * hash → id for as long as the channel's history remembers ids; a redelivery (the `redelivered`
+ * flag, or a quorum queue's x-delivery-count) reuses the recorded id, and the append, idempotent by
+ * id, keeps the first offset. A first delivery always gets a new id: two identical publishes stay two.
+ */
+export class RedeliveryIds {
+  constructor(private readonly redis: RedisClient) {}
+
+  async idFor(queue: string, channel: string, message: ConsumeMessage, ttlSeconds: number): Promise<string> {
+    const key = registryKeys.redeliveryId(channel, contentHash(queue, message));
+    const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
+    if (message.fields.redelivered || Number(headers['x-delivery-count'] ?? 0) > 0) {
+      const earlier = await this.redis.get(key);
+      if (earlier) return earlier;
+    }
+    const id = randomUUID();
+    // Before the append: a redelivery after a crash between the two still finds it.
+    await this.redis.set(key, id, 'EX', ttlSeconds);
+    return id;
+  }
+}
+
+/** What identifies a publish to a consumer: queue, exchange, routing key, body and properties (not the delivery's own headers). */
+export function contentHash(queue: string, message: ConsumeMessage): string {
+  const { headers, ...properties } = message.properties;
+  const kept = Object.entries((headers ?? {}) as Record<string, unknown>)
+    .filter(([name]) => name !== 'x-delivery-count' && name !== 'x-death')
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  const described = JSON.stringify([queue, message.fields.exchange, message.fields.routingKey, Object.entries(properties).sort(([a], [b]) => (a < b ? -1 : 1)), kept]);
+  return createHash('sha256').update(described).update('\0').update(message.content).digest('base64url');
 }

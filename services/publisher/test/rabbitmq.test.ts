@@ -12,6 +12,7 @@ import {
   rabbitmqUrl,
   startPublisherTestbed,
   opsHeaders,
+  publisherConnectionPid,
   waitFor,
   type PublisherTestbed,
   type RabbitNames,
@@ -54,15 +55,6 @@ async function subscriber(worker: number): Promise<{ channel: string; received: 
   })();
   await channel.listener('subscribe').once();
   return { channel: created.channel, received };
-}
-
-/** The publisher's own RabbitMQ connection, found by the name it gives it (rabbitmqctl's tab output keeps the pid usable). */
-async function publisherConnectionPid(): Promise<string> {
-  const publisherId = (await api.request<{ instanceId: string }>('GET', '/cluster', undefined, opsHeaders())).body.instanceId;
-  const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q', '--no-table-headers']);
-  const line = stdout.split('\n').find((l) => l.includes(publisherId));
-  if (!line) throw new Error('the publisher has no RabbitMQ connection');
-  return line.split('\t')[0]!;
 }
 
 /** How many messages the publisher took from this file's queue so far. */
@@ -117,7 +109,7 @@ describe('RabbitMQ consumption', () => {
     const total = 5000;
     let closed = false;
     // Found before the stream starts: rabbitmqctl is slow on a busy machine, the close must not be.
-    const pid = await publisherConnectionPid();
+    const pid = await publisherConnectionPid(api);
     const consumedBefore = await consumedCount();
     const publishing = (async () => {
       for (let seq = 0; seq < total; seq++) {
