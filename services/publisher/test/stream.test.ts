@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queueArguments, type BridgeQueue } from '@socketbridge/common';
-import { AmqpProducer, recordingSubscriber, startPublisherTestbed, waitFor, type PublisherTestbed, type RecordingSubscriber } from '@socketbridge/devkit';
+import { Redis } from 'ioredis';
+import { queueArguments, registryKeys, type BridgeQueue } from '@socketbridge/common';
+import { AmqpProducer, recordingSubscriber, redisUrl, startPublisherTestbed, waitFor, type PublisherTestbed, type RecordingSubscriber } from '@socketbridge/devkit';
 
 /**
  * A bridge on a RabbitMQ stream queue. A stream keeps its messages and cannot requeue: the
@@ -13,6 +14,7 @@ let producer: AmqpProducer;
 let subscriber: RecordingSubscriber;
 let exchange: string;
 let streamQueue: BridgeQueue;
+let redis: Redis;
 
 beforeAll(async () => {
   testbed = await startPublisherTestbed('stream');
@@ -27,6 +29,7 @@ beforeAll(async () => {
     route: { channel: `${testbed.names.SOCKETBRIDGE_EXCHANGE}.{routingKey}` },
   };
   producer = await AmqpProducer.connect();
+  redis = new Redis(redisUrl());
   // As the operator declares it (reconciler.ts: queueArguments).
   await producer.channel.assertExchange(exchange, 'topic', { durable: true });
   await producer.channel.assertQueue(streamQueue.name, { durable: true, arguments: queueArguments(streamQueue) });
@@ -34,7 +37,8 @@ beforeAll(async () => {
   const { name, type, stream, route } = streamQueue;
   const put = await testbed.api.request('PUT', `/v1/bridges/${testbed.names.SOCKETBRIDGE_EXCHANGE}`, {
     queues: [{ name, type, stream, route }],
-    channels: [{ pattern: `${testbed.names.SOCKETBRIDGE_EXCHANGE}.*`, access: 'public' }],
+    // History larger than the run, so its length counts the entries.
+    channels: [{ pattern: `${testbed.names.SOCKETBRIDGE_EXCHANGE}.*`, access: 'public', history: { size: 5000, ttlSeconds: 600 } }],
   });
   expect(put.status).toBe(200);
   await testbed.cluster.publishers[0]!.waitForLog((l) => l.msg === 'consuming' && l.queue === name, 20000, 'the publisher to consume the stream');
@@ -43,6 +47,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   subscriber?.client.close();
+  redis?.disconnect();
   await testbed.api.request('DELETE', `/v1/bridges/${testbed.names.SOCKETBRIDGE_EXCHANGE}`).catch(() => undefined);
   await producer?.channel.deleteQueue(streamQueue.name).catch(() => undefined);
   await producer?.channel.deleteExchange(exchange).catch(() => undefined);
@@ -51,7 +56,7 @@ afterAll(async () => {
 });
 
 describe('a stream queue bridge', () => {
-  it('a publisher restarted mid-stream resumes at its stored offset: nothing lost, nothing twice, poison dead-lettered with its reason', async () => {
+  it('a publisher restarted mid-stream resumes at its stored offset, one SIGKILLed reads again without a second entry: nothing lost, nothing twice, poison dead-lettered', async () => {
     // No message ids: only the stored offset keeps a message from coming twice.
     const send = async (from: number, to: number) => {
       for (let seq = from; seq < to; seq++) producer.channel.publish(exchange, 'feed', Buffer.from(JSON.stringify({ seq })), { contentType: 'application/json' });
@@ -77,8 +82,22 @@ describe('a stream queue bridge', () => {
       throw new Error(`${error.message}: ${subscriber.seen.length} seen, ${JSON.stringify(subscriber.client.stats)}`);
     });
 
+    // SIGKILLed while a burst flows: its stored offset may lag what it appended, so the next one reads
+    // some messages again; their ids (the stream offset and content) keep them at one offset each.
+    const burst = send(400, 1400);
+    await waitFor(() => subscriber.seen.length >= 600, 20000, 'the burst to be under way', 10);
+    await second.stop('SIGKILL');
+    await burst;
+    const third = await testbed.cluster.addPublisher();
+    const afterKill = await third.waitForLog((l) => l.msg === 'consuming' && l.queue === streamQueue.name, 20000, 'a third publisher to consume the stream');
+    await waitFor(() => new Set(subscriber.seen.map((m) => m.seq)).size >= 1400, 30000, 'all 1,400 messages', 50).catch((error: Error) => {
+      throw new Error(`${error.message}: ${new Set(subscriber.seen.map((m) => m.seq)).size} seen, ${JSON.stringify(subscriber.client.stats)}`);
+    });
+    const historyLength = await redis.xlen(registryKeys.history(`${testbed.names.SOCKETBRIDGE_EXCHANGE}.feed`));
+
     const seqs = subscriber.seen.map((m) => m.seq);
-    expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i));
+    expect(seqs).toEqual(Array.from({ length: 1400 }, (_, i) => i));
+    expect(historyLength, 'one history entry per message').toBe(1400);
     expect(subscriber.gaps).toEqual([]);
 
     // A stream cannot dead-letter by reject: the publisher publishes the poison message to the dead-letter exchange itself.
@@ -95,6 +114,8 @@ describe('a stream queue bridge', () => {
     );
     await inspect.close();
     expect(dead).toEqual({ reason: 'unparseable', queue: streamQueue.name });
-    console.log(`stream bridge: 400 sent around a publisher restart, ${new Set(seqs).size} delivered, ${seqs.length - new Set(seqs).size} duplicates; resumed at offset ${resumed.from}`);
+    console.log(
+      `stream bridge: 1,400 sent around a publisher restart and a SIGKILL, ${new Set(seqs).size} delivered, ${seqs.length - new Set(seqs).size} duplicates, ${historyLength} history entries; resumed at offset ${resumed.from}, after the SIGKILL at ${afterKill.from}`,
+    );
   }, 90_000);
 });
