@@ -1,9 +1,9 @@
-import { connectRedisOnce, createLogger } from '@socketbridge/common';
+import { connectRedisOnce, createLogger, redactUrl } from '@socketbridge/common';
 import { loadLocalConfig } from './config.js';
 import { validateDocument } from './crd.js';
 import { readManifests } from './files.js';
 import { LocalBridges, type LocalRecord } from './local.js';
-import { Reconciler, redactUrl } from './reconciler.js';
+import { Reconciler } from './reconciler.js';
 import { readyCondition, type SocketBridge, type SocketBridgeSpec } from './resource.js';
 
 /** The commands of `npm run bridge` (cli.ts parses the arguments first, so a usage error loads none of this). */

@@ -8,7 +8,7 @@ const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export function loadLocalConfig(source: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
-      SOCKETBRIDGE_RABBITMQ_URL: env.string(DEFAULT_RABBITMQ_URL),
+      SOCKETBRIDGE_RABBITMQ_URL: env.rabbitmqUrl(DEFAULT_RABBITMQ_URL),
       SOCKETBRIDGE_REDIS_URL: env.redisUrl(DEFAULT_REDIS_URL),
       SOCKETBRIDGE_RECONCILE_TIMEOUT_MS: env.int(10000, 100, 600000),
     },
@@ -22,7 +22,7 @@ export function loadOperatorConfig(source: NodeJS.ProcessEnv = process.env) {
     {
       SOCKETBRIDGE_OPERATOR_NAMESPACE: env.optionalString(),
       SOCKETBRIDGE_REDIS_URL: env.redisUrl(DEFAULT_REDIS_URL),
-      SOCKETBRIDGE_RABBITMQ_URL: env.optionalString(),
+      SOCKETBRIDGE_RABBITMQ_URL: env.optionalRabbitmqUrl(),
       SOCKETBRIDGE_OPERATOR_PORT: env.port(8080),
       SOCKETBRIDGE_LEASE_NAME: env.string('socketbridge-operator'),
       SOCKETBRIDGE_LEASE_NAMESPACE: env.optionalString(),

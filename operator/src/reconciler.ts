@@ -1,6 +1,6 @@
-import amqp, { type Channel, type ChannelModel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 import type { RedisClient } from '@socketbridge/common';
-import { bridgeProblems, registryKeys, withTimeout, type Bridge, type Logger } from '@socketbridge/common';
+import { bridgeProblems, connectRabbit, parseRabbitUrls, queueArguments, redactUrl, registryKeys, type Bridge, type Logger } from '@socketbridge/common';
 import { bridgeNameProblem, toBridge } from './bridge.js';
 import type { DeletionPolicy, QueueStatus, SocketBridgeSpec } from './resource.js';
 
@@ -70,11 +70,6 @@ export interface ReconcilerOptions {
 
 interface AmqpError extends Error {
   code?: number | string;
-}
-
-/** amqp://user:secret@host → amqp://user:***@host, for messages and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
 }
 
 /**
@@ -181,12 +176,10 @@ export class Reconciler {
     const timeoutMs = this.options.timeoutMs;
     let connection: ChannelModel;
     try {
-      connection = await withTimeout(
-        amqp.connect(url, { timeout: timeoutMs, clientProperties: { connection_name: this.options.connectionName ?? 'socketbridge-operator' } }),
-        timeoutMs,
-        'RabbitMQ to accept the connection',
-        (late) => void late.then((c) => c.close()).catch(() => undefined),
-      );
+      // Several comma-separated URLs are the nodes of one cluster: the first that accepts serves,
+      // and the connect as a whole stays within the one timeout.
+      const urls = parseRabbitUrls(url);
+      ({ connection } = await connectRabbit(urls, { timeoutMs: Math.ceil(timeoutMs / urls.length), connectionName: this.options.connectionName ?? 'socketbridge-operator' }));
     } catch (error) {
       throw new ReconcileError('RabbitMQUnavailable', `RabbitMQ at ${redactUrl(url)} is unavailable: ${describe(error)}`);
     }
@@ -329,7 +322,8 @@ export class Reconciler {
 }
 
 function queueOptions(queue: Bridge['queues'][number]) {
-  return { durable: queue.durable, ...(queue.singleActiveConsumer ? { arguments: { 'x-single-active-consumer': true } } : {}) };
+  const args = queueArguments(queue);
+  return { durable: queue.durable, ...(Object.keys(args).length ? { arguments: args } : {}) };
 }
 
 function exchangesOf(bridge: Bridge): Map<string, string> {

@@ -27,10 +27,12 @@ export type {
   ExchangeType,
   HistorySpec,
   QueueSpec,
+  QuorumSpec,
   RabbitMQSpec,
   RouteSpec,
   SecretRef,
   SocketBridgeSpec,
+  StreamSpec,
 } from '@socketbridge/common';
 export interface Condition {
   type: string;

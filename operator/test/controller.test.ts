@@ -7,7 +7,8 @@ import type { KubeUser } from './support/kube.js';
 import { RABBITMQ_URL, type RabbitAdmin, proxiedUrl, uniqueId } from './support/services.js';
 import type { TcpProxy } from './support/tcp-proxy.js';
 import { OperatorTestBed } from './support/test-bed.js';
-import { OWNERS_KEY, redactUrl } from '../src/reconciler.js';
+import { redactUrl } from '@socketbridge/common';
+import { OWNERS_KEY } from '../src/reconciler.js';
 import { FINALIZER, readyCondition, type SocketBridgeSpec } from '../src/resource.js';
 
 // The Kubernetes side is a stand-in (test/support/fake-apiserver.ts): no real API server runs here.

@@ -16,12 +16,14 @@ import type {
   HistorySpec,
   QueueSpec,
   QueueStatus,
+  QuorumSpec,
   RabbitMQSpec,
   RouteSpec,
   SecretRef,
   SocketBridge,
   SocketBridgeSpec,
   SocketBridgeStatus,
+  StreamSpec,
 } from '../src/resource.js';
 
 const schema = crdSchema();
@@ -39,7 +41,18 @@ const tables: Record<string, Record<string, 'optional' | 'required'>> = {
   spec: { rabbitmq: 'optional', queues: 'required', channels: 'optional', deletionPolicy: 'optional' } satisfies Optionality<SocketBridgeSpec>,
   'spec.rabbitmq': { connectionSecret: 'optional' } satisfies Optionality<RabbitMQSpec>,
   'spec.rabbitmq.connectionSecret': { name: 'required' } satisfies Optionality<SecretRef>,
-  'spec.queues[]': { name: 'required', durable: 'optional', singleActiveConsumer: 'optional', bindings: 'optional', route: 'required' } satisfies Optionality<QueueSpec>,
+  'spec.queues[]': {
+    name: 'required',
+    durable: 'optional',
+    singleActiveConsumer: 'optional',
+    type: 'optional',
+    quorum: 'optional',
+    stream: 'optional',
+    bindings: 'optional',
+    route: 'required',
+  } satisfies Optionality<QueueSpec>,
+  'spec.queues[].quorum': { deliveryLimit: 'optional', initialGroupSize: 'optional' } satisfies Optionality<QuorumSpec>,
+  'spec.queues[].stream': { maxLengthBytes: 'optional', maxAge: 'optional', segmentSizeBytes: 'optional' } satisfies Optionality<StreamSpec>,
   'spec.queues[].bindings[]': { exchange: 'required', type: 'required', routingKey: 'optional' } satisfies Optionality<BindingSpec>,
   'spec.queues[].route': { channel: 'required' } satisfies Optionality<RouteSpec>,
   'spec.channels[]': { pattern: 'required', access: 'required', history: 'optional', presence: 'optional' } satisfies Optionality<ChannelSpec>,
@@ -59,6 +72,7 @@ const tables: Record<string, Record<string, 'optional' | 'required'>> = {
 /** The enums, as TypeScript literal unions (a missing or extra value fails to compile). */
 const enums: Record<string, string[]> = {
   'spec.queues[].bindings[].type': Object.keys({ direct: 1, topic: 1, fanout: 1, headers: 1 } satisfies Record<ExchangeType, 1>),
+  'spec.queues[].type': Object.keys({ classic: 1, quorum: 1, stream: 1 } satisfies Record<NonNullable<QueueSpec['type']>, 1>),
   'spec.channels[].access': Object.keys({ public: 1, authenticated: 1, owner: 1 } satisfies Record<ChannelSpec['access'], 1>),
   'spec.deletionPolicy': Object.keys({ retain: 1, delete: 1 } satisfies Record<DeletionPolicy, 1>),
   'status.conditions[].status': Object.keys({ True: 1, False: 1, Unknown: 1 } satisfies Record<Condition['status'], 1>),
@@ -97,6 +111,18 @@ const full: SocketBridge = {
         singleActiveConsumer: true,
         bindings: [{ exchange: 'everything', type: 'headers', routingKey: '' }],
         route: { channel: 'e.{headers.region}.{body.id}' },
+      },
+      {
+        name: 'everything.quorum',
+        type: 'quorum',
+        quorum: { deliveryLimit: 5, initialGroupSize: 3 },
+        route: { channel: 'e.{routingKey}' },
+      },
+      {
+        name: 'everything.stream',
+        type: 'stream',
+        stream: { maxLengthBytes: 1_000_000_000, maxAge: '7D', segmentSizeBytes: 100_000_000 },
+        route: { channel: 'e.{routingKey}' },
       },
     ],
     channels: [{ pattern: 'e.{clientId}.#', access: 'owner', history: { size: 10, ttlSeconds: 60 }, presence: true }],
@@ -144,6 +170,10 @@ describe('the CRD', () => {
     expect(celRules(schema).map((r) => `${r.path}: ${r.message}`)).toEqual([
       '(root): metadata.name must be a DNS label (at most 63 characters, no dots): it names the bridge in the registry',
       'spec.queues: queue names must be unique within a SocketBridge',
+      'spec.queues[]: quorum and stream queues are always durable',
+      'spec.queues[]: quorum settings need type quorum',
+      'spec.queues[]: stream settings need type stream',
+      'spec.queues[]: a stream queue has no single active consumer over AMQP 0-9-1',
       'spec.queues[].name: queue names starting with amq. are reserved by RabbitMQ',
       'spec.channels: channel patterns must be unique within a SocketBridge',
       'spec.channels[]: owner access needs a {clientId} segment in the pattern',
@@ -181,7 +211,7 @@ describe('the TypeScript types stay in step with the CRD', () => {
   it('local mode applies the CRD defaults', () => {
     const result = validateDocument({ apiVersion: 'socketbridge.io/v1alpha1', kind: 'SocketBridge', metadata: { name: 'd' }, spec: { queues: [{ name: 'd.q', route: { channel: 'd.{routingKey}' } }], channels: [{ pattern: 'd.*', access: 'public', history: { size: 5 } }] } });
     expect(result.ok && result.resource.spec).toEqual({
-      queues: [{ name: 'd.q', durable: true, singleActiveConsumer: false, bindings: [], route: { channel: 'd.{routingKey}' } }],
+      queues: [{ name: 'd.q', durable: true, singleActiveConsumer: false, type: 'classic', bindings: [], route: { channel: 'd.{routingKey}' } }],
       channels: [{ pattern: 'd.*', access: 'public', history: { size: 5, ttlSeconds: 3600 }, presence: false }],
       deletionPolicy: 'retain',
     });
@@ -261,6 +291,10 @@ describe('broken documents are refused with messages a person can act on', () =>
     'queue names starting with amq. are reserved by RabbitMQ': ['cel-amq-queue.yaml', 'spec.queues[0].name: queue names starting with amq. are reserved by RabbitMQ (got "amq.prices")'],
     'channel patterns must be unique within a SocketBridge': ['cel-duplicate-patterns.yaml', 'spec.channels: channel patterns must be unique within a SocketBridge'],
     'owner access needs a {clientId} segment in the pattern': ['cel-owner-without-clientid.yaml', 'spec.channels[0]: owner access needs a {clientId} segment in the pattern'],
+    'quorum and stream queues are always durable': ['cel-transient-quorum.yaml', 'spec.queues[0]: quorum and stream queues are always durable'],
+    'quorum settings need type quorum': ['cel-quorum-settings-on-classic.yaml', 'spec.queues[0]: quorum settings need type quorum'],
+    'stream settings need type stream': ['cel-stream-settings-on-quorum.yaml', 'spec.queues[0]: stream settings need type stream'],
+    'a stream queue has no single active consumer over AMQP 0-9-1': ['cel-stream-single-active.yaml', 'spec.queues[0]: a stream queue has no single active consumer over AMQP 0-9-1'],
   };
 
   // Each rule on its own, as the API server binds `self`: a value it accepts and one it refuses.
@@ -275,6 +309,13 @@ describe('broken documents are refused with messages a person can act on', () =>
     'owner access needs a {clientId} segment in the pattern': {
       pass: { pattern: 'orders.{clientId}', access: 'owner' },
       fail: { pattern: 'orders.*', access: 'owner' },
+    },
+    'quorum and stream queues are always durable': { pass: { type: 'quorum', durable: true }, fail: { type: 'stream', durable: false } },
+    'quorum settings need type quorum': { pass: { type: 'quorum', quorum: { deliveryLimit: 3 } }, fail: { quorum: { deliveryLimit: 3 } } },
+    'stream settings need type stream': { pass: { type: 'stream', stream: { maxAge: '1D' } }, fail: { type: 'quorum', stream: { maxAge: '1D' } } },
+    'a stream queue has no single active consumer over AMQP 0-9-1': {
+      pass: { type: 'quorum', singleActiveConsumer: true },
+      fail: { type: 'stream', singleActiveConsumer: true },
     },
   };
 

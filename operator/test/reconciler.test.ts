@@ -6,15 +6,15 @@ import { AmqpProducer, LocalCluster, connectClient, rabbitNames, waitFor } from 
 import { LocalBridges } from '../src/local.js';
 import { OWNERS_KEY, ReconcileError, Reconciler } from '../src/reconciler.js';
 import { API_VERSION, KIND, type SocketBridge, type SocketBridgeSpec } from '../src/resource.js';
-import { RABBITMQ_URL, TEST_REDIS_URL, deleteKeys, uniqueId, type RabbitAdmin } from './support/services.js';
+import { RABBITMQ_URL, TEST_REDIS_URL, cleanRegistry, deleteKeys, uniqueId, type RabbitAdmin } from './support/services.js';
 import { OperatorTestBed } from './support/test-bed.js';
 
 const id = uniqueId();
 const names = rabbitNames('op');
 const exchange = `op-${id}.market`;
 const channelPrefix = `p${id}`;
-const queues = { prices: `op-${id}.prices`, kept: `op-${id}.kept`, dropped: `op-${id}.dropped`, extra: `op-${id}.extra`, ordered: `op-${id}.ordered` };
-const bridges = { market: `op-${id}-market`, kept: `op-${id}-kept`, dropped: `op-${id}-dropped`, other: `op-${id}-other` };
+const queues = { prices: `op-${id}.prices`, kept: `op-${id}.kept`, dropped: `op-${id}.dropped`, extra: `op-${id}.extra`, ordered: `op-${id}.ordered`, quorum: `op-${id}.quorum`, stream: `op-${id}.stream` };
+const bridges = { market: `op-${id}-market`, kept: `op-${id}-kept`, dropped: `op-${id}-dropped`, other: `op-${id}-other`, typed: `op-${id}-typed` };
 
 // The reconciler in this process (no API server), with a real cluster reading what it writes.
 const bed = new OperatorTestBed({ apiServer: false, bridges: Object.values(bridges), queues: Object.values(queues), exchanges: [exchange, `${exchange}.direct`] });
@@ -108,7 +108,9 @@ describe('the reconciler against real RabbitMQ and Redis', () => {
     // The registry holds exactly what the publisher reads.
     expect(await registryEntry(bridges.market)).toEqual({
       name: bridges.market,
-      queues: [{ name: queues.prices, durable: true, singleActiveConsumer: false, bindings: [{ exchange, type: 'topic', routingKey: 'price.#' }], route: { channel: `${channelPrefix}.{body.symbol}` } }],
+      queues: [
+        { name: queues.prices, durable: true, singleActiveConsumer: false, type: 'classic', bindings: [{ exchange, type: 'topic', routingKey: 'price.#' }], route: { channel: `${channelPrefix}.{body.symbol}` } },
+      ],
       channels: [{ pattern: `${channelPrefix}.*`, access: 'public', history: { size: 10, ttlSeconds: 60 } }],
     });
     expect(await redis.hget(OWNERS_KEY, bridges.market)).toBe('local');
@@ -229,5 +231,36 @@ describe('the reconciler against real RabbitMQ and Redis', () => {
     expect(error).toBeUndefined();
     expect(changes).toEqual([`declared queue ${queues.prices}`]);
     expect(await rabbit.routes(exchange, 'quote.x', { symbol: 'PROBE' })).toBe(true);
+  });
+
+  it('declares quorum and stream queues with their arguments; the same name with another type is a clash', async () => {
+    const spec: SocketBridgeSpec = {
+      queues: [
+        { name: queues.quorum, type: 'quorum', singleActiveConsumer: true, quorum: { deliveryLimit: 5 }, bindings: [{ exchange, type: 'topic', routingKey: 'q.#' }], route: { channel: 'x.{routingKey}' } },
+        { name: queues.stream, type: 'stream', stream: { maxAge: '1h', maxLengthBytes: 10_000_000 }, bindings: [{ exchange, type: 'topic', routingKey: 's.#' }], route: { channel: 'x.{routingKey}' } },
+      ],
+    };
+    const { error, changes } = await local.apply(resource(bridges.typed, spec));
+    expect(error).toBeUndefined();
+    expect(changes).toEqual([`declared queue ${queues.quorum}`, `declared queue ${queues.stream}`]);
+    expect((await registryEntry(bridges.typed))?.queues.map((q) => [q.type, q.quorum ?? q.stream])).toEqual([
+      ['quorum', { deliveryLimit: 5 }],
+      ['stream', { maxAge: '1h', maxLengthBytes: 10_000_000 }],
+    ]);
+    // RabbitMQ holds them with those arguments: declaring the same again passes, a classic one of that name clashes.
+    const admin = await AmqpProducer.connect();
+    admin.connection.on('error', () => undefined);
+    await admin.channel.assertQueue(queues.quorum, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-single-active-consumer': true, 'x-delivery-limit': 5 } });
+    await admin.close();
+    const again = await local.apply(resource(bridges.typed, spec));
+    expect(again.error).toBeUndefined();
+    expect(again.changes).toEqual([]);
+    // Once no bridge routes it, the queue is free to take, but not as another type: RabbitMQ keeps its type.
+    await cleanRegistry(redis, [bridges.typed]);
+    const clash = await reconciler
+      .apply({ name: bridges.other, owner: 'local', rabbitUrl: RABBITMQ_URL, spec: { queues: [{ name: queues.quorum, route: { channel: 'x.{routingKey}' } }] } })
+      .catch((e: unknown) => e as ReconcileError);
+    expect(clash).toMatchObject({ reason: 'QueueClash' });
+    expect((clash as ReconcileError).message).toContain(`queue ${queues.quorum} already exists with other arguments`);
   });
 });

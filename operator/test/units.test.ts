@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { bridgeProblems } from '@socketbridge/common';
+import { bridgeProblems, redactUrl } from '@socketbridge/common';
 import { waitFor } from '@socketbridge/devkit';
 import { toBridge } from '../src/bridge.js';
-import { redactUrl } from '../src/reconciler.js';
 import { nextStatus } from '../src/status.js';
 import { WorkQueue } from '../src/workqueue.js';
 import { mergePatch } from './support/fake-apiserver.js';
@@ -86,7 +85,7 @@ describe('bridges', () => {
   it('toBridge applies the defaults the CRD would', () => {
     expect(toBridge('b', { queues: [{ name: 'q', route: { channel: 'c.{routingKey}' }, bindings: [{ exchange: 'x', type: 'fanout' }] }], channels: [{ pattern: 'c.*', access: 'public', history: {} }] })).toEqual({
       name: 'b',
-      queues: [{ name: 'q', durable: true, singleActiveConsumer: false, bindings: [{ exchange: 'x', type: 'fanout', routingKey: '' }], route: { channel: 'c.{routingKey}' } }],
+      queues: [{ name: 'q', durable: true, singleActiveConsumer: false, type: 'classic', bindings: [{ exchange: 'x', type: 'fanout', routingKey: '' }], route: { channel: 'c.{routingKey}' } }],
       channels: [{ pattern: 'c.*', access: 'public', history: { size: 1000, ttlSeconds: 3600 } }],
     });
   });
@@ -120,6 +119,7 @@ describe('bridges', () => {
   it('redacts the password in URLs', () => {
     expect(redactUrl('amqp://user:s3cret@host:5672/vhost')).toBe('amqp://user:***@host:5672/vhost');
     expect(redactUrl('amqp://host:5672')).toBe('amqp://host:5672');
+    expect(redactUrl('amqp://u:a@n1:5672,amqp://u:b@n2:5672')).toBe('amqp://u:***@n1:5672,amqp://u:***@n2:5672');
   });
 });
 

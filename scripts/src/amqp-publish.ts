@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run amqp-publish -- <routing key> '<json>'`: one message into RabbitMQ, as a producer would send it.
-import amqp from 'amqplib';
+import { connectRabbit, parseRabbitUrls } from '@socketbridge/common';
 
 const [routingKey, body] = process.argv.slice(2);
 if (!routingKey || body === undefined) {
@@ -15,7 +15,8 @@ try {
   isJson = false;
 }
 const exchange = process.env.SOCKETBRIDGE_EXCHANGE ?? 'socketbridge';
-const connection = await amqp.connect(process.env.SOCKETBRIDGE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+const urls = parseRabbitUrls(process.env.SOCKETBRIDGE_RABBITMQ_URL || 'amqp://guest:guest@127.0.0.1:5672');
+const { connection } = await connectRabbit(urls, { timeoutMs: 5000, connectionName: 'socketbridge amqp-publish' });
 const channel = await connection.createConfirmChannel();
 await channel.assertExchange(exchange, 'topic', { durable: true });
 channel.publish(exchange, routingKey, Buffer.from(body), { contentType: isJson ? 'application/json' : 'text/plain', persistent: true });

@@ -1,13 +1,28 @@
 #!/usr/bin/env node
 // `npm run chaos`: the fault-injection run. Real processes, real RabbitMQ and Redis: messages flow
 // to recovering clients while a worker, a broker and the active publisher are killed, the state
-// server restarts and RabbitMQ drops the publisher's connection. Then the same run without recovery.
+// server restarts and RabbitMQ drops the publisher's connection; with `--rabbitmq cluster`, on a
+// three-node RabbitMQ cluster and a quorum queue whose leader's node is then SIGKILLed. Then the same
+// run without recovery.
 import { execFile } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { SocketBridgeClient } from '@socketbridge/client';
-import { AmqpProducer, LocalCluster, TcpBalancer, getJson, opsFetch, rabbitNames, waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import { queueArguments, withTimeout, type BridgeQueue } from '@socketbridge/common';
+import {
+  AmqpProducer,
+  LocalCluster,
+  PublisherApi,
+  RabbitCluster,
+  TcpBalancer,
+  devSecrets,
+  getJson,
+  opsFetch,
+  rabbitNames,
+  waitFor,
+  type ManagedProcess,
+} from '@socketbridge/devkit';
 
 const run = promisify(execFile);
 
@@ -20,7 +35,20 @@ export interface ChaosOptions {
   /** Messages per second RabbitMQ is fed with. */
   rate: number;
   recover: boolean;
+  /** `cluster`: a three-node RabbitMQ cluster of the run's own and a quorum queue, whose leader's node is killed too. */
+  rabbitmq?: 'single' | 'cluster';
   log?: (line: string) => void;
+}
+
+/** What the messages sent from one fault to the next (by sequence number) came to. */
+export interface FaultReport {
+  fault: string;
+  sent: number;
+  delivered: number;
+  duplicates: number;
+  lost: number;
+  /** The longest silence in deliveries (all clients together) from the fault to the next one (the last: 15 s), ms. */
+  stallMs: number;
 }
 
 export interface ChaosReport {
@@ -35,6 +63,7 @@ export interface ChaosReport {
   deliveredTwice: number;
   gaps: number;
   faults: string[];
+  perFault: FaultReport[];
   seconds: number;
 }
 
@@ -47,13 +76,29 @@ async function activePublisher(cluster: LocalCluster): Promise<ManagedProcess | 
   return undefined;
 }
 
-async function closeRabbitConnectionOf(cluster: LocalCluster, publisher: ManagedProcess): Promise<boolean> {
+type Ctl = (args: string[]) => Promise<string>;
+const machineCtl: Ctl = async (args) => (await run('rabbitmqctl', args)).stdout;
+
+async function closeRabbitConnectionOf(cluster: LocalCluster, publisher: ManagedProcess, ctl: Ctl): Promise<boolean> {
   const { instanceId } = await getJson<{ instanceId: string }>(`http://127.0.0.1:${publisher.port}/cluster`, cluster.env.SOCKETBRIDGE_OPS_KEY);
-  const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q', '--no-table-headers']);
+  const stdout = await ctl(['list_connections', 'pid', 'client_properties', '-q', '--no-table-headers']);
   const line = stdout.split('\n').find((l) => l.includes(instanceId));
   if (!line) return false;
-  await run('rabbitmqctl', ['close_connection', line.split('\t')[0]!, 'chaos: connection closed by the broker']);
+  await ctl(['close_connection', line.split('\t')[0]!, 'chaos: connection closed by the broker']);
   return true;
+}
+
+/** The longest gap between consecutive arrivals in [from, from + windowMs]. */
+function longestGap(arrivals: number[], from: number, windowMs: number): number {
+  let gap = 0;
+  let last = from;
+  for (const at of arrivals) {
+    if (at < from) continue;
+    if (at > from + windowMs) break;
+    gap = Math.max(gap, at - last);
+    last = at;
+  }
+  return gap;
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
@@ -62,6 +107,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const names = rabbitNames('chaos');
   const prefix = `chaos-${randomUUID().slice(0, 6)}`;
   const channels = Array.from({ length: options.channels }, (_, i) => `${prefix}.room-${i}`);
+  // On a RabbitMQ cluster the messages go through a quorum queue of a bridge (single active consumer),
+  // declared through the first node, which so leads it and takes the publishers' first connections.
+  const rabbit = options.rabbitmq === 'cluster' ? await RabbitCluster.start({ prefix: 'sbchaos' }) : undefined;
+  const exchange = rabbit ? `${names.SOCKETBRIDGE_EXCHANGE}.quorum` : names.SOCKETBRIDGE_EXCHANGE;
+  const quorum: BridgeQueue = { name: `${names.SOCKETBRIDGE_EXCHANGE}.quorum`, type: 'quorum', durable: true, singleActiveConsumer: true, bindings: [], route: { channel: '{routingKey}' } };
+  if (rabbit) {
+    const setup = await AmqpProducer.connect(rabbit.nodes[0]!.url);
+    await setup.channel.assertExchange(exchange, 'topic', { durable: true });
+    await setup.channel.assertQueue(quorum.name, { durable: true, arguments: queueArguments(quorum) });
+    await setup.channel.bindQueue(quorum.name, exchange, '#');
+    await setup.close();
+    log(`RabbitMQ cluster of ${rabbit.nodes.length} nodes (${rabbit.nodes.map((n) => n.name).join(', ')}); quorum queue ${quorum.name}`);
+  }
+  const ctl: Ctl = rabbit ? (args) => rabbit.ctl(rabbit.nodes[1]!, args) : machineCtl;
   const cluster = await LocalCluster.start({
     brokers: 3,
     workers: 2,
@@ -74,12 +133,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       SOCKETBRIDGE_REMAP_SWITCH_DELAY_MS: '1000',
       SOCKETBRIDGE_REMAP_GRACE_MS: '2000',
       SCC_STATE_SERVER_STARTUP_DELAY: '2000',
+      ...(rabbit ? { SOCKETBRIDGE_RABBITMQ_URL: rabbit.url(), SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS: '2000' } : {}),
     },
+  }).catch(async (error: unknown) => {
+    await rabbit?.stop();
+    throw error;
   });
+  if (rabbit) {
+    const { name, type, singleActiveConsumer, route } = quorum;
+    const api = new PublisherApi(`http://127.0.0.1:${cluster.publishers[0]!.port}`, devSecrets.SOCKETBRIDGE_API_KEY);
+    await api.request('PUT', `/v1/bridges/${prefix}`, { queues: [{ name, type, singleActiveConsumer, route }], channels: [{ pattern: `${prefix}.*`, access: 'public' }] });
+    for (const publisher of cluster.publishers) await publisher.waitForLog((l) => l.msg === 'consuming' && l.queue === name, 30000, 'the publishers to consume the quorum queue');
+  }
   const balancer = new TcpBalancer(() => cluster.live(cluster.workers).map((w) => w.port));
   await balancer.start();
-  const producer = await AmqpProducer.connect();
+  // On a cluster the producer uses a node that stays up, as a producer of a cluster would after its own reconnect.
+  const producer = await AmqpProducer.connect(rabbit ? rabbit.nodes[2]!.url : undefined);
+  producer.connection.on('error', (error: Error) => log(`  producer connection: ${error.message}`));
   const faults: string[] = [];
+  const faultMarks: Array<{ fault: string; at: number; sent: number }> = [];
+  const arrivals: number[] = [];
   const clients: Array<{ client: SocketBridgeClient; seen: Map<string, number[]> }> = [];
   try {
     for (let i = 0; i < options.clients; i++) {
@@ -93,7 +166,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       for (let k = 0; k < options.perClient; k++) {
         const channel = channels[(i + k) % channels.length]!;
         seen.set(channel, []);
-        await client.subscribe(channel, { onMessage: (envelope) => seen.get(channel)!.push((envelope.data as { seq: number }).seq) });
+        await client.subscribe(channel, {
+          onMessage: (envelope) => {
+            seen.get(channel)!.push((envelope.data as { seq: number }).seq);
+            arrivals.push(Date.now());
+          },
+        });
       }
       clients.push({ client, seen });
     }
@@ -105,7 +183,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const batch = Math.max(1, Math.round(options.rate / 20));
       for (let seq = 0; seq < perChannel; seq++) {
         for (const channel of channels) {
-          producer.channel.publish(names.SOCKETBRIDGE_EXCHANGE, channel, Buffer.from(JSON.stringify({ seq })), {
+          producer.channel.publish(exchange, channel, Buffer.from(JSON.stringify({ seq })), {
             contentType: 'application/json',
             messageId: `${channel}:${seq}`,
             persistent: true,
@@ -124,6 +202,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const at = async (fraction: number) => waitFor(() => sent >= total * fraction, 600000, `${Math.round(fraction * 100)}% sent`, 50);
     const fault = (what: string) => {
       faults.push(what);
+      faultMarks.push({ fault: what, at: Date.now(), sent });
       log(`  [${String(sent).padStart(6)} sent] ${what}`);
     };
 
@@ -151,7 +230,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     await at(0.75);
     const current = (await activePublisher(cluster)) ?? cluster.live(cluster.publishers)[0];
-    if (current && (await closeRabbitConnectionOf(cluster, current))) fault(`RabbitMQ closed ${current.name}'s connection`);
+    if (current && (await closeRabbitConnectionOf(cluster, current, ctl))) fault(`RabbitMQ closed ${current.name}'s connection`);
+
+    if (rabbit) {
+      await at(0.85);
+      const leader = rabbit.nodes[0]!;
+      await rabbit.kill(leader);
+      fault(`SIGKILL RabbitMQ node ${leader.name}: the quorum queue's leader and the publishers' first node`);
+    }
 
     await sending;
     log(`all ${sent} messages confirmed by RabbitMQ; waiting for the clients to catch up`);
@@ -173,8 +259,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       deliveredTwice: 0,
       gaps: 0,
       faults,
+      perFault: [],
       seconds: 0,
     };
+    // Per fault: the messages sent from it to the next fault, by sequence number on every channel.
+    arrivals.sort((a, b) => a - b);
+    faultMarks.forEach((mark, i) => {
+      const from = Math.floor(mark.sent / channels.length);
+      const to = i + 1 < faultMarks.length ? Math.floor(faultMarks[i + 1]!.sent / channels.length) : perChannel;
+      const entry: FaultReport = { fault: mark.fault, sent: (to - from) * channels.length, delivered: 0, duplicates: 0, lost: 0, stallMs: longestGap(arrivals, mark.at, i + 1 < faultMarks.length ? faultMarks[i + 1]!.at - mark.at : 15000) };
+      for (const { seen } of clients) {
+        for (const list of seen.values()) {
+          const inRange = list.filter((seq) => seq >= from && seq < to);
+          const unique = new Set(inRange);
+          entry.delivered += unique.size;
+          entry.duplicates += inRange.length - unique.size;
+          entry.lost += to - from - unique.size;
+        }
+      }
+      report.perFault.push(entry);
+    });
     for (const { client, seen } of clients) {
       report.expectedDeliveries += expectedOf(seen);
       report.recovered += client.stats.recovered;
@@ -193,10 +297,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   } finally {
     for (const { client } of clients) client.close();
     await balancer.stop();
-    await producer.deleteTopology(names).catch(() => undefined);
-    await producer.close();
+    // The run's own RabbitMQ cluster goes as a whole (its default queue's node is dead by now).
+    if (!rabbit) await producer.deleteTopology(names).catch(() => undefined);
+    await withTimeout(producer.close(), 5000, 'the producer to close').catch(() => undefined);
     await cluster.stop();
+    await rabbit?.stop();
   }
+}
+
+function faultTable(report: ChaosReport): string {
+  const rows = report.perFault.map((f) => `| ${f.fault} | ${f.sent} | ${f.delivered} | ${f.duplicates} | ${f.lost} | ${f.stallMs} |`);
+  return ['| fault (messages sent from it to the next) | sent | delivered (per subscription) | delivered twice | lost | longest stall, ms |', '|---|---|---|---|---|---|', ...rows].join('\n');
 }
 
 function table(reports: ChaosReport[]): string {
@@ -218,12 +329,19 @@ function table(reports: ChaosReport[]): string {
 
 async function main(): Promise<void> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
-  const base = { clients: 200, channels: 20, perClient: 2, messages: 20000, rate: 500, log };
+  const { values } = parseArgs({ options: { rabbitmq: { type: 'string', default: 'single' } } });
+  if (values.rabbitmq !== 'single' && values.rabbitmq !== 'cluster') {
+    log(`--rabbitmq is single (the machine's RabbitMQ) or cluster (three nodes of the run's own); got ${JSON.stringify(values.rabbitmq)}`);
+    process.exit(2);
+  }
+  const rabbitmq = values.rabbitmq as 'single' | 'cluster';
+  const base = { clients: 200, channels: 20, perClient: 2, messages: 20000, rate: 500, rabbitmq, log };
   log('chaos run 1/2: SocketBridge, clients recover');
   const withRecovery = await runChaos({ ...base, recover: true });
   log('\nchaos run 2/2: the same faults, clients do not recover (plain SCC delivery)');
   const without = await runChaos({ ...base, recover: false });
   log(`\n${table([withRecovery, without])}\n`);
+  for (const report of [withRecovery, without]) log(`${report.recover ? 'recovering clients' : 'plain clients (no recovery)'}, per fault:\n${faultTable(report)}\n`);
   log(JSON.stringify({ withRecovery, withoutRecovery: without }));
   process.exit(withRecovery.lost === 0 && withRecovery.deliveredTwice === 0 && withRecovery.outOfOrder === 0 ? 0 : 1);
 }

@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { parseRedisUrl } from '@socketbridge/common';
+import { parseRabbitUrls, parseRedisUrl } from '@socketbridge/common';
 
 export interface Dependency {
   name: string;
@@ -29,17 +29,57 @@ async function probe(host: string, port: number, hello: Buffer, timeoutMs: numbe
   });
 }
 
+interface Address {
+  host: string;
+  port: number;
+}
+
+/**
+ * The services use the first of several addresses that answers (RabbitMQ nodes, sentinels, Redis
+ * Cluster seeds): so does the check, in turn. `answers` reads a reply: true, or why it is not the server.
+ */
+async function firstAnswer(
+  addresses: Address[],
+  hello: Buffer,
+  answers: (reply: Buffer) => true | string,
+  timeoutMs: number,
+): Promise<{ ok: true; at: Address } | { ok: false; detail: string }> {
+  const failures: string[] = [];
+  for (const at of addresses) {
+    try {
+      const verdict = answers(await probe(at.host, at.port, hello, timeoutMs));
+      if (verdict === true) return { ok: true, at };
+      failures.push(`${at.host}:${at.port}: ${verdict}`);
+    } catch (error) {
+      failures.push(`${at.host}:${at.port}: ${(error as Error).message}`);
+    }
+  }
+  return { ok: false, detail: failures.join('; ') };
+}
+
+const AMQP_HEADER = Buffer.from('AMQP\x00\x00\x09\x01', 'latin1');
+const PING = Buffer.from('PING\r\n');
+// A broker answers the AMQP 0-9-1 header with a method frame (type 1): connection.start.
+const amqpAnswers = (reply: Buffer) => reply[0] === 1 || 'something answered, but not AMQP 0-9-1';
+const pingAnswers = (reply: Buffer) => {
+  const text = reply.toString();
+  return text.startsWith('+PONG') || text.startsWith('-NOAUTH') || `unexpected answer ${JSON.stringify(text.slice(0, 40))}`;
+};
+
 /** Speaks just enough of each protocol to tell the real server from any process on that port. */
 export async function checkRabbitMQ(url: string, timeoutMs = 2000): Promise<Dependency> {
-  const { hostname, port } = new URL(url);
+  let nodes: Address[];
   try {
-    const reply = await probe(hostname, Number(port || 5672), Buffer.from('AMQP\x00\x00\x09\x01', 'latin1'), timeoutMs);
-    // A broker answers the AMQP 0-9-1 header with a method frame (type 1): connection.start.
-    const ok = reply[0] === 1;
-    return { name: 'RabbitMQ', url, ok, detail: ok ? 'AMQP 0-9-1 answers' : 'something answered, but not AMQP 0-9-1' };
+    nodes = parseRabbitUrls(url).map((node) => {
+      const { hostname, port, protocol } = new URL(node);
+      return { host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || (protocol === 'amqps:' ? 5671 : 5672)) };
+    });
   } catch (error) {
     return { name: 'RabbitMQ', url, ok: false, detail: (error as Error).message };
   }
+  const result = await firstAnswer(nodes, AMQP_HEADER, amqpAnswers, timeoutMs);
+  if (!result.ok) return { name: 'RabbitMQ', url, ok: false, detail: nodes.length > 1 ? `no node answered (${result.detail})` : result.detail };
+  return { name: 'RabbitMQ', url, ok: true, detail: nodes.length > 1 ? `AMQP 0-9-1 answers at ${result.at.host}:${result.at.port}` : 'AMQP 0-9-1 answers' };
 }
 
 export async function checkRedis(url: string, timeoutMs = 2000): Promise<Dependency> {
@@ -49,40 +89,13 @@ export async function checkRedis(url: string, timeoutMs = 2000): Promise<Depende
   } catch (error) {
     return { name: 'Redis', url, ok: false, detail: (error as Error).message };
   }
-  if (target.kind === 'sentinel') {
-    // The services ask any sentinel that answers for the master: so does the check, in turn.
-    const failures: string[] = [];
-    for (const { host, port } of target.sentinels) {
-      try {
-        const reply = (await probe(host, port, Buffer.from('PING\r\n'), timeoutMs)).toString();
-        if (reply.startsWith('+PONG')) return { name: 'Redis', url, ok: true, detail: `Sentinel at ${host}:${port} answered PING` };
-        failures.push(`${host}:${port} answered ${JSON.stringify(reply.slice(0, 40))}`);
-      } catch (error) {
-        failures.push(`${host}:${port}: ${(error as Error).message}`);
-      }
-    }
-    return { name: 'Redis', url, ok: false, detail: `no sentinel answered (${failures.join('; ')})` };
-  }
-  if (target.kind === 'cluster') {
-    // The services learn the cluster from any seed node that answers: so does the check, in turn.
-    const failures: string[] = [];
-    for (const { host, port } of target.nodes) {
-      try {
-        const reply = (await probe(host, port, Buffer.from('PING\r\n'), timeoutMs)).toString();
-        if (reply.startsWith('+PONG') || reply.startsWith('-NOAUTH')) return { name: 'Redis', url, ok: true, detail: `Cluster node ${host}:${port} answered PING` };
-        failures.push(`${host}:${port} answered ${JSON.stringify(reply.slice(0, 40))}`);
-      } catch (error) {
-        failures.push(`${host}:${port}: ${(error as Error).message}`);
-      }
-    }
-    return { name: 'Redis', url, ok: false, detail: `no Cluster seed node answered (${failures.join('; ')})` };
+  if (target.kind === 'sentinel' || target.kind === 'cluster') {
+    const [addresses, what] = target.kind === 'sentinel' ? [target.sentinels, 'Sentinel at'] : [target.nodes, 'Cluster node'];
+    const result = await firstAnswer(addresses, PING, pingAnswers, timeoutMs);
+    if (result.ok) return { name: 'Redis', url, ok: true, detail: `${what} ${result.at.host}:${result.at.port} answered PING` };
+    return { name: 'Redis', url, ok: false, detail: `no ${target.kind === 'sentinel' ? 'sentinel' : 'Cluster seed node'} answered (${result.detail})` };
   }
   const { hostname, port } = new URL(url);
-  try {
-    const reply = (await probe(hostname, Number(port || 6379), Buffer.from('PING\r\n'), timeoutMs)).toString();
-    const ok = reply.startsWith('+PONG') || reply.startsWith('-NOAUTH');
-    return { name: 'Redis', url, ok, detail: ok ? 'PING answered' : `unexpected answer ${JSON.stringify(reply.slice(0, 40))}` };
-  } catch (error) {
-    return { name: 'Redis', url, ok: false, detail: (error as Error).message };
-  }
+  const result = await firstAnswer([{ host: hostname, port: Number(port || 6379) }], PING, pingAnswers, timeoutMs);
+  return { name: 'Redis', url, ok: result.ok, detail: result.ok ? 'PING answered' : result.detail };
 }

@@ -14,4 +14,16 @@ describe('fault injection (the small run; `npm run chaos` is the full one)', () 
     expect(report.outOfOrder).toBe(0);
     expect(report.delivered).toBe(report.expectedDeliveries);
   }, 240_000);
+
+  it('on a three-node RabbitMQ cluster the node leading the quorum queue is SIGKILLed as well: every message once, in order; the stall per fault is printed', async () => {
+    const report = await runChaos({ clients: 30, channels: 6, perClient: 2, messages: 3000, rate: 300, recover: true, rabbitmq: 'cluster', log: (line) => console.log(line) });
+    console.log(JSON.stringify(report.perFault));
+    expect(report.faults.at(-1)).toContain('SIGKILL RabbitMQ node');
+    expect(report.perFault).toHaveLength(report.faults.length);
+    expect(report.lost).toBe(0);
+    expect(report.deliveredTwice).toBe(0);
+    expect(report.outOfOrder).toBe(0);
+    expect(report.delivered).toBe(report.expectedDeliveries);
+    for (const fault of report.perFault) expect(fault.lost, fault.fault).toBe(0);
+  }, 360_000);
 });

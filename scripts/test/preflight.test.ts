@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, killAll, spawnCommand, waitFor } from '@socketbridge/devkit';
-import { checkRedis } from '../src/preflight.js';
+import { checkRabbitMQ, checkRedis } from '../src/preflight.js';
+import { rabbitmqUrl } from '@socketbridge/devkit';
 
 const dir = mkdtempSync(join(tmpdir(), 'socketbridge-preflight-'));
 afterAll(async () => {
@@ -41,5 +42,18 @@ describe('npm start checks Redis Cluster', () => {
     expect(down.ok).toBe(false);
     expect(down.detail).toContain(`no Cluster seed node answered (127.0.0.1:${closed}`);
     expect((await checkRedis('redis+cluster://127.0.0.1:1/3')).detail).toMatch(/database 0 only/);
+  });
+});
+
+describe('npm start checks RabbitMQ', () => {
+  it('passes when one of the nodes of a comma-separated list answers AMQP, and names each that did not otherwise', async () => {
+    const closed = await freePort();
+    const node = new URL(rabbitmqUrl());
+    const up = await checkRabbitMQ(`amqp://127.0.0.1:${closed},${node.href}`);
+    expect(up).toMatchObject({ ok: true, detail: `AMQP 0-9-1 answers at ${node.hostname}:${node.port || 5672}` });
+    const down = await checkRabbitMQ(`amqp://127.0.0.1:${closed},amqp://127.0.0.1:${closed}/v`);
+    expect(down.ok).toBe(false);
+    expect(down.detail).toContain(`no node answered (127.0.0.1:${closed}: `);
+    expect((await checkRabbitMQ('amqp://a:5672,rabbit-b:5672')).detail).toContain('"rabbit-b:5672" is not an amqp:// or amqps:// URL');
   });
 });

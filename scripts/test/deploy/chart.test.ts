@@ -58,6 +58,8 @@ describe('values.yaml and values.schema.json', () => {
     { why: 'an API key shorter than 16 characters', values: { auth: { apiKey: 'short' } }, message: /auth\.apiKey: must match pattern/ },
     { why: 'an unknown log level', values: { logLevel: 'verbose' }, message: /logLevel: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"/ },
     { why: 'a RabbitMQ URL that is not amqp', values: { rabbitmq: { url: 'http://rabbitmq:15672' } }, message: /rabbitmq\.url: must match pattern/ },
+    { why: 'a RabbitMQ node list with an entry that is not a URL', values: { rabbitmq: { url: 'amqp://rabbitmq-0:5672,rabbitmq-1:5672' } }, message: /rabbitmq\.url: must match pattern/ },
+    { why: 'a RabbitMQ connect timeout under 100 ms', values: { rabbitmq: { connectTimeoutMs: 10 } }, message: /rabbitmq\.connectTimeoutMs: must be >= 100/ },
     { why: 'zero brokers', values: { broker: { replicas: 0 } }, message: /broker\.replicas: must be >= 1/ },
     { why: 'a CPU target over 100%', values: { worker: { autoscaling: { targetCPUUtilizationPercentage: 150 } } }, message: /worker\.autoscaling\.targetCPUUtilizationPercentage: must be <= 100/ },
     { why: 'a service type that does not exist', values: { publisher: { service: { type: 'Ingress' } } }, message: /publisher\.service\.type: must be one of "ClusterIP", "NodePort", "LoadBalancer"/ },
@@ -258,6 +260,10 @@ describe('rendered', () => {
     expect(JSON.stringify(find(r, 'Deployment', 'sb-operator'))).toMatch(/"serviceAccountName":"bridge-operator"/);
     expect(r.notes).toMatch(/wss:\/\/ws\.example\.com\/socketcluster\//);
     expect(r.notes).toMatch(/WARNING: publisher\.testMode is on/);
+    // A RabbitMQ cluster's node list reaches the publisher whole, with its per-node connect timeout.
+    const secret = find(r, 'Secret', 'sb') as { data: Record<string, string> };
+    expect(Buffer.from(secret.data['rabbitmq-url']!, 'base64').toString().split(',')).toHaveLength(3);
+    expect(JSON.stringify(find(r, 'Deployment', 'sb-publisher'))).toContain('{"name":"SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS","value":"2000"}');
   });
 
   it('operator off: no operator, ServiceAccount or RBAC', () => {

@@ -4,7 +4,20 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { Envelope } from '@socketbridge/common';
-import { AmqpProducer, LocalCluster, freePort, killAll, rabbitNames, recordingSubscriber, spawnCommand, waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import {
+  AmqpProducer,
+  LocalCluster,
+  confirmedStream,
+  finishStream,
+  freePort,
+  killAll,
+  longestStall,
+  rabbitNames,
+  recordingSubscribers,
+  spawnCommand,
+  waitFor,
+  type ManagedProcess,
+} from '@socketbridge/devkit';
 import { SocketBridgeClient } from '../src/index.js';
 
 /**
@@ -103,40 +116,19 @@ afterAll(async () => {
 describe('Redis behind Sentinel', () => {
   it('a master SIGKILL: Sentinel promotes the replica, publisher and worker follow, messages after it are delivered', async () => {
     const channel = `${names.SOCKETBRIDGE_EXCHANGE}.feed`;
-    const subscribers = await Promise.all(
-      Array.from({ length: 3 }, async () => {
-        const recording = await recordingSubscriber(cluster.workers[0]!.port, channel);
-        clients.push(recording.client);
-        return recording;
-      }),
-    );
+    const subscribers = await recordingSubscribers(cluster.workers[0]!.port, channel, 3);
+    clients.push(...subscribers.map((s) => s.client));
 
     // A steady stream through RabbitMQ with message ids, so a redelivery after the failover keeps its offset.
-    let sent = 0;
-    let stop = false;
-    const MAX_ROUNDS = 3000; // bounds the loop: 3000 × 20 ms is far longer than any wait below
-    const stream = (async () => {
-      for (let seq = 0; seq < MAX_ROUNDS && !stop; seq++) {
-        producer.channel.publish(names.SOCKETBRIDGE_EXCHANGE, channel, Buffer.from(JSON.stringify({ seq })), { contentType: 'application/json', messageId: `s:${seq}` });
-        await producer.channel.waitForConfirms();
-        sent = seq + 1;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    })();
+    const stream = confirmedStream(producer.channel, names.SOCKETBRIDGE_EXCHANGE, channel);
     await waitFor(() => subscribers.every((s) => s.seen.length >= 50), 20000, 'the stream to reach every client');
 
     const killedAt = Date.now();
     await master.stop('SIGKILL');
     const promotedAfter = await waitFor(async () => (await Promise.all(probes.map(masterAddress))).every((a) => a === `127.0.0.1:${replicaPort}`), 30000, 'Sentinel to promote the replica', 100);
-    const sentAtPromotion = sent;
+    const sentAtPromotion = stream.sent;
     // Messages sent once the replica is the master must arrive: the services follow without a restart.
-    await waitFor(() => sent >= sentAtPromotion + 100, 20000, '100 more messages to be sent');
-    stop = true;
-    await stream;
-    const last = sent - 1;
-    await waitFor(() => subscribers.every((s) => s.seen.some((m) => m.seq === last)), 30000, 'the last message to reach every client', 50).catch((error: Error) => {
-      throw new Error(`${error.message}: ${subscribers.map((s) => `${s.seen.length} seen, last ${s.seen.at(-1)?.seq}, ${JSON.stringify(s.client.stats)}`).join('; ')}`);
-    });
+    const last = await finishStream(stream, subscribers);
 
     let stall = 0;
     for (const s of subscribers) {
@@ -151,10 +143,7 @@ describe('Redis behind Sentinel', () => {
       // missing from a recovering client must then have been announced as a gap, never skipped silently.
       const missing = Array.from({ length: last + 1 }, (_, seq) => seq).filter((seq) => !seqs.includes(seq));
       if (missing.length > 0) expect(s.gaps, `missing ${missing.join(',')} without a gap`).toContain(channel);
-      // The longest silence from the last arrival before the kill on: a message appended just before
-      // the kill may still arrive after it, so the gap straddling the kill alone would miss the stall.
-      const from = s.seen.findLastIndex((m) => m.at < killedAt);
-      for (let i = Math.max(from, 0) + 1; i < s.seen.length; i++) stall = Math.max(stall, s.seen[i]!.at - s.seen[i - 1]!.at);
+      stall = Math.max(stall, longestStall(s, killedAt));
       console.log(`sentinel failover, client: ${seqs.length}/${last + 1} delivered, missing ${missing.length}, gaps ${s.gaps.length}, arriving before a lower seq ${reordered}, ${JSON.stringify(s.client.stats)}`);
     }
 
@@ -170,7 +159,7 @@ describe('Redis behind Sentinel', () => {
     await waitFor(() => caughtUp.length >= expected.length, 20000, 'the late client to recover from the new master', 50);
     expect(caughtUp).toEqual(expected);
     expect(late.stats.recovered).toBe(expected.length);
-    console.log(`sentinel failover: master killed, replica promoted after ${promotedAfter} ms; delivery stalled at most ${stall} ms; ${sent} messages sent`);
+    console.log(`sentinel failover: master killed, replica promoted after ${promotedAfter} ms; delivery stalled at most ${stall} ms; ${stream.sent} messages sent`);
     expect(stall).toBeGreaterThan(0);
   });
 });

@@ -17,9 +17,11 @@ function stringEnum<const T extends readonly string[]>(values: T, options: objec
   return Type.Unsafe<T[number]>({ type: 'string', ...options, enum: [...values] });
 }
 
-/** One CEL rule at this node; the API server and the operator's local mode (crd.ts) evaluate it. */
-function cel(rule: string, message: string) {
-  return { 'x-kubernetes-validations': [{ rule, message }] };
+/** CEL rules at this node, as rule/message pairs; the API server and the operator's local mode (crd.ts) evaluate them. */
+function cel(...pairs: string[]) {
+  const rules: Array<{ rule: string; message: string }> = [];
+  for (let i = 0; i + 1 < pairs.length; i += 2) rules.push({ rule: pairs[i]!, message: pairs[i + 1]! });
+  return { 'x-kubernetes-validations': rules };
 }
 
 const strict = { additionalProperties: false } as const;
@@ -29,6 +31,37 @@ const amqpName = (options: object = {}) => Type.String({ ...options, minLength: 
 export const EXCHANGE_TYPES = ['direct', 'topic', 'fanout', 'headers'] as const;
 export const ACCESS_LEVELS = ['public', 'authenticated', 'owner'] as const;
 export const DELETION_POLICIES = ['retain', 'delete'] as const;
+export const QUEUE_TYPES = ['classic', 'quorum', 'stream'] as const;
+
+/** RabbitMQ's x-max-age units: years, months, days, hours, minutes, seconds. */
+export const STREAM_MAX_AGE = '^[1-9][0-9]{0,8}(Y|M|D|h|m|s)$';
+
+export const QuorumSpecSchema = Type.Object(
+  {
+    deliveryLimit: Type.Optional(
+      Type.Integer({
+        description: 'x-delivery-limit: after this many deliveries RabbitMQ dead-letters the message (or drops it without a dead-letter exchange). Unset: no limit.',
+        minimum: 1,
+        maximum: 1_000_000,
+      }),
+    ),
+    initialGroupSize: Type.Optional(
+      Type.Integer({ description: "x-quorum-initial-group-size: how many nodes hold a replica. Unset: every node of the cluster.", minimum: 1, maximum: 99 }),
+    ),
+  },
+  { ...strict, description: 'Arguments of a quorum queue (type quorum only).' },
+);
+
+export const StreamSpecSchema = Type.Object(
+  {
+    maxLengthBytes: Type.Optional(Type.Integer({ description: 'x-max-length-bytes: the stream drops its oldest segments beyond this size.', minimum: 1, maximum: 1e15 })),
+    maxAge: Type.Optional(Type.String({ description: 'x-max-age: the stream drops segments older than this, such as 7D, 12h or 30m (Y, M, D, h, m, s).', pattern: STREAM_MAX_AGE })),
+    segmentSizeBytes: Type.Optional(
+      Type.Integer({ description: 'x-stream-max-segment-size-bytes: size of one segment file (retention drops whole segments).', minimum: 1, maximum: 3_000_000_000 }),
+    ),
+  },
+  { ...strict, description: 'Arguments of a stream queue (type stream only).' },
+);
 
 export const BindingSpecSchema = Type.Object(
   {
@@ -63,12 +96,34 @@ export const QueueSpecSchema = Type.Object(
         default: false,
       }),
     ),
+    type: Type.Optional(
+      stringEnum(QUEUE_TYPES, {
+        description:
+          'classic (one node), quorum (replicated over a RabbitMQ cluster, survives losing a minority of nodes) or stream (a replicated log; the publisher resumes from the offset it last handled). RabbitMQ cannot change it on an existing queue.',
+        default: 'classic',
+      }),
+    ),
+    quorum: Type.Optional(QuorumSpecSchema),
+    stream: Type.Optional(StreamSpecSchema),
     bindings: Type.Optional(
       Type.Array(BindingSpecSchema, { description: 'Exchanges this queue is bound to; each exchange is declared (durable) with its type.', maxItems: 20, default: [] }),
     ),
     route: RouteSpecSchema,
   },
-  strict,
+  {
+    ...strict,
+    // The same rules as bridgeProblems (bridges.ts), which every entry point runs; has() because local mode may see no defaults.
+    ...cel(
+      "!has(self.type) || self.type == 'classic' || !has(self.durable) || self.durable",
+      'quorum and stream queues are always durable',
+      "!has(self.quorum) || (has(self.type) && self.type == 'quorum')",
+      'quorum settings need type quorum',
+      "!has(self.stream) || (has(self.type) && self.type == 'stream')",
+      'stream settings need type stream',
+      "!has(self.type) || self.type != 'stream' || !has(self.singleActiveConsumer) || !self.singleActiveConsumer",
+      'a stream queue has no single active consumer over AMQP 0-9-1',
+    ),
+  },
 );
 
 export const HistorySpecSchema = Type.Object(
@@ -146,6 +201,8 @@ export type DeletionPolicy = (typeof DELETION_POLICIES)[number];
 export type BindingSpec = Static<typeof BindingSpecSchema>;
 export type RouteSpec = Static<typeof RouteSpecSchema>;
 export type QueueSpec = Static<typeof QueueSpecSchema>;
+export type QuorumSpec = Static<typeof QuorumSpecSchema>;
+export type StreamSpec = Static<typeof StreamSpecSchema>;
 export type HistorySpec = Static<typeof HistorySpecSchema>;
 export type ChannelSpec = Static<typeof ChannelSpecSchema>;
 export type SecretRef = Static<typeof SecretRefSchema>;

@@ -1,4 +1,7 @@
+import type { QUEUE_TYPES } from './bridge-schema.js';
 import { CHANNEL_NAME, TEMPLATE_ROOTS, type ChannelPolicy } from './channels.js';
+
+export type QueueType = (typeof QUEUE_TYPES)[number];
 
 /** A queue the publisher consumes, how it is declared and bound, and where its messages go. */
 export interface BridgeQueue {
@@ -6,6 +9,12 @@ export interface BridgeQueue {
   durable: boolean;
   /** Declares `x-single-active-consumer`, so one replica at a time consumes it and order holds. */
   singleActiveConsumer: boolean;
+  /** Absent in bridges written before queue types: classic. */
+  type?: QueueType;
+  /** Quorum queues only: x-delivery-limit, x-quorum-initial-group-size. */
+  quorum?: { deliveryLimit?: number; initialGroupSize?: number };
+  /** Stream queues only: x-max-length-bytes, x-max-age, x-stream-max-segment-size-bytes. */
+  stream?: { maxLengthBytes?: number; maxAge?: string; segmentSizeBytes?: number };
   bindings: Array<{ exchange: string; type: 'direct' | 'topic' | 'fanout' | 'headers'; routingKey: string }>;
   /** Template naming the channel, over `routingKey`, `headers.<name>` and `body.<field>`. */
   route: { channel: string };
@@ -48,6 +57,10 @@ export const registryKeys = {
    * expires (ms): a worker refreshes its own while it runs, so a killed one drops out by itself.
    */
   liveWorkers: 'socketbridge:{workers}:live',
+  /** A message without messageId: its content hash → the id its first delivery got (the publisher's RedeliveryIds), with the channel's history TTL. */
+  redeliveryId: (channel: string, hash: string) => `socketbridge:history-redelivery:{${channel}}:${hash}`,
+  /** Stream queue name → the offset its consumer resumes from (the publisher's stream-offsets.ts). */
+  streamOffsets: 'socketbridge:{stream-offsets}:queues',
 };
 
 const PATTERN_SEGMENT = /^(\*|#|\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9_:@-]+)$/;
@@ -68,6 +81,7 @@ export function bridgeProblems(bridge: Bridge): string[] {
     seen.add(queue.name);
     if (queue.name.startsWith('amq.')) problems.push(`queue ${queue.name}: names starting with amq. are reserved by RabbitMQ`);
     if (!queue.route.channel) problems.push(`queue ${queue.name}: route.channel is empty`);
+    problems.push(...queueTypeProblems(queue));
     for (const binding of queue.bindings) {
       const type = exchangeTypes.get(binding.exchange);
       if (type !== undefined && type !== binding.type) {
@@ -93,4 +107,30 @@ export function bridgeProblems(bridge: Bridge): string[] {
     if (policy.access === 'owner' && !segments.includes('{clientId}')) problems.push(`channel pattern ${policy.pattern}: owner access needs a {clientId} segment`);
   }
   return [...new Set(problems)];
+}
+
+/** What RabbitMQ refuses or ignores for a queue type (the CRD's CEL rules on a queue say the same). */
+function queueTypeProblems(queue: BridgeQueue): string[] {
+  const type = queue.type ?? 'classic';
+  const problems: string[] = [];
+  if (type !== 'classic' && !queue.durable) problems.push(`queue ${queue.name}: ${type} queues are always durable`);
+  if (queue.quorum && type !== 'quorum') problems.push(`queue ${queue.name}: quorum settings need type quorum`);
+  if (queue.stream && type !== 'stream') problems.push(`queue ${queue.name}: stream settings need type stream`);
+  if (type === 'stream' && queue.singleActiveConsumer) problems.push(`queue ${queue.name}: a stream queue has no single active consumer over AMQP 0-9-1`);
+  return problems;
+}
+
+/** The x-arguments a queue is declared with: the operator declares them, RabbitMQ refuses a redeclaration that differs. */
+export function queueArguments(queue: BridgeQueue): Record<string, unknown> {
+  const args: Record<string, unknown> = {};
+  if (queue.singleActiveConsumer) args['x-single-active-consumer'] = true;
+  const type = queue.type ?? 'classic';
+  if (type === 'classic') return args;
+  args['x-queue-type'] = type;
+  if (queue.quorum?.deliveryLimit !== undefined) args['x-delivery-limit'] = queue.quorum.deliveryLimit;
+  if (queue.quorum?.initialGroupSize !== undefined) args['x-quorum-initial-group-size'] = queue.quorum.initialGroupSize;
+  if (queue.stream?.maxLengthBytes !== undefined) args['x-max-length-bytes'] = queue.stream.maxLengthBytes;
+  if (queue.stream?.maxAge !== undefined) args['x-max-age'] = queue.stream.maxAge;
+  if (queue.stream?.segmentSizeBytes !== undefined) args['x-stream-max-segment-size-bytes'] = queue.stream.segmentSizeBytes;
+  return args;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseRabbitUrls, redactUrl } from './rabbitmq.js';
 import { parseRedisUrl } from './redis.js';
 
 /** Thrown when the environment does not satisfy a service's schema; the message names every bad variable. */
@@ -11,6 +12,19 @@ export class ConfigError extends Error {
  * Unset and empty both mean "use the default", as most orchestrators cannot unset a variable.
  */
 const unsetAsUndefined = (v: unknown): unknown => (v === '' ? undefined : v);
+
+/** A URL `parse` accepts; its error is the message, so a typo stops the service at start rather than leaving it retrying against nothing. */
+const checkedUrl = (parse: (url: string) => unknown) =>
+  z
+    .string()
+    .min(1)
+    .superRefine((url, ctx) => {
+      try {
+        parse(url);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    });
 
 export const env = {
   port: (fallback: number) =>
@@ -30,21 +44,10 @@ export const env = {
   string: (fallback: string) => z.preprocess(unsetAsUndefined, z.string().min(1).default(fallback)),
   optionalString: () => z.preprocess(unsetAsUndefined, z.string().min(1).optional()),
   /** SOCKETBRIDGE_REDIS_URL: a single node, the Sentinel or the Cluster form, checked here so a bad one stops the start. */
-  redisUrl: (fallback: string) =>
-    z.preprocess(
-      unsetAsUndefined,
-      z
-        .string()
-        .min(1)
-        .default(fallback)
-        .superRefine((url, ctx) => {
-          try {
-            parseRedisUrl(url);
-          } catch (error) {
-            ctx.addIssue({ code: 'custom', message: (error as Error).message });
-          }
-        }),
-    ),
+  redisUrl: (fallback: string) => z.preprocess(unsetAsUndefined, checkedUrl(parseRedisUrl).default(fallback)),
+  /** SOCKETBRIDGE_RABBITMQ_URL: one amqp(s):// URL or a comma-separated list of a cluster's nodes, checked likewise. */
+  rabbitmqUrl: (fallback: string) => z.preprocess(unsetAsUndefined, checkedUrl(parseRabbitUrls).default(fallback)),
+  optionalRabbitmqUrl: () => z.preprocess(unsetAsUndefined, checkedUrl(parseRabbitUrls).optional()),
   /** A required secret: no default, so a deployment cannot run with a guessable one. */
   secret: (minLength: number) =>
     z.preprocess(unsetAsUndefined, z.string({ message: 'required' }).min(minLength, `must be at least ${minLength} characters`)),
@@ -73,7 +76,7 @@ export function loadConfig<S extends z.ZodRawShape>(
     const lines = result.error.issues.map((issue) => {
       const name = issue.path.join('.');
       // A URL's password (a Redis or RabbitMQ URL) stays out of the message, which ends up in logs.
-      const got = source[name]?.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
+      const got = source[name] === undefined ? undefined : redactUrl(source[name]);
       return `  ${name}: ${issue.message}${got === undefined ? '' : ` (got ${JSON.stringify(got)})`}`;
     });
     throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);

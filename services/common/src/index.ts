@@ -13,6 +13,7 @@ export * from './history.js';
 export * from './bridges.js';
 export * from './bridge-writes.js';
 export * from './redis.js';
+export * from './rabbitmq.js';
 export * from './bridge-watch.js';
 export * from './tokens.js';
 export * from './identity.js';

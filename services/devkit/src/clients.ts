@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import socketClusterClient, { type AGClientSocket } from 'socketcluster-client';
 import { SocketBridgeClient, tokenAuthEngine } from '@socketbridge/client';
-import { withTimeout } from '@socketbridge/common';
+import { waitUntil, withTimeout } from '@socketbridge/common';
+import type { ConfirmChannel } from 'amqplib';
 
 export type ClientOptions = Parameters<typeof socketClusterClient.create>[0];
 
@@ -238,4 +239,74 @@ export async function recordingSubscriber(port: number, channel: string, since?:
     onGap: (gap) => recording.gaps.push(gap.channel),
   });
   return recording;
+}
+
+/** `count` recording subscribers on one channel of one worker; the caller closes their clients. */
+export async function recordingSubscribers(port: number, channel: string, count: number): Promise<RecordingSubscriber[]> {
+  return Promise.all(Array.from({ length: count }, () => recordingSubscriber(port, channel)));
+}
+
+/** A producer's steady stream: `sent` so far, and `stop()` to end it and wait for its last confirm. */
+export interface ConfirmedStream {
+  readonly sent: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Publishes `{seq}` bodies with message ids `s:<seq>` (a redelivery keeps its history offset), one
+ * every `intervalMs`, each confirmed by RabbitMQ before the next, at most `maxRounds` (so the loop is
+ * bounded even if the test never stops it): the traffic failover tests run faults under.
+ */
+export function confirmedStream(channel: ConfirmChannel, exchange: string, routingKey: string, intervalMs = 20, maxRounds = 3000): ConfirmedStream {
+  let sent = 0;
+  let stopped = false;
+  const loop = (async () => {
+    for (let seq = 0; seq < maxRounds && !stopped; seq++) {
+      channel.publish(exchange, routingKey, Buffer.from(JSON.stringify({ seq })), { contentType: 'application/json', messageId: `s:${seq}`, persistent: true });
+      await channel.waitForConfirms();
+      sent = seq + 1;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return {
+    get sent() {
+      return sent;
+    },
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/**
+ * The longest silence a recording subscriber saw, from its last arrival before `since` on: a message
+ * appended just before a fault may still arrive after it, so the gap straddling the fault alone would
+ * miss the stall.
+ */
+export function longestStall(recording: RecordingSubscriber, since: number): number {
+  const from = recording.seen.findLastIndex((m) => m.at < since);
+  let stall = 0;
+  for (let i = Math.max(from, 0) + 1; i < recording.seen.length; i++) stall = Math.max(stall, recording.seen[i]!.at - recording.seen[i - 1]!.at);
+  return stall;
+}
+
+/**
+ * After a fault is over: lets `more` messages go out (the services must carry them without a
+ * restart), stops the stream and waits for its last message to reach every subscriber, saying what
+ * each had if it does not. Resolves with the last `seq` sent.
+ */
+export async function finishStream(stream: ConfirmedStream, subscribers: RecordingSubscriber[], more = 100, timeoutMs = 30000): Promise<number> {
+  const from = stream.sent;
+  await waitUntilOrThrow(() => stream.sent >= from + more, timeoutMs, `${more} more messages to be sent`);
+  await stream.stop();
+  const last = stream.sent - 1;
+  await waitUntilOrThrow(() => subscribers.every((s) => s.seen.some((m) => m.seq === last)), timeoutMs, 'the last message to reach every client', () =>
+    subscribers.map((s) => `${s.seen.length} seen, last ${s.seen.at(-1)?.seq}, ${JSON.stringify(s.client.stats)}`).join('; '),
+  );
+  return last;
+}
+
+async function waitUntilOrThrow(check: () => boolean, timeoutMs: number, what: string, state?: () => string): Promise<void> {
+  if (!(await waitUntil(check, timeoutMs, 50))) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${state ? `: ${state()}` : ''}`);
 }

@@ -5,3 +5,4 @@ export * from './publisher-api.js';
 export * from './balancer.js';
 export * from './testbed.js';
 export * from './test-services.js';
+export * from './rabbit-cluster.js';

@@ -54,6 +54,8 @@ export class ManagedProcess {
     readonly name: string,
     readonly child: ChildProcess,
     onLine?: (name: string, line: string) => void,
+    /** Started as the leader of its own process group: signals reach the whole group (a script and what it spawned). */
+    readonly group = false,
   ) {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -150,9 +152,19 @@ export class ManagedProcess {
     return this.raw.slice(-count).join('\n');
   }
 
+  /** Sends `signal` to the process, or to its whole group when it leads one. */
+  kill(signal: NodeJS.Signals): void {
+    try {
+      if (this.group && this.child.pid) process.kill(-this.child.pid, signal);
+      else this.child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.running) this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    if (this.running) this.kill(signal);
+    const timer = setTimeout(() => this.kill('SIGKILL'), timeoutMs);
     try {
       return await this.exited;
     } finally {
@@ -189,10 +201,18 @@ export function spawnNode(
   return managed;
 }
 
-/** Any program, such as a private redis-server a test can stop and restart without touching the shared one. */
-export function spawnCommand(name: string, command: string, args: string[]): ManagedProcess {
-  const child = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  const managed = new ManagedProcess(name, child);
+/**
+ * Any program, such as a private redis-server a test can stop and restart without touching the shared
+ * one. `group`: in a process group of its own, for a script whose real server is its child (rabbitmq-server).
+ */
+export function spawnCommand(name: string, command: string, args: string[], options: { env?: Record<string, string>; group?: boolean } = {}): ManagedProcess {
+  const child = spawn(command, args, {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.group ?? false,
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+  });
+  const managed = new ManagedProcess(name, child, undefined, options.group ?? false);
   started.add(managed);
   void managed.exited.then(() => started.delete(managed));
   return managed;
@@ -200,7 +220,7 @@ export function spawnCommand(name: string, command: string, args: string[]): Man
 
 /** Last resort when the supervising process exits: no member outlives it. */
 process.on('exit', () => {
-  for (const managed of started) if (managed.running) managed.child.kill('SIGKILL');
+  for (const managed of started) if (managed.running) managed.kill('SIGKILL');
 });
 
 /** Kills whatever a test file started and is still running (use in afterAll / afterEach). */

@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { opsHeaders } from './cluster.js';
 import { rabbitmqUrl } from './test-services.js';
+
+const run = promisify(execFile);
 
 export interface ApiResponse<T = unknown> {
   status: number;
@@ -101,4 +106,16 @@ export function rabbitNames(prefix: string): RabbitNames {
     SOCKETBRIDGE_DEAD_LETTER_EXCHANGE: `${prefix}-${id}.dlx`,
     SOCKETBRIDGE_DEAD_LETTER_QUEUE: `${prefix}-${id}.dead-letter`,
   };
+}
+
+/**
+ * The machine RabbitMQ's pid of the publisher's own connection, found by the instance id it names
+ * the connection with, for `rabbitmqctl close_connection` (tab output keeps the pid usable).
+ */
+export async function publisherConnectionPid(api: PublisherApi): Promise<string> {
+  const publisherId = (await api.request<{ instanceId: string }>('GET', '/cluster', undefined, opsHeaders())).body.instanceId;
+  const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q', '--no-table-headers']);
+  const line = stdout.split('\n').find((l) => l.includes(publisherId));
+  if (!line) throw new Error('the publisher has no RabbitMQ connection');
+  return line.split('\t')[0]!;
 }

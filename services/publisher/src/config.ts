@@ -38,7 +38,9 @@ export const publisherEnv = {
   ...opsEnv,
   SOCKETBRIDGE_PORT: env.port(3000),
   SOCKETBRIDGE_HOST: env.string('0.0.0.0'),
-  SOCKETBRIDGE_RABBITMQ_URL: env.string('amqp://guest:guest@127.0.0.1:5672'),
+  SOCKETBRIDGE_RABBITMQ_URL: env.rabbitmqUrl('amqp://guest:guest@127.0.0.1:5672'),
+  /** Bound on one node's connection attempt, so a node that does not answer hands over to the next soon. */
+  SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS: env.int(5000, 100, 600000),
   SOCKETBRIDGE_REDIS_URL: env.redisUrl('redis://127.0.0.1:6379'),
   /** Signs client JWTs; the workers verify with the same key. */
   SOCKETBRIDGE_AUTH_KEY: env.secret(32),

@@ -1,14 +1,17 @@
-import { randomUUID } from 'node:crypto';
-import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import {
   CHANNEL_NAME,
   Counter,
+  connectRabbit,
+  parseRabbitUrls,
+  redactUrl,
   Gauge,
   Histogram,
   findPolicy,
   metricDefs,
   renderTemplate,
   type HistoryPolicy,
+  type QueueType,
   type Logger,
   type Registry,
   type BridgeWatcher,
@@ -17,17 +20,21 @@ import type { PublisherConfig } from './config.js';
 import { AckBatcher } from './acks.js';
 import { decodeBody } from './decode.js';
 import type { Pipeline } from './pipeline.js';
+import { StreamProgress, contentHash, type RedeliveryIds, type StreamOffsets } from './stream-offsets.js';
 
-/** A queue this publisher consumes and the template that names each message's channel. */
+/** A queue this publisher consumes, its type, and the template that names each message's channel. */
 interface QueueSpec {
   name: string;
   route: string;
+  type: QueueType;
 }
 
 interface Consumer {
   spec: QueueSpec;
   channel: ConfirmChannel;
   tag: string;
+  /** Stream queues: which offsets are handled, so the consumer resumes after them. */
+  stream?: StreamProgress;
 }
 
 export const REASON_HEADER = 'x-socketbridge-reason';
@@ -51,6 +58,13 @@ export class RabbitConsumer {
   private inFlight = 0;
   private readonly metrics;
   private readonly defaultHistory: HistoryPolicy;
+  /** SOCKETBRIDGE_RABBITMQ_URL's nodes, and the one to try first at the next connect. */
+  private readonly nodes: string[];
+  private nextNode = 0;
+  /** Stream queue → the offset to consume from next: the last resume offset seen, or a failed message's. */
+  private readonly resumeFrom = new Map<string, number>();
+  /** Stream queue → its resume offset's write to Redis under way (one at a time, the latest value wins). */
+  private readonly offsetWrites = new Map<string, Promise<void>>();
 
   constructor(
     private readonly config: PublisherConfig,
@@ -59,7 +73,10 @@ export class RabbitConsumer {
     private readonly watcher: BridgeWatcher,
     registry: Registry,
     private readonly instanceId: string,
+    private readonly offsets: StreamOffsets,
+    private readonly redeliveries: RedeliveryIds,
   ) {
+    this.nodes = parseRabbitUrls(config.SOCKETBRIDGE_RABBITMQ_URL);
     this.defaultHistory = { size: config.SOCKETBRIDGE_HISTORY_SIZE, ttlSeconds: config.SOCKETBRIDGE_HISTORY_TTL_SECONDS };
     const consumers = this.consumers;
     const connected = () => this.connection !== undefined;
@@ -105,9 +122,9 @@ export class RabbitConsumer {
   }
 
   private desired(): QueueSpec[] {
-    const specs = new Map<string, QueueSpec>([[this.config.SOCKETBRIDGE_QUEUE, { name: this.config.SOCKETBRIDGE_QUEUE, route: '{routingKey}' }]]);
+    const specs = new Map<string, QueueSpec>([[this.config.SOCKETBRIDGE_QUEUE, { name: this.config.SOCKETBRIDGE_QUEUE, route: '{routingKey}', type: 'classic' }]]);
     for (const bridge of this.watcher.bridges()) {
-      for (const queue of bridge.queues) specs.set(queue.name, { name: queue.name, route: queue.route.channel });
+      for (const queue of bridge.queues) specs.set(queue.name, { name: queue.name, route: queue.route.channel, type: queue.type ?? 'classic' });
     }
     return [...specs.values()];
   }
@@ -117,15 +134,20 @@ export class RabbitConsumer {
     this.connecting = (async () => {
       let connection: ChannelModel | undefined;
       try {
-        connection = await amqp.connect(this.config.SOCKETBRIDGE_RABBITMQ_URL, {
-          clientProperties: { connection_name: `socketbridge-publisher ${this.instanceId}` },
+        // A cluster's nodes in turn, from the one after the node we last lost (docs/scaling.md).
+        const connected = await connectRabbit(this.nodes, {
+          first: this.nextNode,
+          timeoutMs: this.config.SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS,
+          connectionName: `socketbridge-publisher ${this.instanceId}`,
         });
+        connection = connected.connection;
+        this.nextNode = (connected.index + 1) % this.nodes.length;
         connection.on('error', (error: Error) => this.logger.warn({ err: error.message }, 'rabbitmq connection error'));
         connection.on('close', () => this.onConnectionClosed(connection!));
         await this.declareDefaults(connection);
         this.connection = connection;
         this.attempt = 0;
-        this.logger.info('connected to rabbitmq');
+        this.logger.info({ node: redactUrl(this.nodes[connected.index]!) }, 'connected to rabbitmq');
         await this.sync();
       } catch (error) {
         this.logger.warn({ err: (error as Error).message, attempt: this.attempt }, 'rabbitmq connect failed');
@@ -157,20 +179,46 @@ export class RabbitConsumer {
     }, delay);
   }
 
-  /** The default bridge and the dead-letter path: a topic exchange whose routing key is the channel. */
+  /**
+   * The default bridge and the dead-letter path: a topic exchange whose routing key is the channel.
+   * Each queue on a channel of its own: in a cluster a classic queue whose node is down answers 404
+   * until that node is back, and that must not keep the publisher from its other queues (the next
+   * sync consumes the default queue once it answers again).
+   */
   private async declareDefaults(connection: ChannelModel): Promise<void> {
-    const channel = await connection.createChannel();
-    try {
-      const c = this.config;
+    const c = this.config;
+    await this.onChannel(connection, async (channel) => {
       await channel.assertExchange(c.SOCKETBRIDGE_EXCHANGE, 'topic', { durable: true });
-      await channel.assertQueue(c.SOCKETBRIDGE_QUEUE, {
-        durable: true,
-        ...(c.SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER ? { arguments: { 'x-single-active-consumer': true } } : {}),
-      });
-      await channel.bindQueue(c.SOCKETBRIDGE_QUEUE, c.SOCKETBRIDGE_EXCHANGE, '#');
       await channel.assertExchange(c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, 'fanout', { durable: true });
-      await channel.assertQueue(c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, { durable: true });
-      await channel.bindQueue(c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, '');
+    });
+    const queues = [
+      {
+        name: c.SOCKETBRIDGE_QUEUE,
+        exchange: c.SOCKETBRIDGE_EXCHANGE,
+        pattern: '#',
+        options: c.SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER ? { arguments: { 'x-single-active-consumer': true } } : {},
+      },
+      { name: c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, exchange: c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, pattern: '', options: {} },
+    ];
+    for (const queue of queues) {
+      try {
+        await this.onChannel(connection, async (channel) => {
+          await channel.assertQueue(queue.name, { durable: true, ...queue.options });
+          await channel.bindQueue(queue.name, queue.exchange, queue.pattern);
+        });
+      } catch (error) {
+        if (typeof (error as { code?: unknown }).code !== 'number') throw error; // the connection, not the queue
+        this.logger.warn({ queue: queue.name, err: (error as Error).message }, 'cannot declare queue now');
+      }
+    }
+  }
+
+  private async onChannel(connection: ChannelModel, fn: (channel: Channel) => Promise<void>): Promise<void> {
+    const channel = await connection.createChannel();
+    // A 404 or 406 closes the channel with an 'error' event as well as the rejected call.
+    channel.on('error', () => undefined);
+    try {
+      await fn(channel);
     } finally {
       await channel.close().catch(() => undefined);
     }
@@ -188,7 +236,7 @@ export class RabbitConsumer {
     const names = new Set(desired.map((s) => s.name));
     for (const [name, consumer] of this.consumers) {
       const wanted = desired.find((s) => s.name === name);
-      if (wanted && wanted.route === consumer.spec.route) continue;
+      if (wanted && wanted.route === consumer.spec.route && wanted.type === consumer.spec.type) continue;
       this.consumers.delete(name);
       await consumer.channel.close().catch(() => undefined);
       if (!names.has(name)) this.logger.info({ queue: name }, 'stopped consuming');
@@ -214,21 +262,46 @@ export class RabbitConsumer {
       if (this.connection === connection && this.wanted) this.scheduleSync(500);
     });
     await channel.prefetch(this.config.SOCKETBRIDGE_PREFETCH);
-    const { consumerTag } = await channel.consume(spec.name, (message) => {
-      if (message) void this.handle(channel, spec, message);
-      // null: the broker cancelled us (queue deleted); the close handler or the next sync resumes.
-      else this.scheduleSync(500);
-    });
-    this.consumers.set(spec.name, { spec, channel, tag: consumerTag });
+    const stream = spec.type === 'stream' ? new StreamProgress() : undefined;
+    // A stream keeps its messages: start after the last one handled (this process's memory, else
+    // Redis); a stream never consumed starts with what arrives from now on.
+    const from = stream ? (this.resumeFrom.get(spec.name) ?? (await this.offsets.get(spec.name)) ?? 'next') : undefined;
+    const { consumerTag } = await channel.consume(
+      spec.name,
+      (message) => {
+        if (message) void this.handle(channel, spec, message, stream);
+        // null: the broker cancelled us (queue deleted); the close handler or the next sync resumes.
+        else this.scheduleSync(500);
+      },
+      from === undefined ? {} : { arguments: { 'x-stream-offset': from } },
+    );
+    this.consumers.set(spec.name, { spec, channel, tag: consumerTag, ...(stream ? { stream } : {}) });
     // Each queue's series start at 0, so dashboards show the queue before its first message.
     for (const counter of [this.metrics.consumed, this.metrics.acked, this.metrics.requeued]) counter.inc({ queue: spec.name }, 0);
-    this.logger.info({ queue: spec.name, route: spec.route, prefetch: this.config.SOCKETBRIDGE_PREFETCH }, 'consuming');
+    this.logger.info({ queue: spec.name, type: spec.type, route: spec.route, prefetch: this.config.SOCKETBRIDGE_PREFETCH, ...(from === undefined ? {} : { from }) }, 'consuming');
   }
 
-  private async handle(channel: ConfirmChannel, spec: QueueSpec, message: ConsumeMessage): Promise<void> {
+  private async handle(channel: ConfirmChannel, spec: QueueSpec, message: ConsumeMessage, stream?: StreamProgress): Promise<void> {
+    const offset = stream ? Number((message.properties.headers as Record<string, unknown> | undefined)?.['x-stream-offset']) : NaN;
+    stream?.begin(offset);
+    this.inFlight++;
+    try {
+      const handled = await this.process(channel, spec, message, offset);
+      if (stream) {
+        if (handled) this.streamHandled(spec.name, stream, offset);
+        else this.streamRetry(spec.name, channel, stream);
+      } else if (!handled) {
+        this.settle(channel, () => this.acks(channel).nack(message, true));
+      }
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /** Publishes or dead-letters one message: true once that is done, false when it must be tried again. */
+  private async process(channel: ConfirmChannel, spec: QueueSpec, message: ConsumeMessage, streamOffset: number): Promise<boolean> {
     const started = Date.now();
     const queue = spec.name;
-    this.inFlight++;
     this.metrics.consumed.inc({ queue });
     try {
       if (message.content.length > this.config.SOCKETBRIDGE_MAX_MESSAGE_BYTES) {
@@ -246,34 +319,34 @@ export class RabbitConsumer {
         return await this.deadLetter(channel, queue, message, 'unroutable', `${JSON.stringify(rendered.value.slice(0, 100))} is not a channel name`);
       }
       const policy = findPolicy(this.watcher.policies(), rendered.value)?.policy;
+      const history = policy?.history ?? this.defaultHistory;
       try {
+        // Every append is idempotent by id, so a message handled twice keeps one offset: the
+        // producer's messageId; a stream's own offset; else an id kept across redeliveries.
         const messageId = message.properties.messageId as unknown;
-        const given = typeof messageId === 'string' && messageId.length > 0 && messageId.length <= 200;
-        await this.pipeline.publish({
-          channel: rendered.value,
-          id: given ? messageId : randomUUID(),
-          ts: started,
-          data: decoded.data,
-          history: policy?.history ?? this.defaultHistory,
-          idempotent: given,
-        });
+        const id =
+          typeof messageId === 'string' && messageId.length > 0 && messageId.length <= 200
+            ? messageId
+            : Number.isNaN(streamOffset)
+              ? await this.redeliveries.idFor(queue, rendered.value, message, history.ttlSeconds)
+              : // The content too: a stream deleted and declared again restarts its offsets at 0.
+                `stream:${queue}:${streamOffset}:${contentHash(queue, message).slice(0, 16)}`;
+        await this.pipeline.publish({ channel: rendered.value, id, ts: started, data: decoded.data, history, idempotent: true });
       } catch (error) {
         // History or the cluster is away: hand the message back, after a pause so it does not spin.
         this.metrics.requeued.inc({ queue });
         this.logger.warn({ queue, err: (error as Error).message }, 'could not publish: requeueing');
         await new Promise((resolve) => setTimeout(resolve, this.config.SOCKETBRIDGE_REQUEUE_DELAY_MS));
-        this.settle(channel, () => this.acks(channel).nack(message, true));
-        return;
+        return false;
       }
       if (this.settle(channel, () => this.acks(channel).ack(message))) {
         this.metrics.acked.inc({ queue });
         this.metrics.latency.observe((Date.now() - started) / 1000);
       }
+      return true;
     } catch (error) {
       this.logger.error({ queue, err: (error as Error).message }, 'message handling failed: requeueing');
-      this.settle(channel, () => this.acks(channel).nack(message, true));
-    } finally {
-      this.inFlight--;
+      return false;
     }
   }
 
@@ -281,6 +354,48 @@ export class RabbitConsumer {
     let batcher = this.ackBatchers.get(channel);
     if (!batcher) this.ackBatchers.set(channel, (batcher = new AckBatcher(channel)));
     return batcher;
+  }
+
+  /** A stream message is done: move the resume offset past it (and every earlier one) and store it. */
+  private streamHandled(queue: string, stream: StreamProgress, offset: number): void {
+    // A consumer closed for a retry keeps finishing its messages; its progress no longer counts.
+    if (this.consumers.get(queue)?.stream !== stream || !stream.done(offset)) return;
+    this.resumeFrom.set(queue, stream.resumeAt!);
+    this.storeOffset(queue);
+  }
+
+  /**
+   * A stream does not requeue (nack is not redelivery there): consume it again from the first
+   * message not yet handled, after the requeue delay. Messages after it that were handled come
+   * again; their history append is idempotent by message id (docs/reliability.md).
+   */
+  private streamRetry(queue: string, channel: ConfirmChannel, stream: StreamProgress): void {
+    const consumer = this.consumers.get(queue);
+    if (consumer?.stream !== stream) return;
+    this.resumeFrom.set(queue, stream.firstPending!); // the failed message is pending, so there is one
+    this.consumers.delete(queue);
+    void channel.close().catch(() => undefined);
+    this.logger.warn({ queue, from: this.resumeFrom.get(queue) }, 'stream: consuming again from the first message not handled');
+    this.scheduleSync(0);
+  }
+
+  /** Writes the queue's resume offset to Redis, one write at a time per queue, the latest value last. */
+  private storeOffset(queue: string): void {
+    if (this.offsetWrites.has(queue)) return; // the write under way reads the latest value when it is done
+    const write = (async () => {
+      let written: number | undefined;
+      while (this.resumeFrom.get(queue) !== written) {
+        written = this.resumeFrom.get(queue)!;
+        try {
+          await this.offsets.set(queue, written);
+        } catch (error) {
+          // Redis away: memory keeps the offset for this process; the next handled message writes again.
+          this.logger.warn({ queue, err: (error as Error).message }, 'could not store the stream offset');
+          return;
+        }
+      }
+    })().finally(() => this.offsetWrites.delete(queue));
+    this.offsetWrites.set(queue, write);
   }
 
   /** Acks and nacks on a channel that closed meanwhile throw; RabbitMQ redelivers those messages. */
@@ -293,7 +408,7 @@ export class RabbitConsumer {
     }
   }
 
-  private async deadLetter(channel: ConfirmChannel, queue: string, message: ConsumeMessage, reason: string, detail: string): Promise<void> {
+  private async deadLetter(channel: ConfirmChannel, queue: string, message: ConsumeMessage, reason: string, detail: string): Promise<true> {
     const { properties, fields } = message;
     this.logger.warn({ queue, reason, detail, routingKey: fields.routingKey }, 'dead-lettering a message');
     await new Promise<void>((resolve, reject) =>
@@ -319,6 +434,7 @@ export class RabbitConsumer {
       ),
     );
     if (this.settle(channel, () => this.acks(channel).ack(message))) this.metrics.deadLettered.inc({ queue, reason });
+    return true;
   }
 
   /** Stops taking messages, lets the ones in flight finish (ack or requeue), then closes. */
@@ -329,6 +445,7 @@ export class RabbitConsumer {
     await Promise.all([...this.consumers.values()].map((c) => c.channel.cancel(c.tag).catch(() => undefined)));
     const deadline = Date.now() + timeoutMs;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await Promise.all(this.offsetWrites.values());
     const connection = this.connection;
     this.connection = undefined;
     this.consumers.clear();

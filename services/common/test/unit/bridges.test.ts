@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bridgeProblems, type Bridge, type BridgeQueue } from '../../src/bridges.js';
+import { bridgeProblems, queueArguments, type Bridge, type BridgeQueue } from '../../src/bridges.js';
 
 const queue = (over: Partial<BridgeQueue> = {}): BridgeQueue => ({
   name: 'prices',
@@ -53,5 +53,36 @@ describe('bridgeProblems', () => {
   it('names each problem once', () => {
     const problems = bridgeProblems(bridge({ queues: [queue(), queue(), queue()] }));
     expect(problems).toEqual(['queue prices is declared twice']);
+  });
+
+  it('refuses queue type combinations RabbitMQ refuses or would ignore', () => {
+    expect(bridgeProblems(bridge({ queues: [queue({ type: 'quorum', quorum: { deliveryLimit: 5 }, singleActiveConsumer: true })] }))).toEqual([]);
+    expect(bridgeProblems(bridge({ queues: [queue({ type: 'stream', stream: { maxAge: '7D' } })] }))).toEqual([]);
+    expect(bridgeProblems(bridge({ queues: [queue({ type: 'stream', durable: false })] }))).toEqual(['queue prices: stream queues are always durable']);
+    expect(bridgeProblems(bridge({ queues: [queue({ type: 'quorum', durable: false })] }))).toEqual(['queue prices: quorum queues are always durable']);
+    expect(bridgeProblems(bridge({ queues: [queue({ quorum: { deliveryLimit: 1 } })] }))).toEqual(['queue prices: quorum settings need type quorum']);
+    expect(bridgeProblems(bridge({ queues: [queue({ type: 'quorum', stream: { maxAge: '1h' } })] }))).toEqual(['queue prices: stream settings need type stream']);
+    expect(bridgeProblems(bridge({ queues: [queue({ type: 'stream', singleActiveConsumer: true })] }))).toEqual([
+      'queue prices: a stream queue has no single active consumer over AMQP 0-9-1',
+    ]);
+  });
+});
+
+describe('queueArguments', () => {
+  it("gives each type RabbitMQ's x-arguments, and a classic queue none but its single active consumer", () => {
+    expect(queueArguments(queue())).toEqual({});
+    expect(queueArguments(queue({ singleActiveConsumer: true }))).toEqual({ 'x-single-active-consumer': true });
+    expect(queueArguments(queue({ type: 'quorum', singleActiveConsumer: true, quorum: { deliveryLimit: 5, initialGroupSize: 3 } }))).toEqual({
+      'x-single-active-consumer': true,
+      'x-queue-type': 'quorum',
+      'x-delivery-limit': 5,
+      'x-quorum-initial-group-size': 3,
+    });
+    expect(queueArguments(queue({ type: 'stream', stream: { maxLengthBytes: 1e9, maxAge: '7D', segmentSizeBytes: 1e8 } }))).toEqual({
+      'x-queue-type': 'stream',
+      'x-max-length-bytes': 1e9,
+      'x-max-age': '7D',
+      'x-stream-max-segment-size-bytes': 1e8,
+    });
   });
 });

@@ -1,0 +1,92 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { registryKeys } from '@socketbridge/common';
+import {
+  AmqpProducer,
+  opsHeaders,
+  publisherConnectionPid,
+  recordingSubscriber,
+  redisUrl,
+  startPublisherTestbed,
+  waitFor,
+  type PublisherTestbed,
+  type RecordingSubscriber,
+} from '@socketbridge/devkit';
+
+const run = promisify(execFile);
+
+/**
+ * Messages without a messageId redelivered by RabbitMQ after the publisher appended them but before
+ * it acked: each keeps its one history offset (docs/reliability.md), and two identical publishes
+ * stay two messages. The redelivery is real: the broker shard is stopped (SIGSTOP) so the appended
+ * messages wait for it unacked, and RabbitMQ closes the publisher's connection (rabbitmqctl).
+ */
+let testbed: PublisherTestbed;
+let producer: AmqpProducer;
+let redis: Redis;
+const subscribers: RecordingSubscriber[] = [];
+const CHANNELS = 8;
+const PREFIX = `redeliver-${randomUUID().slice(0, 8)}`;
+
+beforeAll(async () => {
+  testbed = await startPublisherTestbed('redeliver', { env: { SOCKETBRIDGE_PUBLIC_CHANNELS: `${PREFIX}.#` } });
+  producer = await AmqpProducer.connect();
+  redis = new Redis(redisUrl());
+}, 60_000);
+
+afterAll(async () => {
+  testbed?.cluster.brokers[0]?.child.kill('SIGCONT');
+  for (const s of subscribers) s.client.close();
+  redis?.disconnect();
+  await producer?.close();
+  await testbed?.teardown();
+});
+
+describe('redelivered messages without a messageId', () => {
+  it('keep their first offset; two identical publishes stay two', async () => {
+    const channels = Array.from({ length: CHANNELS }, (_, i) => `${PREFIX}.c${i}`);
+    for (const channel of channels) subscribers.push(await recordingSubscriber(testbed.cluster.workers[0]!.port, channel));
+
+    // The shard stops answering: each channel's first message is appended, then waits for the
+    // shard's ack, unacked to RabbitMQ; the rest of the channel queues behind it.
+    const broker = testbed.cluster.brokers[0]!;
+    broker.child.kill('SIGSTOP');
+    for (const channel of channels) {
+      // Twice the same message (same body, properties, routing key): two publishes, two messages.
+      for (let copy = 0; copy < 2; copy++) producer.channel.publish(testbed.names.SOCKETBRIDGE_EXCHANGE, channel, Buffer.from('{"same":true}'), { contentType: 'application/json' });
+    }
+    await producer.channel.waitForConfirms();
+    const lengths = async () => Promise.all(channels.map((channel) => redis.xlen(registryKeys.history(channel))));
+    await waitFor(async () => (await lengths()).every((n) => n >= 1), 10000, "each channel's first message to be appended", 50);
+
+    await run('rabbitmqctl', ['close_connection', await publisherConnectionPid(testbed.api), 'test: closed before the ack']);
+    await testbed.cluster.publishers[0]!.waitForLog((l) => l.msg === 'rabbitmq connection closed', 10000, 'the close to be noticed');
+    broker.child.kill('SIGCONT');
+    await waitFor(() => subscribers.every((s) => s.seen.length >= 2), 20000, 'both messages on every channel', 50).catch((error: Error) => {
+      throw new Error(`${error.message}: ${subscribers.map((s) => s.seen.length).join(',')}`);
+    });
+    // Redelivered messages come back on the new connection; wait until RabbitMQ holds none for us.
+    await waitFor(async () => (await producer.channel.checkQueue(testbed.names.SOCKETBRIDGE_QUEUE)).messageCount === 0, 10000, 'the queue to drain');
+    const consumed = await consumedTotal();
+
+    // Each channel's history holds two entries: the redelivered ones kept their offsets, the twins are two.
+    expect(await lengths()).toEqual(channels.map(() => 2));
+    for (const s of subscribers) {
+      expect(s.seen).toHaveLength(2);
+      expect(new Set(s.seen.map((m) => m.offset)).size).toBe(2);
+    }
+    const redelivered = consumed - 2 * CHANNELS;
+    console.log(`redelivery without messageId: ${2 * CHANNELS} published, ${consumed} consumed (${redelivered} redelivered), ${CHANNELS * 2} history entries, each client 2 of 2`);
+    expect(redelivered, 'RabbitMQ redelivered the appended, unacked messages').toBeGreaterThanOrEqual(CHANNELS);
+  }, 60_000);
+});
+
+/** How many deliveries the publisher took from the testbed's queue (first ones and redeliveries). */
+async function consumedTotal(): Promise<number> {
+  const metrics = (await testbed.api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
+  const match = new RegExp(`socketbridge_messages_consumed_total\\{queue="${testbed.names.SOCKETBRIDGE_QUEUE.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`).exec(metrics);
+  return Number(match?.[1] ?? 0);
+}
