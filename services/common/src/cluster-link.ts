@@ -177,6 +177,11 @@ export interface ClusterLink {
   /** Whether the shard `channel` maps to has confirmed our subscription (false while no broker is known). */
   isSubscribed(channel: string): boolean;
   /**
+   * Whether this member may take traffic (see linkReadiness): once joined, it stays ready, and a
+   * not-ready answer says what it is waiting for.
+   */
+  readiness(): { ready: true } | { ready: false; reason: string };
+  /**
    * Publishes messages (in order) into the cluster and resolves once the channel's broker shard
    * acknowledged them: the point after which they are the cluster's to deliver. Rejects when no
    * shard is reachable.
@@ -207,6 +212,37 @@ function tickBatcher(): (socket: AGClientSocket) => void {
     socket.startBatch();
     if (batching.size === 0) process.nextTick(flush);
     batching.add(socket);
+  };
+}
+
+/**
+ * A member is ready the first time all of these hold:
+ *   - it has a broker mapping: the last broker snapshot the state server gave it (its join reply or
+ *     a push; the state server answers a join with the snapshot it last pushed to the others while
+ *     a newer one is pending, so a joining member maps as they do), naming at least one broker;
+ *   - its connection to every broker of that mapping is open;
+ *   - every channel it listens on (the control and presence channels, a publisher's reply
+ *     channels, clients' channels) is confirmed by the broker that mapping assigns it to.
+ * From then on a client's subscription is confirmed by its shard before it is acknowledged, and a
+ * publish goes to a broker every member listens on. Afterwards it stays ready: later broker changes
+ * are the lossless hand-over's (installLosslessRemap), and a member that has a mapping keeps it
+ * while the state server is away; turning every member unready at once on a broker change would
+ * take them all out of their Service together.
+ */
+function linkReadiness(client: ClusterBrokerClient, brokerURIs: () => string[]): () => { ready: true } | { ready: false; reason: string } {
+  let ready = false;
+  return () => {
+    if (ready) return { ready: true };
+    const uris = brokerURIs();
+    if (uris.length === 0) return { ready: false, reason: 'no broker mapping yet' };
+    const pools = client.sccBrokerClientPools;
+    const connected = uris.filter((uri) => pools[uri]?.clients.every((socket) => socket.state === socket.OPEN)).length;
+    if (connected < uris.length) return { ready: false, reason: `joining brokers: ${connected} of ${uris.length} connected` };
+    const channels = client.broker.subscriptions();
+    const confirmed = channels.filter((channel) => pools[client.mapChannelNameToBrokerURI(channel)]?.isSubscribed(channel, false)).length;
+    if (confirmed < channels.length) return { ready: false, reason: `subscribing on brokers: ${confirmed} of ${channels.length} channels confirmed` };
+    ready = true;
+    return { ready: true };
   };
 }
 
@@ -256,6 +292,7 @@ export function joinCluster(broker: LocalBroker, options: ClusterLinkOptions, on
     brokerURIs: () => brokerURIs,
     workerURIs: () => workerURIs,
     ensureSubscribed: remap.ensureSubscribed,
+    readiness: linkReadiness(client, () => brokerURIs),
     listen(channel, onMessage) {
       listened.set(channel, onMessage);
       // Never OPEN: the delivery path (fanout.ts) skips it, so nothing is written anywhere.

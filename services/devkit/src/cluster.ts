@@ -70,7 +70,8 @@ export async function getJson<T>(url: string, opsKey: string | undefined = devSe
 /**
  * The endpoint devkit polls before a member counts as started: its `/readyz`, except the state
  * server's, which stays 503 through its start-up delay, the window in which brokers are meant to
- * join; for it, `/healthz` (it answers). The workers' `/readyz` (a broker mapping) waits the delay out.
+ * join; for it, `/healthz` (it answers). Workers' and publishers'
+ * `/readyz` wait the delay out, then until they are connected and subscribed on every broker (docs/reliability.md).
  */
 export type StartedWhen = '/readyz' | '/healthz';
 const startedWhen: Record<ServiceName, StartedWhen> = { state: '/healthz', broker: '/readyz', worker: '/readyz', publisher: '/readyz' };

@@ -20,6 +20,7 @@ import {
   opsRequestHandler,
   sendJson,
   workerJoinSchema,
+  type BrokersSnapshot,
   type ClusterErrorName,
   type InstanceType,
   type Logger,
@@ -199,12 +200,16 @@ export async function startStateServer(config: StateConfig, logger: Logger, regi
   // Only the latest scale request counts (as upstream): a burst of joins becomes one push.
   const timers: Partial<Record<InstanceType, NodeJS.Timeout>> = {};
   const sentTime = new WeakMap<AGServerSocket, Record<string, number>>();
+  // The broker snapshot the members were last sent: a member joining while a newer one waits in
+  // its timer gets this one, so it maps channels as the others do until the push moves them all
+  // (one that got the newer set at once would publish where the others do not listen yet).
+  let lastBrokers: BrokersSnapshot | undefined = undefined;
 
   function schedulePush(type: InstanceType, procedure: string, delay: number, except?: string): void {
     clearTimeout(timers[type]);
     timers[type] = setTimeout(() => {
       delete timers[type];
-      const snapshot = type === 'scc-broker' ? membership.brokersSnapshot() : membership.workersSnapshot();
+      const snapshot = type === 'scc-broker' ? (lastBrokers = membership.brokersSnapshot()) : membership.workersSnapshot();
       snapshots.inc({ kind: procedure });
       logger.info({ procedure, snapshot }, 'pushing cluster snapshot to workers');
       for (const worker of membership.list('scc-worker')) {
@@ -296,7 +301,7 @@ export async function startStateServer(config: StateConfig, logger: Logger, regi
         membership.join({ socketId: socket.id, type: 'scc-worker', instanceId: join.instanceId, uri, joinedAt: Date.now() });
         logger.info({ instanceId: join.instanceId, uri, version: socketInfo.version }, 'worker joined');
         schedulePush('scc-worker', PROCEDURES.workerJoin, config.SCC_STATE_SERVER_SCALE_OUT_DELAY, socket.id);
-        const brokers = membership.brokersSnapshot();
+        const brokers = timers['scc-broker'] && lastBrokers ? lastBrokers : (lastBrokers = membership.brokersSnapshot());
         return { ...brokers, sccWorkerURIs: membership.uris('scc-worker'), sccSourceWorkerURI: uri };
       });
       for (const procedure of [PROCEDURES.brokerLeave, PROCEDURES.workerLeave]) {

@@ -253,12 +253,9 @@ export async function startWorker(
     registry,
     opsKey: config.SOCKETBRIDGE_OPS_KEY,
     socketPath: SCC_PATH,
-    readiness: () =>
-      draining
-        ? { ready: false, reason: 'draining' }
-        : link && link.brokerURIs().length > 0
-          ? { ready: true }
-          : { ready: false, reason: 'no broker mapping yet' },
+    // Ready once the cluster link is (cluster-link.ts, linkReadiness): its first clients' channels
+    // are then heard on the shard every publisher sends them to.
+    readiness: () => (draining ? { ready: false, reason: 'draining' } : (link?.readiness() ?? { ready: false, reason: 'no broker mapping yet' })),
     routes: {
       '/cluster': (_req, res) =>
         sendJson(res, 200, {

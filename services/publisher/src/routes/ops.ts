@@ -20,7 +20,9 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     const reasons: string[] = [];
     if (redis.status !== 'ready') reasons.push('redis unavailable');
     if (consumer.isWanted && !consumer.isConnected) reasons.push('rabbitmq not connected');
-    if (link.brokerURIs().length === 0) reasons.push('no cluster brokers known');
+    // Its first publishes go to shards every member listens on (cluster-link.ts, linkReadiness).
+    const cluster = link.readiness();
+    if (!cluster.ready) reasons.push(cluster.reason);
     return reasons;
   };
 
