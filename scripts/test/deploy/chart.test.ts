@@ -256,6 +256,7 @@ describe('rendered', () => {
     const workerEnv = JSON.stringify(find(r, 'Deployment', 'sb-worker'));
     expect(workerEnv).toMatch(/"name":"SOCKETBRIDGE_EVENTS_RABBITMQ_URL","valueFrom":\{"secretKeyRef":\{"name":"[^"]+","key":"rabbitmq-url"\}\}/);
     expect(workerEnv).toMatch(/"name":"SOCKETBRIDGE_EVENTS_EXCHANGE","value":"backend.socket-events"/);
+    expect(workerEnv).toContain('{"name":"SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS","value":"2000"}');
     expect(JSON.stringify(find(render('defaults'), 'Deployment', '-worker'))).not.toMatch(/SOCKETBRIDGE_EVENTS_RABBITMQ_URL/);
     expect(JSON.stringify(find(r, 'Deployment', 'sb-operator'))).toMatch(/"serviceAccountName":"bridge-operator"/);
     expect(r.notes).toMatch(/wss:\/\/ws\.example\.com\/socketcluster\//);

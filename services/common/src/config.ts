@@ -33,6 +33,7 @@ export const env = {
     z.preprocess(unsetAsUndefined, z.coerce.number().int().min(0).max(24 * 3600 * 1000).default(fallback)),
   int: (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
     z.preprocess(unsetAsUndefined, z.coerce.number().int().min(min).max(max).default(fallback)),
+  optionalInt: (min = 0, max = Number.MAX_SAFE_INTEGER) => z.preprocess(unsetAsUndefined, z.coerce.number().int().min(min).max(max).optional()),
   bool: (fallback: boolean) =>
     z.preprocess(
       unsetAsUndefined,

@@ -29,6 +29,11 @@ export const metricDefs = {
     help: 'Socket handshakes refused, by reason.',
     labelNames: ['reason'] as const,
   },
+  refreshRejections: {
+    name: 'socketbridge_refresh_rejections_total',
+    help: 'Token refreshes (#authenticate on an open socket) refused, by reason.',
+    labelNames: ['reason'] as const,
+  },
   subscribeRejections: {
     name: 'socketbridge_subscribe_rejections_total',
     help: 'Channel subscriptions refused, by reason.',

@@ -151,6 +151,8 @@ export type ClusterErrorName = keyof typeof CLUSTER_ERRORS;
  */
 export const REFUSAL_REASONS = {
   handshake: ['draining', 'no_token', 'bad_token', 'expired_token', 'bad_claims', 'revoked'],
+  /** A new token sent with `#authenticate` on an open socket: verified and checked as at the handshake. */
+  refresh: ['bad_token', 'expired_token', 'bad_claims', 'revoked'],
   subscribe: ['bad_channel', 'no_policy', 'unauthenticated', 'not_owner'],
   publish: ['client_publish'],
   recover: ['bad_request'],

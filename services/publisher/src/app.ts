@@ -110,7 +110,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(opsRoutes, { opsKey: config.SOCKETBRIDGE_OPS_KEY, version: deps.version, redis, consumer, link, metrics: deps.metrics });
   await app.register(clientRoutes, { redis, tokens });
   await app.register(bridgeRoutes, { redis, watcher, consumer });
-  await app.register(serverApiRoutes, { link, redis, tokenTtlSeconds: config.SOCKETBRIDGE_TOKEN_TTL_SECONDS });
+  await app.register(serverApiRoutes, { link, redis, revocationTtlSeconds: config.SOCKETBRIDGE_REVOCATION_TTL_SECONDS ?? config.SOCKETBRIDGE_TOKEN_TTL_SECONDS });
   const queries = new ClusterQueries(link, redis, deps.logger, config.SOCKETBRIDGE_CLUSTER_QUERY_TIMEOUT_MS);
   await app.register(channelInfoRoutes, { queries, redis, watcher, metrics: deps.metrics });
   await app.register(publishRoutes, {

@@ -47,6 +47,12 @@ export const publisherEnv = {
   /** Admin routes want it in `x-api-key`. */
   SOCKETBRIDGE_API_KEY: env.secret(16),
   SOCKETBRIDGE_TOKEN_TTL_SECONDS: env.int(86400, 60, 30 * 86400),
+  /**
+   * How long a revocation by client (and one by `jti` whose `exp` is not given) is kept: the longest
+   * lifetime of any token the workers accept. Unset: SOCKETBRIDGE_TOKEN_TTL_SECONDS, right when the
+   * sign-up is the only way in; an identity provider's longer-lived tokens need it set to theirs.
+   */
+  SOCKETBRIDGE_REVOCATION_TTL_SECONDS: env.optionalInt(60, 366 * 86400),
   /** Enables `GET /v1/publish-data-over-ch` (fake data, admin key needed); 404 otherwise. */
   SOCKETBRIDGE_TEST_MODE: env.bool(false),
   /** The worker WebSocket URL the console's channel tail connects to (e.g. wss://ws.example.com); unset: the first worker the cluster lists. */

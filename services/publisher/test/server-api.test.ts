@@ -7,13 +7,19 @@ import { connectClient, handshakeRefusal, startPublisherTestbed, waitFor, type P
 // The server API's disconnect (#17): the publisher publishes an order on the cluster's control
 // channel, every worker closes the client's sockets. Real processes: 2 brokers, 2 workers, a publisher.
 
+// Longer than the sign-up's token lifetime (one day), as an identity provider's tokens may live.
+const REVOCATION_TTL_SECONDS = 7 * 86400;
 let testbed: PublisherTestbed;
 let api: PublisherApi;
 const sockets: AGClientSocket[] = [];
 const fastReconnect = { initialDelay: 100, randomness: 0, multiplier: 1, maxDelay: 200 };
 
 beforeAll(async () => {
-  testbed = await startPublisherTestbed('server-api', { brokers: 2, workers: 2, env: { SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: 'true' } });
+  testbed = await startPublisherTestbed('server-api', {
+    brokers: 2,
+    workers: 2,
+    env: { SOCKETBRIDGE_ALLOW_CLIENT_PUBLISH: 'true', SOCKETBRIDGE_REVOCATION_TTL_SECONDS: String(REVOCATION_TTL_SECONDS) },
+  });
   api = testbed.api;
   // Every worker's control subscription is confirmed by its shard: from here an order reaches it.
   await waitFor(
@@ -234,6 +240,23 @@ describe('POST /v1/tokens/revoke', () => {
     expect(carolSocket.state).toBe(carolSocket.OPEN);
   });
 
+  it('lasts until the revoked token\'s exp when given, else for SOCKETBRIDGE_REVOCATION_TTL_SECONDS, not the sign-up\'s lifetime', async () => {
+    // An identity provider's token living 30 days: its revocation by jti holds as long, and workers refuse it.
+    const eve = await api.createClient('Eve');
+    const jti = decodeJwt(eve.token).jti!;
+    const exp = Math.floor(Date.now() / 1000) + 30 * 86400;
+    const byJti = await api.request<{ until: number }>('POST', '/v1/tokens/revoke', { jti, exp });
+    expect(byJti.status).toBe(202);
+    expect(byJti.body.until).toBe(exp * 1000);
+    await waitFor(async () => (await refusalAt(0, eve.token))?.name === 'AuthTokenInvalidError', 5000, "Eve's revoked token to be refused");
+
+    const sent = Date.now();
+    const byClient = await api.request<{ until: number }>('POST', '/v1/tokens/revoke', { clientId: `idp-user-${sent}` });
+    expect(byClient.status).toBe(202);
+    expect(byClient.body.until).toBeGreaterThanOrEqual(sent + REVOCATION_TTL_SECONDS * 1000);
+    expect(byClient.body.until).toBeLessThanOrEqual(Date.now() + REVOCATION_TTL_SECONDS * 1000);
+  });
+
   it('refuses without the admin key (401) and a bad body (400), with a reason', async () => {
     expect((await testbed.anonymous.request('POST', '/v1/tokens/revoke', { jti: 'x' })).status).toBe(401);
     const cases: Array<[string, unknown]> = [
@@ -243,6 +266,8 @@ describe('POST /v1/tokens/revoke', () => {
       ['negative cut-off', { clientId: 'b', before: -1 }],
       ['cut-off not a number', { clientId: 'b', before: 'soon' }],
       ['extra field', { jti: 'a', everyone: true }],
+      ['exp not a number', { jti: 'a', exp: 'later' }],
+      ['exp with a client', { clientId: 'b', exp: 1 }],
     ];
     for (const [what, body] of cases) {
       const answer = await api.request<{ error: string; message: string }>('POST', '/v1/tokens/revoke', body);

@@ -62,16 +62,19 @@ export const workerEnv = {
   SOCKETBRIDGE_LIVENESS_INTERVAL_MS: env.ms(2000),
   /**
    * Lifecycle events (connect, disconnect, subscribe, unsubscribe, auth failures) into RabbitMQ:
-   * where to publish them (amqp:// or amqps://). Unset: off.
+   * where to publish them: one amqp(s):// URL or a comma-separated list of a cluster's nodes, as
+   * SOCKETBRIDGE_RABBITMQ_URL. Unset: off.
    */
-  SOCKETBRIDGE_EVENTS_RABBITMQ_URL: env.optionalString().refine((url) => url === undefined || /^amqps?:\/\//.test(url), 'must be an amqp:// or amqps:// URL'),
+  SOCKETBRIDGE_EVENTS_RABBITMQ_URL: env.optionalRabbitmqUrl(),
+  /** How long one node's connection attempt may take before the next node is tried (as the publisher's). */
+  SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS: env.int(5000, 100, 600000),
   /** The topic exchange they go to (declared durable); routing key `<event>.<channel or client>`. */
   SOCKETBRIDGE_EVENTS_EXCHANGE: env.string('socketbridge.events'),
   /** Most events waiting in memory while RabbitMQ is slow or away; past it they are dropped and counted. */
   SOCKETBRIDGE_EVENTS_QUEUE_LIMIT: env.int(10_000, 1, 10_000_000),
   /** Most events published and not yet confirmed. */
   SOCKETBRIDGE_EVENTS_MAX_IN_FLIGHT: env.int(500, 1, 100_000),
-  /** Confirms (or a connection attempt) not back within this: the connection is dropped and its events sent again. */
+  /** Confirms not back within this: the connection is dropped and its events sent again. */
   SOCKETBRIDGE_EVENTS_CONFIRM_TIMEOUT_MS: env.int(5000, 100, 600_000),
   SOCKETBRIDGE_EVENTS_RECONNECT_MAX_MS: env.ms(5000),
 };

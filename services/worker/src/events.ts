@@ -1,8 +1,11 @@
-import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { Counter, Gauge, metricDefs, NO_CLIENT, withTimeout, type LifecycleEvent, type Logger, type Registry } from '@socketbridge/common';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import { connectRabbit, Counter, Gauge, metricDefs, NO_CLIENT, redactUrl, type LifecycleEvent, type Logger, type Registry } from '@socketbridge/common';
 
 export interface LifecycleEventsOptions {
-  url: string;
+  /** A RabbitMQ cluster's nodes (parseRabbitUrls), tried in turn: one URL is a list of one. */
+  urls: string[];
+  /** Bound on each node's connection attempt (SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs: number;
   exchange: string;
   /** Most events waiting in memory; past it new events are dropped (and counted). */
   queueLimit: number;
@@ -43,6 +46,8 @@ export class LifecycleEvents {
   private channel: ConfirmChannel | undefined;
   private connecting = false;
   private attempt = 0;
+  /** The node to try first at the next connect: the one after the node last connected to. */
+  private nextNode = 0;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private confirmTimer: NodeJS.Timeout | undefined;
@@ -144,17 +149,15 @@ export class LifecycleEvents {
     this.connecting = true;
     let connection: ChannelModel | undefined;
     try {
-      // The TCP connect and AMQP handshake must finish in time: a blackholed path never answers,
-      // and a connection reset mid-handshake may never call amqplib back.
-      connection = await withTimeout(
-        amqp.connect(this.options.url, {
-          timeout: this.options.confirmTimeoutMs,
-          clientProperties: { connection_name: `socketbridge-worker events ${this.options.instanceId}` },
-        }),
-        this.options.confirmTimeoutMs,
-        'a connection to RabbitMQ',
-        (late) => void late.then((c) => c.close()).catch(() => undefined),
-      );
+      // A cluster's nodes in turn, each attempt bounded (a blackholed path never answers), starting
+      // after the node we were last on: the node lost is likely the one down.
+      const connected = await connectRabbit(this.options.urls, {
+        first: this.nextNode,
+        timeoutMs: this.options.connectTimeoutMs,
+        connectionName: `socketbridge-worker events ${this.options.instanceId}`,
+      });
+      connection = connected.connection;
+      this.nextNode = (connected.index + 1) % this.options.urls.length;
       const channel = await connection.createConfirmChannel();
       await channel.assertExchange(this.options.exchange, 'topic', { durable: true });
       const generation = ++this.generation;
@@ -168,7 +171,10 @@ export class LifecycleEvents {
       this.connection = connection;
       this.channel = channel;
       this.attempt = 0;
-      this.options.logger.info({ exchange: this.options.exchange, queued: this.queue.length }, 'lifecycle events: connected to RabbitMQ');
+      this.options.logger.info(
+        { exchange: this.options.exchange, queued: this.queue.length, node: redactUrl(this.options.urls[connected.index]!) },
+        'lifecycle events: connected to RabbitMQ',
+      );
       this.pump();
     } catch (error) {
       this.options.logger.warn({ err: (error as Error).message, attempt: this.attempt }, 'lifecycle events: could not connect to RabbitMQ');

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { announceListening, Counter, Revocations, RECOVER_OUTCOMES, findPolicy, registryKeys, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher } from '@socketbridge/common';
+import { announceListening, Counter, Revocations, RECOVER_OUTCOMES, findPolicy, registryKeys, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher, parseRabbitUrls } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
 import { recoverProcedure } from './recover.js';
@@ -45,7 +45,8 @@ runMain('worker', async () => {
   const instanceId = config.SOCKETBRIDGE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID()}`;
   const events = config.SOCKETBRIDGE_EVENTS_RABBITMQ_URL
     ? new LifecycleEvents({
-        url: config.SOCKETBRIDGE_EVENTS_RABBITMQ_URL,
+        urls: parseRabbitUrls(config.SOCKETBRIDGE_EVENTS_RABBITMQ_URL),
+        connectTimeoutMs: config.SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS,
         exchange: config.SOCKETBRIDGE_EVENTS_EXCHANGE,
         queueLimit: config.SOCKETBRIDGE_EVENTS_QUEUE_LIMIT,
         maxInFlight: config.SOCKETBRIDGE_EVENTS_MAX_IN_FLIGHT,

@@ -63,6 +63,7 @@ export async function startWorker(
   let link: ClusterLink | undefined = undefined;
 
   const handshakeRejections = new Counter({ ...metricDefs.handshakeRejections, registers: [registry] });
+  const refreshRejections = new Counter({ ...metricDefs.refreshRejections, registers: [registry] });
   const subscribeRejections = new Counter({ ...metricDefs.subscribeRejections, registers: [registry] });
   const publishRejections = new Counter({ ...metricDefs.publishRejections, registers: [registry] });
   const remaps = new Counter({ ...metricDefs.clusterRemaps, registers: [registry] });
@@ -72,6 +73,7 @@ export async function startWorker(
   // Known label values start at 0, so dashboards show a flat line rather than "no data" before the first one.
   for (const reason of REFUSAL_REASONS.eviction) evictions.inc({ reason }, 0);
   for (const reason of REFUSAL_REASONS.handshake) handshakeRejections.inc({ reason }, 0);
+  for (const reason of REFUSAL_REASONS.refresh) refreshRejections.inc({ reason }, 0);
   for (const reason of REFUSAL_REASONS.subscribe) subscribeRejections.inc({ reason }, 0);
   for (const reason of REFUSAL_REASONS.publish) publishRejections.inc({ reason }, 0);
 
@@ -160,6 +162,7 @@ export async function startWorker(
     onAuthRefused: (socket, error) => {
       const expired = (error as { name?: unknown }).name === 'AuthTokenExpiredError';
       const refusal = error instanceof Refusal ? error : new Refusal(expired ? 'expired_token' : 'bad_token', (error as Error).message, expired ? 'AuthTokenExpiredError' : 'AuthTokenInvalidError');
+      refreshRejections.inc({ reason: refusal.reason });
       authFailure(socket, refusal, socket.authToken);
     },
     httpServer,

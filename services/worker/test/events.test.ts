@@ -3,16 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { SignJWT } from 'jose';
 import type { AGClientSocket } from 'socketcluster-client';
-import type { LifecycleEvent } from '@socketbridge/common';
-import { LocalCluster, connectClient, devSecrets, handshakeRefusal, killAll, opsFetch, rabbitmqUrl, waitFor } from '@socketbridge/devkit';
+import { redactUrl, type LifecycleEvent } from '@socketbridge/common';
+import { LocalCluster, connectClient, devSecrets, freePort, handshakeRefusal, killAll, opsFetch, rabbitmqUrl, waitFor } from '@socketbridge/devkit';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 // Lifecycle events into RabbitMQ (#17): a real worker publishes through a TCP proxy the test
 // controls (the machine's RabbitMQ is shared: it is never stopped), a real consumer reads the exchange.
+// The worker is given a node list whose first node is down (a closed port): it goes on to the next.
 
 const QUEUE_LIMIT = 20;
 const exchange = `events-test-${randomUUID().slice(0, 8)}`;
 let proxy: TcpProxy;
+let viaProxy: URL;
 let cluster: LocalCluster;
 let consumer: ChannelModel;
 let channel: Channel;
@@ -25,14 +27,17 @@ const tokenFor = (clientId: string) =>
 beforeAll(async () => {
   const rabbit = new URL(rabbitmqUrl());
   proxy = await TcpProxy.start({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
-  const viaProxy = new URL(rabbit);
+  viaProxy = new URL(rabbit);
   viaProxy.hostname = '127.0.0.1';
   viaProxy.port = String(proxy.port);
+  const downNode = new URL(viaProxy);
+  downNode.port = String(await freePort()); // nothing listens there: refused
   cluster = await LocalCluster.start({
     brokers: 1,
     workers: 1,
     env: {
-      SOCKETBRIDGE_EVENTS_RABBITMQ_URL: viaProxy.toString(),
+      SOCKETBRIDGE_EVENTS_RABBITMQ_URL: `${downNode.toString()},${viaProxy.toString()}`,
+      SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS: '1000',
       SOCKETBRIDGE_EVENTS_EXCHANGE: exchange,
       SOCKETBRIDGE_EVENTS_QUEUE_LIMIT: String(QUEUE_LIMIT),
       SOCKETBRIDGE_EVENTS_CONFIRM_TIMEOUT_MS: '1000',
@@ -97,6 +102,9 @@ describe('lifecycle events into RabbitMQ', () => {
     expect((await handshakeRefusal(cluster.workers[0]!.port, { token: forged })).name).toBe('AuthTokenInvalidError');
     await waitFor(() => received.some((r) => r.routingKey === 'auth_failure.-'), 10000, 'the auth failure event');
     expect(received.find((r) => r.routingKey === 'auth_failure.-')!.event).toMatchObject({ event: 'auth_failure', clientId: null, refusal: 'bad_token', error: 'AuthTokenInvalidError' });
+    // Through the list's second node, the first being down.
+    const connectedTo = cluster.workers[0]!.lines.filter((l) => l.msg === 'lifecycle events: connected to RabbitMQ').map((l) => l.node);
+    expect(connectedTo).toEqual([redactUrl(viaProxy.toString())]);
   });
 
   for (const outage of ['blackhole', 'cut'] as const) {

@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import type { AGClientSocket } from 'socketcluster-client';
 import { SocketBridgeClient } from '@socketbridge/client';
 import { TokenVerifier, withTimeout } from '@socketbridge/common';
-import { LocalCluster, connectClient, handshakeRefusal, killAll, waitFor } from '@socketbridge/devkit';
+import { LocalCluster, connectClient, handshakeRefusal, killAll, opsFetch, waitFor } from '@socketbridge/devkit';
 import { LocalIdp, type Alg } from './support/idp.js';
 
 const ALGS: Alg[] = ['RS256', 'ES256', 'EdDSA'];
@@ -66,6 +66,13 @@ function lifecycle(socket: AGClientSocket): { closes: number; connects: number }
     for await (const _ of socket.listener('connect')) counts.connects++;
   })();
   return counts;
+}
+
+/** The worker's refused refreshes by reason (NaN when the series is missing). */
+async function refreshRejections(reason: string): Promise<number> {
+  const text = await (await opsFetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('socketbridge_refresh_rejections_total{') && l.includes(`reason="${reason}"`));
+  return Number(line?.split(' ').at(-1) ?? NaN);
 }
 
 /** Whether the worker accepts a handshake with this token. */
@@ -282,7 +289,10 @@ describe('refreshing a token on an open socket', () => {
     expect(refreshedKicks).toBe(0);
     expect(refreshed.isSubscribed('room.e')).toBe(true);
 
-    // A bad new token (wrong audience): refused, the socket is signed out and leaves room.e, and stays open.
+    // A bad new token (wrong audience): refused, the socket is signed out and leaves room.e, and stays
+    // open; the refusal is counted (the series exists, at 0, before any).
+    const badTokenBefore = await refreshRejections('bad_token');
+    expect(badTokenBefore).toBeGreaterThanOrEqual(0);
     const id = refreshed.id;
     const kicked = refreshed.listener('kickOut').once();
     const bad = await acme.sign(kids.get('RS256')!, { sub: 'ada', channels: ['room.e'] }, { audience: 'another-app' });
@@ -295,6 +305,7 @@ describe('refreshing a token on an open socket', () => {
     expect(refreshed.authState).toBe('unauthenticated');
     expect(refreshed.state).toBe(refreshed.OPEN);
     expect(refreshed.id).toBe(id);
+    expect(await refreshRejections('bad_token')).toBe(badTokenBefore + 1);
   });
 
   it('the client library refreshes through its callback before exp, on the same socket', async () => {

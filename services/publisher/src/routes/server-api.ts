@@ -8,8 +8,11 @@ export interface ServerApiRoutesOptions {
   link: ClusterLink;
   /** The registry's client (a single node or a cluster: the keys share one hash tag). */
   redis: Pick<Redis, 'multi'> & { readonly status: string };
-  /** How long a revocation is kept: the longest token lifetime (SOCKETBRIDGE_TOKEN_TTL_SECONDS). */
-  tokenTtlSeconds: number;
+  /**
+   * How long a revocation by client (or by a `jti` without its `exp`) is kept: the longest token
+   * lifetime a worker accepts (SOCKETBRIDGE_REVOCATION_TTL_SECONDS, else SOCKETBRIDGE_TOKEN_TTL_SECONDS).
+   */
+  revocationTtlSeconds: number;
 }
 
 /**
@@ -17,7 +20,7 @@ export interface ServerApiRoutesOptions {
  * publisher publishes on the cluster's reserved control channel (common/src/control.ts), which
  * every worker listens on; the answer comes once the channel's broker shard took it.
  */
-export const serverApiRoutes: FastifyPluginAsyncTypebox<ServerApiRoutesOptions> = async (app, { link, redis, tokenTtlSeconds }) => {
+export const serverApiRoutes: FastifyPluginAsyncTypebox<ServerApiRoutesOptions> = async (app, { link, redis, revocationTtlSeconds }) => {
   async function order(message: ControlMessage): Promise<void> {
     try {
       await link.publish(CONTROL_CHANNEL, [message]);
@@ -54,12 +57,17 @@ export const serverApiRoutes: FastifyPluginAsyncTypebox<ServerApiRoutesOptions> 
     schema: {
       summary: 'Revoke a token, or every token of a client issued until a time (admin)',
       description:
-        '`{jti}` revokes one token; `{clientId, before?}` every token of the client issued at or before `before` (epoch seconds, default now). ' +
-        'Kept in Redis for the longest token lifetime; every worker refuses such a token at the handshake and at #authenticate, and closes ' +
+        '`{jti, exp?}` revokes one token, kept until its `exp` (epoch seconds) when given; `{clientId, before?}` every token of the client ' +
+        'issued at or before `before` (epoch seconds, default now). Kept in Redis until then, or for the longest token lifetime a worker ' +
+        'accepts (SOCKETBRIDGE_REVOCATION_TTL_SECONDS); every worker refuses such a token at the handshake and at #authenticate, and closes ' +
         'the sockets open with it at once (close code 4501).',
       security: [{ apiKey: [] }],
       body: Type.Union([
-        Type.Object({ jti: Type.String({ minLength: 1, maxLength: MAX_JTI }) }, { additionalProperties: false }),
+        Type.Object({
+          jti: Type.String({ minLength: 1, maxLength: MAX_JTI }),
+          // The revoked token's own `exp`: no token is refused for longer than it would live.
+          exp: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 40 })),
+        }, { additionalProperties: false }),
         Type.Object({
           clientId: Type.String({ minLength: 1, maxLength: MAX_CONTROL_CLIENT_ID }),
           before: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 40 })),
@@ -72,20 +80,23 @@ export const serverApiRoutes: FastifyPluginAsyncTypebox<ServerApiRoutesOptions> 
     },
   }, async (request, reply) => {
     const body = request.body;
-    const until = Date.now() + tokenTtlSeconds * 1000;
+    const now = Date.now();
+    // Until the token's own exp when known (a second at least: Redis' shortest expiry), else for the longest lifetime.
+    const until = 'jti' in body && body.exp !== undefined ? Math.max(body.exp * 1000, now + 1000) : now + revocationTtlSeconds * 1000;
+    const ttlSeconds = Math.ceil((until - now) / 1000);
     let message: ControlMessage;
     const multi = redis.multi();
     if ('jti' in body) {
       message = { type: 'revoke', jti: body.jti, until };
-      multi.set(registryKeys.revokedToken(body.jti), '1', 'EX', tokenTtlSeconds);
+      multi.set(registryKeys.revokedToken(body.jti), '1', 'EX', ttlSeconds);
       multi.zadd(registryKeys.revocations, until, `jti:${body.jti}`);
     } else {
-      const before = body.before ?? Math.floor(Date.now() / 1000);
+      const before = body.before ?? Math.floor(now / 1000);
       message = { type: 'revoke', clientId: body.clientId, before, until };
-      multi.set(registryKeys.revokedClient(body.clientId), String(before), 'EX', tokenTtlSeconds);
+      multi.set(registryKeys.revokedClient(body.clientId), String(before), 'EX', ttlSeconds);
       multi.zadd(registryKeys.revocations, until, `client:${body.clientId}`);
     }
-    multi.zremrangebyscore(registryKeys.revocations, '-inf', Date.now());
+    multi.zremrangebyscore(registryKeys.revocations, '-inf', now);
     const results = await multi.exec();
     const failed = results?.find(([error]) => error)?.[0];
     if (!results || failed) throw new ApiErrors.RegistryUnavailable(`the revocation was not stored: ${failed?.message ?? 'the transaction was aborted'}`);
