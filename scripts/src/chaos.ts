@@ -2,19 +2,23 @@
 // `npm run chaos`: the fault-injection run. Real processes, real RabbitMQ and Redis: messages flow
 // to recovering clients while a worker, a broker and the active publisher are killed, the state
 // server restarts and RabbitMQ drops the publisher's connection; with `--rabbitmq cluster`, on a
-// three-node RabbitMQ cluster and a quorum queue whose leader's node is then SIGKILLed. Then the same
-// run without recovery.
+// three-node RabbitMQ cluster and a quorum queue whose leader's node is then SIGKILLed; with
+// `--redis sentinel|cluster`, on a Redis master + replica + three sentinels or a six-node Redis Cluster
+// of the run's own, whose master (or the primary of some of the run's channels) is SIGKILLed. Then the
+// same run without recovery.
 import { execFile } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { SocketBridgeClient } from '@socketbridge/client';
-import { queueArguments, withTimeout, type BridgeQueue } from '@socketbridge/common';
+import { queueArguments, registryKeys, withTimeout, type BridgeQueue } from '@socketbridge/common';
 import {
   AmqpProducer,
   LocalCluster,
   PublisherApi,
   RabbitCluster,
+  RedisClusterSet,
+  RedisSentinelSet,
   TcpBalancer,
   devSecrets,
   getJson,
@@ -37,6 +41,8 @@ export interface ChaosOptions {
   recover: boolean;
   /** `cluster`: a three-node RabbitMQ cluster of the run's own and a quorum queue, whose leader's node is killed too. */
   rabbitmq?: 'single' | 'cluster';
+  /** `sentinel` or `cluster`: a Redis topology of the run's own instead of the machine's Redis, whose master (or a channel's primary) is killed too. */
+  redis?: 'single' | 'sentinel' | 'cluster';
   log?: (line: string) => void;
 }
 
@@ -109,7 +115,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const channels = Array.from({ length: options.channels }, (_, i) => `${prefix}.room-${i}`);
   // On a RabbitMQ cluster the messages go through a quorum queue of a bridge (single active consumer),
   // declared through the first node, which so leads it and takes the publishers' first connections.
-  const rabbit = options.rabbitmq === 'cluster' ? await RabbitCluster.start({ prefix: 'sbchaos' }) : undefined;
+  const redis = options.redis === 'sentinel' ? await RedisSentinelSet.start({ masterName: 'sbchaos' }) : options.redis === 'cluster' ? await RedisClusterSet.start() : undefined;
+  if (redis) log(`Redis ${options.redis}: ${redis.url()}`);
+  const rabbit = options.rabbitmq === 'cluster' ? await RabbitCluster.start({ prefix: 'sbchaos' }).catch(async (error: unknown) => {
+    await redis?.stop();
+    throw error;
+  }) : undefined;
   const exchange = rabbit ? `${names.SOCKETBRIDGE_EXCHANGE}.quorum` : names.SOCKETBRIDGE_EXCHANGE;
   const quorum: BridgeQueue = { name: `${names.SOCKETBRIDGE_EXCHANGE}.quorum`, type: 'quorum', durable: true, singleActiveConsumer: true, bindings: [], route: { channel: '{routingKey}' } };
   if (rabbit) {
@@ -134,9 +145,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       SOCKETBRIDGE_REMAP_GRACE_MS: '2000',
       SCC_STATE_SERVER_STARTUP_DELAY: '2000',
       ...(rabbit ? { SOCKETBRIDGE_RABBITMQ_URL: rabbit.url(), SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS: '2000' } : {}),
+      ...(redis ? { SOCKETBRIDGE_REDIS_URL: redis.url() } : {}),
     },
   }).catch(async (error: unknown) => {
     await rabbit?.stop();
+    await redis?.stop();
     throw error;
   });
   if (rabbit) {
@@ -232,8 +245,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const current = (await activePublisher(cluster)) ?? cluster.live(cluster.publishers)[0];
     if (current && (await closeRabbitConnectionOf(cluster, current, ctl))) fault(`RabbitMQ closed ${current.name}'s connection`);
 
+    if (redis) {
+      await at(0.82);
+      if (redis instanceof RedisSentinelSet) {
+        fault('SIGKILL the Redis master (Sentinel promotes the replica)');
+        const promotedAfter = await redis.killPrimary();
+        log(`    Sentinel promoted the replica after ${promotedAfter} ms`);
+      } else {
+        const channel = channels[0]!;
+        const owner = await redis.primaryOf(registryKeys.history(channel));
+        const owned: string[] = [];
+        for (const c of channels) if ((await redis.primaryOf(registryKeys.history(c))) === owner) owned.push(c);
+        fault(`SIGKILL the Redis Cluster primary of ${owned.length} of the ${channels.length} channels (its replica is promoted)`);
+        const { promotedAfterMs } = await redis.killPrimary(registryKeys.history(channel));
+        log(`    the replica was promoted after ${promotedAfterMs} ms`);
+      }
+    }
+
     if (rabbit) {
-      await at(0.85);
+      await at(redis ? 0.9 : 0.85);
       const leader = rabbit.nodes[0]!;
       await rabbit.kill(leader);
       fault(`SIGKILL RabbitMQ node ${leader.name}: the quorum queue's leader and the publishers' first node`);
@@ -302,6 +332,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await withTimeout(producer.close(), 5000, 'the producer to close').catch(() => undefined);
     await cluster.stop();
     await rabbit?.stop();
+    await redis?.stop();
   }
 }
 
@@ -329,13 +360,31 @@ function table(reports: ChaosReport[]): string {
 
 async function main(): Promise<void> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
-  const { values } = parseArgs({ options: { rabbitmq: { type: 'string', default: 'single' } } });
+  const { values } = parseArgs({
+    options: {
+      rabbitmq: { type: 'string', default: 'single' },
+      redis: { type: 'string', default: 'single' },
+      // The run's size: smaller on a busy machine.
+      clients: { type: 'string', default: '200' },
+      messages: { type: 'string', default: '20000' },
+    },
+  });
   if (values.rabbitmq !== 'single' && values.rabbitmq !== 'cluster') {
     log(`--rabbitmq is single (the machine's RabbitMQ) or cluster (three nodes of the run's own); got ${JSON.stringify(values.rabbitmq)}`);
     process.exit(2);
   }
+  if (values.redis !== 'single' && values.redis !== 'sentinel' && values.redis !== 'cluster') {
+    log(`--redis is single (the machine's Redis), sentinel (master, replica, three sentinels) or cluster (six-node Redis Cluster); got ${JSON.stringify(values.redis)}`);
+    process.exit(2);
+  }
+  const [clients, messages] = [Number(values.clients), Number(values.messages)];
+  if (!(clients > 0 && messages > 0)) {
+    log('--clients and --messages are positive numbers');
+    process.exit(2);
+  }
   const rabbitmq = values.rabbitmq as 'single' | 'cluster';
-  const base = { clients: 200, channels: 20, perClient: 2, messages: 20000, rate: 500, rabbitmq, log };
+  const redis = values.redis as 'single' | 'sentinel' | 'cluster';
+  const base = { clients, channels: 20, perClient: 2, messages, rate: 500, rabbitmq, redis, log };
   log('chaos run 1/2: SocketBridge, clients recover');
   const withRecovery = await runChaos({ ...base, recover: true });
   log('\nchaos run 2/2: the same faults, clients do not recover (plain SCC delivery)');
