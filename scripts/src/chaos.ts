@@ -53,7 +53,9 @@ export interface FaultReport {
   delivered: number;
   duplicates: number;
   lost: number;
-  /** The longest silence in deliveries (all clients together) from the fault to the next one (the last: 15 s), ms. */
+  /** Deliveries arriving from this fault to the next that came after a higher sequence number on their channel. */
+  outOfOrder: number;
+  /** The longest silence in deliveries (all clients together) that began between the fault and the next one (the last: 15 s), ms. */
   stallMs: number;
 }
 
@@ -94,14 +96,17 @@ async function closeRabbitConnectionOf(cluster: LocalCluster, publisher: Managed
   return true;
 }
 
-/** The longest gap between consecutive arrivals in [from, from + windowMs]. */
+/**
+ * The longest silence between consecutive arrivals that began in [from, from + windowMs]: one that
+ * outlasts the window (a failover with no delivery until after the next fault) counts to its end.
+ */
 function longestGap(arrivals: number[], from: number, windowMs: number): number {
   let gap = 0;
   let last = from;
   for (const at of arrivals) {
     if (at < from) continue;
-    if (at > from + windowMs) break;
     gap = Math.max(gap, at - last);
+    if (at > from + windowMs) break;
     last = at;
   }
   return gap;
@@ -166,7 +171,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const faults: string[] = [];
   const faultMarks: Array<{ fault: string; at: number; sent: number }> = [];
   const arrivals: number[] = [];
-  const clients: Array<{ client: SocketBridgeClient; seen: Map<string, number[]> }> = [];
+  // Per client and channel: the sequence numbers in arrival order, and when each arrived.
+  const clients: Array<{ client: SocketBridgeClient; seen: Map<string, number[]>; times: Map<string, number[]> }> = [];
   try {
     for (let i = 0; i < options.clients; i++) {
       const client = new SocketBridgeClient({
@@ -176,17 +182,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       });
       await client.connected();
       const seen = new Map<string, number[]>();
+      const times = new Map<string, number[]>();
       for (let k = 0; k < options.perClient; k++) {
         const channel = channels[(i + k) % channels.length]!;
         seen.set(channel, []);
+        times.set(channel, []);
         await client.subscribe(channel, {
           onMessage: (envelope) => {
+            const now = Date.now();
             seen.get(channel)!.push((envelope.data as { seq: number }).seq);
-            arrivals.push(Date.now());
+            times.get(channel)!.push(now);
+            arrivals.push(now);
           },
         });
       }
-      clients.push({ client, seen });
+      clients.push({ client, seen, times });
     }
     log(`${options.clients} clients subscribed (${options.perClient} channels each) through the balancer; sending ${options.messages} messages at ${options.rate}/s`);
 
@@ -260,6 +270,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const { promotedAfterMs } = await redis.killPrimary(registryKeys.history(channel));
         log(`    the replica was promoted after ${promotedAfterMs} ms`);
       }
+      // Deliveries resume before the next fault, so its stall and its out-of-order count are its own.
+      const promotedAt = Date.now();
+      await waitFor(() => (arrivals.at(-1) ?? 0) > promotedAt, 60000, 'deliveries to resume after the Redis failover', 50);
     }
 
     if (rabbit) {
@@ -297,9 +310,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     faultMarks.forEach((mark, i) => {
       const from = Math.floor(mark.sent / channels.length);
       const to = i + 1 < faultMarks.length ? Math.floor(faultMarks[i + 1]!.sent / channels.length) : perChannel;
-      const entry: FaultReport = { fault: mark.fault, sent: (to - from) * channels.length, delivered: 0, duplicates: 0, lost: 0, stallMs: longestGap(arrivals, mark.at, i + 1 < faultMarks.length ? faultMarks[i + 1]!.at - mark.at : 15000) };
-      for (const { seen } of clients) {
-        for (const list of seen.values()) {
+      const [fromAt, toAt] = [mark.at, i + 1 < faultMarks.length ? faultMarks[i + 1]!.at : Infinity];
+      const entry: FaultReport = { fault: mark.fault, sent: (to - from) * channels.length, delivered: 0, duplicates: 0, lost: 0, outOfOrder: 0, stallMs: longestGap(arrivals, mark.at, i + 1 < faultMarks.length ? faultMarks[i + 1]!.at - mark.at : 15000) };
+      for (const { seen, times } of clients) {
+        for (const [channel, list] of seen) {
+          // Out of order counts by arrival time: a message requeued in a failover arrives late, after the fault.
+          const at = times.get(channel)!;
+          let highest = -1;
+          list.forEach((seq, k) => {
+            if (seq < highest && at[k]! >= fromAt && at[k]! < toAt) entry.outOfOrder++;
+            highest = Math.max(highest, seq);
+          });
           const inRange = list.filter((seq) => seq >= from && seq < to);
           const unique = new Set(inRange);
           entry.delivered += unique.size;
@@ -337,8 +358,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 }
 
 function faultTable(report: ChaosReport): string {
-  const rows = report.perFault.map((f) => `| ${f.fault} | ${f.sent} | ${f.delivered} | ${f.duplicates} | ${f.lost} | ${f.stallMs} |`);
-  return ['| fault (messages sent from it to the next) | sent | delivered (per subscription) | delivered twice | lost | longest stall, ms |', '|---|---|---|---|---|---|', ...rows].join('\n');
+  const rows = report.perFault.map((f) => `| ${f.fault} | ${f.sent} | ${f.delivered} | ${f.duplicates} | ${f.lost} | ${f.outOfOrder} | ${f.stallMs} |`);
+  return ['| fault (messages sent from it to the next) | sent | delivered (per subscription) | delivered twice | lost | arrived after a later one | longest stall, ms |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
 }
 
 function table(reports: ChaosReport[]): string {
@@ -392,7 +413,10 @@ async function main(): Promise<void> {
   log(`\n${table([withRecovery, without])}\n`);
   for (const report of [withRecovery, without]) log(`${report.recover ? 'recovering clients' : 'plain clients (no recovery)'}, per fault:\n${faultTable(report)}\n`);
   log(JSON.stringify({ withRecovery, withoutRecovery: without }));
-  process.exit(withRecovery.lost === 0 && withRecovery.deliveredTwice === 0 && withRecovery.outOfOrder === 0 ? 0 : 1);
+  // A Redis failover may reorder: the publisher requeues what it could not append and RabbitMQ
+  // redelivers it among newer messages (docs/scaling.md); clients get history order. Anywhere else, order must hold.
+  const orderHeld = withRecovery.perFault.every((f) => f.outOfOrder === 0 || f.fault.includes('Redis'));
+  process.exit(withRecovery.lost === 0 && withRecovery.deliveredTwice === 0 && orderHeld ? 0 : 1);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
