@@ -57,6 +57,8 @@ export interface FaultReport {
   outOfOrder: number;
   /** The longest silence in deliveries (all clients together) that began between the fault and the next one (the last: 15 s), ms. */
   stallMs: number;
+  /** The same on the one client's channel that stayed silent longest (a Redis Cluster primary stalls only its own channels), ms. */
+  channelStallMs: number;
 }
 
 export interface ChaosReport {
@@ -311,11 +313,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const from = Math.floor(mark.sent / channels.length);
       const to = i + 1 < faultMarks.length ? Math.floor(faultMarks[i + 1]!.sent / channels.length) : perChannel;
       const [fromAt, toAt] = [mark.at, i + 1 < faultMarks.length ? faultMarks[i + 1]!.at : Infinity];
-      const entry: FaultReport = { fault: mark.fault, sent: (to - from) * channels.length, delivered: 0, duplicates: 0, lost: 0, outOfOrder: 0, stallMs: longestGap(arrivals, mark.at, i + 1 < faultMarks.length ? faultMarks[i + 1]!.at - mark.at : 15000) };
+      const entry: FaultReport = { fault: mark.fault, sent: (to - from) * channels.length, delivered: 0, duplicates: 0, lost: 0, outOfOrder: 0, channelStallMs: 0, stallMs: longestGap(arrivals, mark.at, i + 1 < faultMarks.length ? faultMarks[i + 1]!.at - mark.at : 15000) };
       for (const { seen, times } of clients) {
         for (const [channel, list] of seen) {
           // Out of order counts by arrival time: a message requeued in a failover arrives late, after the fault.
           const at = times.get(channel)!;
+          entry.channelStallMs = Math.max(entry.channelStallMs, longestGap(at, fromAt, Math.min(toAt, fromAt + 15000) - fromAt));
           let highest = -1;
           list.forEach((seq, k) => {
             if (seq < highest && at[k]! >= fromAt && at[k]! < toAt) entry.outOfOrder++;
@@ -358,8 +361,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 }
 
 function faultTable(report: ChaosReport): string {
-  const rows = report.perFault.map((f) => `| ${f.fault} | ${f.sent} | ${f.delivered} | ${f.duplicates} | ${f.lost} | ${f.outOfOrder} | ${f.stallMs} |`);
-  return ['| fault (messages sent from it to the next) | sent | delivered (per subscription) | delivered twice | lost | arrived after a later one | longest stall, ms |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
+  const rows = report.perFault.map((f) => `| ${f.fault} | ${f.sent} | ${f.delivered} | ${f.duplicates} | ${f.lost} | ${f.outOfOrder} | ${f.stallMs} | ${f.channelStallMs} |`);
+  return ['| fault (messages sent from it to the next) | sent | delivered (per subscription) | delivered twice | lost | arrived after a later one | longest stall, ms | on one channel, ms |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n');
 }
 
 function table(reports: ChaosReport[]): string {
