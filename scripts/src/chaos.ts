@@ -259,9 +259,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     if (redis) {
       await at(0.85);
-      // Two seconds of traffic after the previous fault (which may have come late: rabbitmqctl is slow), so each has a window of its own.
+      // A second of traffic after the previous fault (which may have come late: rabbitmqctl is slow), so each has a window of its own.
       const previous = faultMarks.at(-1)!.sent;
-      await waitFor(() => sent >= Math.min(total, previous + options.rate * 2), 600000, 'two seconds of traffic after the previous fault', 50);
+      await waitFor(() => sent >= Math.min(total, previous + options.rate), 600000, 'a second of traffic after the previous fault', 50);
       if (redis instanceof RedisSentinelSet) {
         fault('SIGKILL the Redis master (Sentinel promotes the replica)');
         const promotedAfter = await redis.killPrimary();
