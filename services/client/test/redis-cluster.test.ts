@@ -1,85 +1,31 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
-import { AmqpProducer, LocalCluster, PublisherApi, devSecrets, freePort, killAll, rabbitNames, recordingSubscriber, spawnCommand, waitFor, type ManagedProcess } from '@socketbridge/devkit';
+import { AmqpProducer, LocalCluster, PublisherApi, RedisClusterSet, devSecrets, killAll, rabbitNames, recordingSubscriber, waitFor } from '@socketbridge/devkit';
 import { SocketBridgeClient } from '../src/index.js';
 
 /**
  * Redis Cluster, as docs/scaling.md describes it: three primaries with a replica each, all of this
- * test's own on free ports. The publisher and worker know only the redis+cluster:// seed list.
- * Channels are picked so their keys land on different primaries; then one primary is SIGKILLed and
- * its replica promoted, and delivery on its channel resumes.
+ * test's own on free ports (devkit's RedisClusterSet). The publisher and worker know only the
+ * redis+cluster:// seed list. Channels are picked so their keys land on different primaries; then
+ * one primary is SIGKILLed and its replica promoted, and delivery on its channel resumes.
  */
 const names = rabbitNames('rcluster');
-const dir = mkdtempSync(join(tmpdir(), 'socketbridge-rcluster-'));
-const nodes = new Map<number, ManagedProcess>();
+let redis: RedisClusterSet;
 let cluster: LocalCluster;
 let producer: AmqpProducer;
 let api: PublisherApi;
 const clients: Array<Pick<SocketBridgeClient, 'close'>> = [];
-const probes = new Map<number, Redis>();
 const restQueue = `${names.SOCKETBRIDGE_EXCHANGE}.rest`;
 
-/** One plain connection per node, for the test's own CLUSTER questions. */
-function probe(port: number): Redis {
-  let redis = probes.get(port);
-  if (!redis) {
-    redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1 });
-    redis.on('error', () => undefined); // a node not up yet or killed: callers treat a failed command as "not yet"
-    probes.set(port, redis);
-  }
-  return redis;
-}
-
-/** Slot ranges and the port of the primary serving each, as one node sees them. */
-async function slotOwners(redis: Redis): Promise<Array<{ from: number; to: number; port: number }>> {
-  const slots = (await redis.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number, string]]>;
-  return slots.map(([from, to, primary]) => ({ from, to, port: Number(primary[1]) }));
-}
-
-async function primaryOf(redis: Redis, key: string): Promise<number> {
-  const slot = (await redis.call('CLUSTER', 'KEYSLOT', key)) as number;
-  return (await slotOwners(redis)).find((range) => slot >= range.from && slot <= range.to)!.port;
-}
-
 beforeAll(async () => {
-  const ports: number[] = [];
-  for (let i = 0; i < 6; i++) ports.push(await freePort());
-  for (const port of ports) {
-    const node = spawnCommand(`redis-${port}`, 'redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-      '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-      // Low, so a killed primary is declared failed and its replica promoted within seconds.
-      '--cluster-node-timeout', '1000',
-    ]);
-    nodes.set(port, node);
-  }
-  for (const node of nodes.values()) await waitFor(() => node.raw.some((line) => line.includes('Ready to accept connections')), 10000, 'a cluster node to start');
-  const create = spawnCommand('redis-cli-create', 'redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes']);
-  const { code } = await create.exited;
-  expect(code, create.raw.join('\n')).toBe(0);
-  const first = probe(ports[0]!);
-  await waitFor(async () => {
-    for (const port of ports) {
-      const info = (await probe(port).call('CLUSTER', 'INFO').catch(() => '')) as string;
-      if (!info.includes('cluster_state:ok')) return false;
-    }
-    return true;
-  }, 30000, 'every node to report cluster_state:ok', 200);
-  // Replicas must be attached before a failover can promote one.
-  await waitFor(async () => ((await first.call('CLUSTER', 'NODES')) as string).split('\n').filter((l) => l.includes(' slave ') && !l.includes('fail')).length === 3, 30000, 'three replicas', 200);
-
-  const url = `redis+cluster://${ports.slice(0, 3).map((p) => `127.0.0.1:${p}`).join(',')}`;
+  redis = await RedisClusterSet.start();
   cluster = await LocalCluster.start({
     brokers: 1,
     workers: 1,
     publishers: 1,
     env: {
       ...names,
-      SOCKETBRIDGE_REDIS_URL: url,
+      SOCKETBRIDGE_REDIS_URL: redis.url(),
       SOCKETBRIDGE_PUBLIC_CHANNELS: `${names.SOCKETBRIDGE_EXCHANGE}.*`,
       // Far beyond the test: a bridge can then reach the publisher only through the changes announcement (pub/sub).
       SOCKETBRIDGE_REGISTRY_RESYNC_MS: '600000',
@@ -92,13 +38,12 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const client of clients) client.close();
   await api?.request('DELETE', `/v1/bridges/${names.SOCKETBRIDGE_EXCHANGE}-rest`).catch(() => undefined);
-  for (const redis of probes.values()) redis.disconnect();
   await producer?.channel.deleteQueue(restQueue).catch(() => undefined);
   await producer?.deleteTopology(names);
   await producer?.close();
   await cluster?.stop();
+  await redis?.stop();
   await killAll();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 async function subscriber(channel: string, since?: string) {
@@ -109,12 +54,11 @@ async function subscriber(channel: string, since?: string) {
 
 describe('Redis Cluster', () => {
   it('channels on every primary, recovery, sign-up and a REST bridge; then a primary SIGKILL and its replica promoted', async () => {
-    const seed = probe([...nodes.keys()][0]!);
     // One channel per primary: the hash tag {<channel>} puts a channel's history keys in one slot.
     const byPrimary = new Map<number, string>();
     for (let i = 0; i < 200 && byPrimary.size < 3; i++) {
       const channel = `${names.SOCKETBRIDGE_EXCHANGE}.c${i}`;
-      const port = await primaryOf(seed, registryKeys.history(channel));
+      const port = await redis.primaryOf(registryKeys.history(channel));
       if (!byPrimary.has(port)) byPrimary.set(port, channel);
     }
     expect(byPrimary.size).toBe(3);
@@ -128,7 +72,7 @@ describe('Redis Cluster', () => {
     await waitFor(() => subs.every((s) => s.seen.length === 20), 20000, 'every channel to deliver 20 messages');
     for (const s of subs) expect(s.seen.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     // The history keys sit on three different primaries, each holding its channel's stream.
-    for (const [port, channel] of byPrimary) expect(await probe(port).xlen(registryKeys.history(channel))).toBe(20);
+    for (const [port, channel] of byPrimary) expect(await redis.probe(port).xlen(registryKeys.history(channel))).toBe(20);
 
     // Recovery through the worker: a client with an old offset gets the rest from the channel's primary.
     for (const [i, channel] of channels.entries()) {
@@ -166,7 +110,6 @@ describe('Redis Cluster', () => {
     // Failover: SIGKILL the primary of one channel while a stream flows on it.
     const [victimPort, victimChannel] = [...byPrimary.entries()][0]!;
     const live = await subscriber(victimChannel);
-    const otherPort = [...byPrimary.keys()].find((p) => p !== victimPort)!;
     let sent = 0;
     let stop = false;
     const MAX_ROUNDS = 3000; // bounds the loop: 3000 × 20 ms is far longer than any wait below
@@ -180,22 +123,8 @@ describe('Redis Cluster', () => {
     })();
     await waitFor(() => live.seen.length >= 50, 20000, 'the stream to reach the client');
     const killedAt = Date.now();
-    await nodes.get(victimPort)!.stop('SIGKILL');
-    const promotedAfter = await waitFor(
-      async () => {
-        const info = (await probe(otherPort).call('CLUSTER', 'INFO').catch(() => '')) as string;
-        if (!info.includes('cluster_state:ok')) return false;
-        const owner = await primaryOf(probe(otherPort), registryKeys.history(victimChannel)).catch(() => victimPort);
-        return owner !== victimPort;
-      },
-      30000,
-      'the replica to be promoted',
-      100,
-    ).catch(async (error: Error) => {
-      const view = (await probe(otherPort).call('CLUSTER', 'NODES').catch((e: Error) => e.message)) as string;
-      const logs = [...nodes.entries()].filter(([port]) => port !== victimPort).map(([port, node]) => `--- ${port}\n${node.raw.slice(-15).join('\n')}`);
-      throw new Error(`${error.message}\n${view}\n${logs.join('\n')}`);
-    });
+    const { port: killedPort, promotedAfterMs: promotedAfter } = await redis.killPrimary(registryKeys.history(victimChannel));
+    expect(killedPort).toBe(victimPort);
     const sentAtPromotion = sent;
     await waitFor(() => sent >= sentAtPromotion + 100, 20000, '100 more messages to be sent');
     stop = true;

@@ -1,116 +1,49 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import type { Envelope } from '@socketbridge/common';
 import {
   AmqpProducer,
   LocalCluster,
+  RedisSentinelSet,
   confirmedStream,
   finishStream,
-  freePort,
   killAll,
   longestStall,
   rabbitNames,
   recordingSubscribers,
-  spawnCommand,
   waitFor,
-  type ManagedProcess,
 } from '@socketbridge/devkit';
 import { SocketBridgeClient } from '../src/index.js';
 
 /**
  * Redis behind Sentinel, as docs/scaling.md describes it: one master, one replica, three sentinels,
- * all of this test's own on free ports. The master is SIGKILLed mid-stream; Sentinel promotes the
- * replica and the publisher and worker, configured only with the redis+sentinel:// URL, follow.
+ * all of this test's own on free ports (devkit's RedisSentinelSet). The master is SIGKILLed mid-stream;
+ * Sentinel promotes the replica and the publisher and worker, configured only with the
+ * redis+sentinel:// URL, follow.
  */
-const MASTER_NAME = 'sbtest';
 const names = rabbitNames('sentinel');
-const dir = mkdtempSync(join(tmpdir(), 'socketbridge-sentinel-'));
-const sentinelPorts: number[] = [];
-let masterPort: number;
-let replicaPort: number;
-let master: ManagedProcess;
+let redis: RedisSentinelSet;
 let cluster: LocalCluster;
 let producer: AmqpProducer;
 const clients: Array<Pick<SocketBridgeClient, 'close'>> = [];
-const probes: Redis[] = [];
-
-function redisServer(name: string, port: number, extra: string[] = []): ManagedProcess {
-  return spawnCommand(name, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra]);
-}
-
-/** Asks one sentinel which address it holds for the master now. */
-async function masterAddress(probe: Redis): Promise<string> {
-  const reply = (await probe.call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME).catch(() => null)) as [string, string] | null;
-  return reply ? `${reply[0]}:${reply[1]}` : '';
-}
 
 beforeAll(async () => {
-  masterPort = await freePort();
-  replicaPort = await freePort();
-  master = redisServer('redis-master', masterPort);
-  await waitFor(() => master.raw.some((line) => line.includes('Ready to accept connections')), 10000, 'the master to start');
-  const replica = redisServer('redis-replica', replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]);
-  await waitFor(() => replica.raw.some((line) => line.includes('MASTER <-> REPLICA sync: Finished')), 15000, 'the replica to sync');
-  for (let i = 0; i < 3; i++) {
-    const port = await freePort();
-    sentinelPorts.push(port);
-    // Sentinel rewrites its config file (it records the replica, the other sentinels, the new master): one file each.
-    const file = join(dir, `sentinel-${i}.conf`);
-    writeFileSync(
-      file,
-      [
-        `port ${port}`,
-        'bind 127.0.0.1',
-        `dir ${dir}`,
-        `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
-        `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
-        `sentinel failover-timeout ${MASTER_NAME} 3000`,
-        `sentinel parallel-syncs ${MASTER_NAME} 1`,
-        '',
-      ].join('\n'),
-    );
-    spawnCommand(`sentinel-${i}`, 'redis-sentinel', [file]);
-    const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 50 });
-    probe.on('error', () => undefined); // the sentinel may not be listening yet: masterAddress retries
-    probes.push(probe);
-  }
-  // Every sentinel must know the replica and the other two before a failover can be voted and carried out.
-  await waitFor(
-    async () => {
-      for (const probe of probes) {
-        const info = (await probe.call('SENTINEL', 'master', MASTER_NAME).catch(() => null)) as string[] | null;
-        if (!info) return false;
-        const field = (name: string) => Number(info[info.indexOf(name) + 1]);
-        if (field('num-slaves') < 1 || field('num-other-sentinels') < 2) return false;
-      }
-      return true;
-    },
-    30000,
-    'three sentinels to see the replica and each other',
-    100,
-  );
-
-  const url = `redis+sentinel://${sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${MASTER_NAME}`;
+  redis = await RedisSentinelSet.start({ masterName: 'sbtest' });
   cluster = await LocalCluster.start({
     brokers: 1,
     workers: 1,
     publishers: 1,
-    env: { ...names, SOCKETBRIDGE_REDIS_URL: url, SOCKETBRIDGE_PUBLIC_CHANNELS: `${names.SOCKETBRIDGE_EXCHANGE}.*` },
+    env: { ...names, SOCKETBRIDGE_REDIS_URL: redis.url(), SOCKETBRIDGE_PUBLIC_CHANNELS: `${names.SOCKETBRIDGE_EXCHANGE}.*` },
   });
   producer = await AmqpProducer.connect();
 }, 120_000);
 
 afterAll(async () => {
   for (const client of clients) client.close();
-  for (const probe of probes) probe.disconnect();
   await producer?.deleteTopology(names);
   await producer?.close();
   await cluster?.stop();
+  await redis?.stop();
   await killAll();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('Redis behind Sentinel', () => {
@@ -124,8 +57,7 @@ describe('Redis behind Sentinel', () => {
     await waitFor(() => subscribers.every((s) => s.seen.length >= 50), 20000, 'the stream to reach every client');
 
     const killedAt = Date.now();
-    await master.stop('SIGKILL');
-    const promotedAfter = await waitFor(async () => (await Promise.all(probes.map(masterAddress))).every((a) => a === `127.0.0.1:${replicaPort}`), 30000, 'Sentinel to promote the replica', 100);
+    const promotedAfter = await redis.killPrimary();
     const sentAtPromotion = stream.sent;
     // Messages sent once the replica is the master must arrive: the services follow without a restart.
     const last = await finishStream(stream, subscribers);

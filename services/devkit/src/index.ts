@@ -6,3 +6,4 @@ export * from './balancer.js';
 export * from './testbed.js';
 export * from './test-services.js';
 export * from './rabbit-cluster.js';
+export * from './redis-topologies.js';

@@ -1,0 +1,250 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, spawnCommand, waitFor, type ManagedProcess } from './processes.js';
+
+/**
+ * Redis topologies of a test's or a chaos run's own (docs/scaling.md, docs/testing.md): Debian's
+ * redis-server and redis-sentinel on free ports, data in a temp folder, nothing persisted, so the
+ * machine's Redis is never touched. Each starts in seconds; `stop()` kills every process it started.
+ */
+
+function redisServer(name: string, dir: string, port: number, extra: string[] = []): ManagedProcess {
+  return spawnCommand(name, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra]);
+}
+
+async function waitReady(node: ManagedProcess, what: string): Promise<void> {
+  await waitFor(
+    () => {
+      if (!node.running) throw new Error(`${node.name} exited:\n${node.tail(20)}`);
+      return node.raw.some((line) => line.includes('Ready to accept connections'));
+    },
+    10000,
+    what,
+  );
+}
+
+/** A plain connection for a harness's own questions; a node not up yet or killed makes commands fail, which callers read as "not yet". */
+function probeConnection(port: number): Redis {
+  const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  return redis;
+}
+
+/** One master, one replica, three sentinels (quorum 2), failing over within seconds of a master's death. */
+export class RedisSentinelSet {
+  private constructor(
+    readonly masterName: string,
+    private readonly dir: string,
+    readonly masterPort: number,
+    readonly replicaPort: number,
+    readonly master: ManagedProcess,
+    readonly sentinelPorts: number[],
+    /** One connection per sentinel. */
+    readonly probes: Redis[],
+    /** Every server and sentinel started, for stop(). */
+    private readonly processes: ManagedProcess[],
+  ) {}
+
+  static async start(options: { masterName?: string } = {}): Promise<RedisSentinelSet> {
+    const masterName = options.masterName ?? 'sbtest';
+    const dir = mkdtempSync(join(tmpdir(), 'socketbridge-sentinel-'));
+    const [masterPort, replicaPort] = [await freePort(), await freePort()];
+    const master = redisServer('redis-master', dir, masterPort);
+    const set = new RedisSentinelSet(masterName, dir, masterPort, replicaPort, master, [], [], [master]);
+    try {
+      await waitReady(master, 'the master to start');
+      const replica = redisServer('redis-replica', dir, replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]);
+      set.processes.push(replica);
+      await waitFor(() => replica.raw.some((line) => line.includes('MASTER <-> REPLICA sync: Finished')), 15000, 'the replica to sync');
+      for (let i = 0; i < 3; i++) {
+        const port = await freePort();
+        set.sentinelPorts.push(port);
+        // Sentinel rewrites its config file (it records the replica, the other sentinels, the new master): one file each.
+        const file = join(dir, `sentinel-${i}.conf`);
+        writeFileSync(
+          file,
+          [
+            `port ${port}`,
+            'bind 127.0.0.1',
+            `dir ${dir}`,
+            `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 2`,
+            // Low, so a killed master is found down and replaced within seconds.
+            `sentinel down-after-milliseconds ${masterName} 1000`,
+            `sentinel failover-timeout ${masterName} 3000`,
+            `sentinel parallel-syncs ${masterName} 1`,
+            '',
+          ].join('\n'),
+        );
+        set.processes.push(spawnCommand(`sentinel-${i}`, 'redis-sentinel', [file]));
+        set.probes.push(probeConnection(port));
+      }
+      // Every sentinel must know the replica and the other two before a failover can be voted and carried out.
+      await waitFor(
+        async () => {
+          for (const probe of set.probes) {
+            const info = (await probe.call('SENTINEL', 'master', masterName).catch(() => null)) as string[] | null;
+            if (!info) return false;
+            const field = (name: string) => Number(info[info.indexOf(name) + 1]);
+            if (field('num-slaves') < 1 || field('num-other-sentinels') < 2) return false;
+          }
+          return true;
+        },
+        30000,
+        'three sentinels to see the replica and each other',
+        100,
+      );
+      return set;
+    } catch (error) {
+      await set.stop();
+      throw error;
+    }
+  }
+
+  /** SOCKETBRIDGE_REDIS_URL for this set: every sentinel and the master name. */
+  url(): string {
+    return `redis+sentinel://${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${this.masterName}`;
+  }
+
+  /** What one sentinel holds as the master's address now, `host:port` ('' if it does not answer). */
+  async masterAddress(probe: Redis): Promise<string> {
+    const reply = (await probe.call('SENTINEL', 'get-master-addr-by-name', this.masterName).catch(() => null)) as [string, string] | null;
+    return reply ? `${reply[0]}:${reply[1]}` : '';
+  }
+
+  /** SIGKILLs the master and waits until every sentinel names the replica as master; resolves to the ms that took. */
+  async killPrimary(timeoutMs = 30000): Promise<number> {
+    await this.master.stop('SIGKILL');
+    const promoted = `127.0.0.1:${this.replicaPort}`;
+    return waitFor(async () => (await Promise.all(this.probes.map((p) => this.masterAddress(p)))).every((a) => a === promoted), timeoutMs, 'Sentinel to promote the replica', 100);
+  }
+
+  /** Kills the servers and sentinels this set started and deletes its folder. */
+  async stop(): Promise<void> {
+    for (const probe of this.probes) probe.disconnect();
+    await Promise.all(this.processes.map((p) => p.stop('SIGKILL', 5000)));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Three primaries with a replica each, made a Redis Cluster by `redis-cli --cluster create`. */
+export class RedisClusterSet {
+  private readonly probes = new Map<number, Redis>();
+
+  private constructor(
+    private readonly dir: string,
+    /** Node processes by port, in creation order (redis-cli makes the first three the primaries). */
+    readonly nodes: Map<number, ManagedProcess>,
+  ) {}
+
+  static async start(): Promise<RedisClusterSet> {
+    const dir = mkdtempSync(join(tmpdir(), 'socketbridge-rcluster-'));
+    const set = new RedisClusterSet(dir, new Map());
+    try {
+      const ports: number[] = [];
+      for (let i = 0; i < 6; i++) ports.push(await freePort());
+      for (const port of ports) {
+        set.nodes.set(
+          port,
+          redisServer(`redis-${port}`, dir, port, [
+            '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+            // Low, so a killed primary is declared failed and its replica promoted within seconds.
+            '--cluster-node-timeout', '1000',
+          ]),
+        );
+      }
+      for (const node of set.nodes.values()) await waitReady(node, 'a cluster node to start');
+      const create = spawnCommand('redis-cli-create', 'redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes']);
+      const { code } = await create.exited;
+      if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}:\n${create.raw.join('\n')}`);
+      await waitFor(async () => {
+        for (const port of ports) {
+          const info = (await set.probe(port).call('CLUSTER', 'INFO').catch(() => '')) as string;
+          if (!info.includes('cluster_state:ok')) return false;
+        }
+        return true;
+      }, 30000, 'every node to report cluster_state:ok', 200);
+      // Replicas must be attached before a failover can promote one.
+      await waitFor(
+        async () => ((await set.probe(ports[0]!).call('CLUSTER', 'NODES')) as string).split('\n').filter((l) => l.includes(' slave ') && !l.includes('fail')).length === 3,
+        30000,
+        'three replicas',
+        200,
+      );
+      return set;
+    } catch (error) {
+      await set.stop();
+      throw error;
+    }
+  }
+
+  get ports(): number[] {
+    return [...this.nodes.keys()];
+  }
+
+  /** SOCKETBRIDGE_REDIS_URL for this cluster: three seed nodes, as an operator would list them. */
+  url(): string {
+    return `redis+cluster://${this.ports.slice(0, 3).map((p) => `127.0.0.1:${p}`).join(',')}`;
+  }
+
+  /** One plain connection per node, for CLUSTER questions. */
+  probe(port: number): Redis {
+    let redis = this.probes.get(port);
+    if (!redis) {
+      redis = probeConnection(port);
+      this.probes.set(port, redis);
+    }
+    return redis;
+  }
+
+  /** Slot ranges and the port of the primary serving each, as the node on `port` (default: a live one) sees them. */
+  async slotOwners(port = this.livePort()): Promise<Array<{ from: number; to: number; port: number }>> {
+    const slots = (await this.probe(port).call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number, string]]>;
+    return slots.map(([from, to, primary]) => ({ from, to, port: Number(primary[1]) }));
+  }
+
+  /** The port of the primary serving `key`'s slot, as the node on `port` sees it. */
+  async primaryOf(key: string, port = this.livePort()): Promise<number> {
+    const slot = (await this.probe(port).call('CLUSTER', 'KEYSLOT', key)) as number;
+    return (await this.slotOwners(port)).find((range) => slot >= range.from && slot <= range.to)!.port;
+  }
+
+  /**
+   * SIGKILLs the primary serving `key` and waits until a surviving node reports the cluster ok with
+   * another node serving the key's slot (its replica, promoted); resolves to the ms that took.
+   */
+  async killPrimary(key: string, timeoutMs = 30000): Promise<{ port: number; promotedAfterMs: number }> {
+    const victim = await this.primaryOf(key);
+    await this.nodes.get(victim)!.stop('SIGKILL');
+    const witness = this.livePort();
+    const promotedAfterMs = await waitFor(
+      async () => {
+        const info = (await this.probe(witness).call('CLUSTER', 'INFO').catch(() => '')) as string;
+        if (!info.includes('cluster_state:ok')) return false;
+        return (await this.primaryOf(key, witness).catch(() => victim)) !== victim;
+      },
+      timeoutMs,
+      'the replica to be promoted',
+      100,
+    ).catch(async (error: Error) => {
+      const view = (await this.probe(witness).call('CLUSTER', 'NODES').catch((e: Error) => e.message)) as string;
+      const logs = [...this.nodes.entries()].filter(([port]) => port !== victim).map(([port, node]) => `--- ${port}\n${node.raw.slice(-15).join('\n')}`);
+      throw new Error(`${error.message}\n${view}\n${logs.join('\n')}`);
+    });
+    return { port: victim, promotedAfterMs };
+  }
+
+  /** Kills every node and deletes the cluster's folder. */
+  async stop(): Promise<void> {
+    for (const redis of this.probes.values()) redis.disconnect();
+    await Promise.all([...this.nodes.values()].map((node) => node.stop('SIGKILL', 5000)));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private livePort(): number {
+    const port = [...this.nodes.entries()].find(([, node]) => node.running)?.[0];
+    if (port === undefined) throw new Error('no Redis Cluster node is running');
+    return port;
+  }
+}
