@@ -63,7 +63,8 @@ runMain('worker', async () => {
   announceListening(worker.port);
   // Among the workers a publisher waits for when it asks the cluster (channel info, presence), once
   // this one hears the control channel; the entry expires by itself if the worker dies.
-  const liveness = setInterval(() => {
+  let listed = false;
+  const renew = () => {
     if (!worker.controlSubscribed() || redis.status !== 'ready') return;
     const now = Date.now();
     redis
@@ -75,10 +76,17 @@ runMain('worker', async () => {
       .then((results) => {
         // The live set, read in the same step: a worker gone from it left its presence channels.
         const [error, live] = results?.[2] ?? [new Error('the transaction was aborted')];
-        if (!error && Array.isArray(live)) worker.liveWorkers(new Set(live as string[]));
+        if (!error && Array.isArray(live)) {
+          listed = true;
+          worker.liveWorkers(new Set(live as string[]));
+        }
       })
       .catch((error: unknown) => logger.debug({ err: error }, 'could not renew the liveness entry'));
-  }, config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS);
+  };
+  // The first entry as soon as the control channel is heard (/readyz waits for it), then one per interval.
+  const firstEntry = setInterval(() => (listed ? clearInterval(firstEntry) : renew()), Math.min(50, config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS));
+  const liveness = setInterval(renew, config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS);
+  firstEntry.unref();
   liveness.unref();
   installShutdown({
     logger,
@@ -87,6 +95,7 @@ runMain('worker', async () => {
       await worker.drain();
       // Only now, with every socket closed and its leaves sent: other workers would otherwise send
       // this worker's presence leaves for it as well (it would look dead), and the real ones after.
+      clearInterval(firstEntry);
       clearInterval(liveness);
       await redis.zrem(registryKeys.liveWorkers, worker.instanceId).catch(() => undefined);
       // The drain's disconnects are events too: give them a moment to be confirmed.

@@ -59,6 +59,8 @@ export async function startWorker(
   const httpServer = createHardenedServer();
   const broker = new AGSimpleBroker();
   let draining = false;
+  /** Listed among the live workers (main.ts renews the entry and reports the live set through liveWorkers). */
+  let listed = false;
   // Set once the port is known (the cluster announces it); ops routes answer before that.
   let link: ClusterLink | undefined = undefined;
 
@@ -258,7 +260,13 @@ export async function startWorker(
     socketPath: SCC_PATH,
     // Ready once the cluster link is (cluster-link.ts, linkReadiness): its first clients' channels
     // are then heard on the shard every publisher sends them to.
-    readiness: () => (draining ? { ready: false, reason: 'draining' } : (link?.readiness() ?? { ready: false, reason: 'no broker mapping yet' })),
+    // And once it is listed among the live workers: publishers wait only for the listed workers'
+    // answers to channel info and presence, so before that this worker's sockets would be left out.
+    readiness: () => {
+      if (draining) return { ready: false, reason: 'draining' };
+      const linked = link?.readiness() ?? { ready: false, reason: 'no broker mapping yet' };
+      return !linked.ready || listed ? linked : { ready: false, reason: 'not yet listed among the live workers' };
+    },
     routes: {
       '/cluster': (_req, res) =>
         sendJson(res, 200, {
@@ -332,6 +340,7 @@ export async function startWorker(
     instanceId,
     controlSubscribed: () => link?.isSubscribed(CONTROL_CHANNEL) ?? false,
     liveWorkers: (live) => {
+      if (live.has(instanceId)) listed = true; // latched, as the link's readiness: a Redis hiccup later empties no Service
       // A worker's entry lapses after 3 intervals: one heard from for longer and never live is gone too.
       const left = roster.liveWorkers(live, 3 * config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS);
       if (left > 0) logger.info({ leaves: left }, 'sent the presence leaves of a worker that stopped renewing its liveness entry');
