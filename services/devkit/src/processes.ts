@@ -6,16 +6,31 @@ import type { ListeningMessage } from '@socketbridge/common';
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** A port the OS just handed out; for programs that cannot listen on port 0 themselves. */
+/** Every port freePort handed out in this process: the OS may offer a just-closed port again. */
+const handedOut = new Set<number>();
+
+/**
+ * A port the OS says is free, never one this process handed out before: callers often take several
+ * before any is bound (the pods test starts a whole chart at once), and two members given the same
+ * port fail with EADDRINUSE (a CI run saw a worker and a broker get one port).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        const bound = typeof address === 'object' && address ? address.port : 0;
+        server.close(() => resolve(bound));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port the OS offered was new after 100 tries');
 }
 
 /** Polls `check` until it holds; throws naming `what` after `timeoutMs`. */
