@@ -37,6 +37,9 @@ interface Consumer {
   stream?: StreamProgress;
 }
 
+/** How often a connected publisher checks whether the cluster can take messages yet. */
+const CLUSTER_POLL_MS = 50;
+
 export const REASON_HEADER = 'x-socketbridge-reason';
 export const DETAIL_HEADER = 'x-socketbridge-detail';
 
@@ -56,6 +59,7 @@ export class RabbitConsumer {
   /** Each channel's acks, one frame per turn (acks.ts). */
   private readonly ackBatchers = new WeakMap<ConfirmChannel, AckBatcher>();
   private inFlight = 0;
+  private waitingForCluster = false;
   private readonly metrics;
   private readonly defaultHistory: HistoryPolicy;
   /** SOCKETBRIDGE_RABBITMQ_URL's nodes, and the one to try first at the next connect. */
@@ -106,7 +110,8 @@ export class RabbitConsumer {
   /**
    * Idempotent: the first call starts consuming, later calls change nothing. Resolves once the
    * connection attempt under way, if any, is over (connected and consuming its queues, or failed and
-   * retrying), so a caller that then reads `status()` does not see a connection without its queues.
+   * retrying), so a caller that then reads `status()` does not see a connection without its queues;
+   * the exception is a publisher whose cluster link is not ready yet, which consumes once it is.
    */
   async start(): Promise<void> {
     if (!this.wanted) {
@@ -232,6 +237,15 @@ export class RabbitConsumer {
   private async sync(): Promise<void> {
     const connection = this.connection;
     if (!connection || !this.wanted) return;
+    // Not before the cluster can take them: a message taken earlier would only fail and wait out
+    // the requeue delay. The link turns ready once and stays so (cluster-link.ts).
+    if (!this.pipeline.ready) {
+      if (!this.waitingForCluster) this.logger.info('waiting for the cluster before consuming');
+      this.waitingForCluster = true;
+      this.scheduleSync(CLUSTER_POLL_MS);
+      return;
+    }
+    this.waitingForCluster = false;
     const desired = this.desired();
     const names = new Set(desired.map((s) => s.name));
     for (const [name, consumer] of this.consumers) {

@@ -66,6 +66,14 @@ export class Pipeline {
     });
   }
 
+  /**
+   * Whether the cluster can take messages: the link is ready (cluster-link.ts, linkReadiness), so a
+   * publish goes to a shard every member listens on rather than failing for want of a broker.
+   */
+  get ready(): boolean {
+    return this.link.readiness().ready;
+  }
+
   /** Resolves once every message handed in so far has settled. */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.running.values()]);
