@@ -15,8 +15,11 @@ export { OFFSET, type Envelope } from './wire.js';
  */
 export const RESERVED_CHANNEL_NAMES: readonly string[] = Object.getOwnPropertyNames(Object.prototype);
 
+/** The longest channel name (characters). */
+export const MAX_CHANNEL_NAME_LENGTH = 200;
+
 /** Channel names: what RabbitMQ routing keys and SocketCluster channel names both carry safely. */
-export const CHANNEL_NAME = new RegExp(`^(?!(?:${RESERVED_CHANNEL_NAMES.join('|')})$)[A-Za-z0-9_.:@-]{1,200}$`);
+export const CHANNEL_NAME = new RegExp(`^(?!(?:${RESERVED_CHANNEL_NAMES.join('|')})$)[A-Za-z0-9_.:@-]{1,${MAX_CHANNEL_NAME_LENGTH}}$`);
 
 export type Access = 'public' | 'authenticated' | 'owner';
 

@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { RedisClient } from '@socketbridge/common';
-import { createHardenedServer, type ClusterLink, type Logger, type Registry, type BridgeWatcher } from '@socketbridge/common';
+import { MAX_CHANNEL_NAME_LENGTH, createHardenedServer, type ClusterLink, type Logger, type Registry, type BridgeWatcher } from '@socketbridge/common';
 import { adminGuard, adminKeyCheck } from './admin.js';
 import type { PublisherConfig } from './config.js';
 import { consolePlugin } from './console/index.js';
@@ -46,6 +46,10 @@ export async function buildApp(deps: AppDeps) {
     // No line per request (metrics count them); Fastify 5.x deprecated the top-level option for this.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.SOCKETBRIDGE_BODY_LIMIT_BYTES,
+    // Path parameters longer than this get 414 before any schema runs; Fastify's default (100) is
+    // below the longest channel name, so /v1/channels/<a valid 150-character name> was refused.
+    // Twice the limit: a name just too long gets the schema's 400 with its reason.
+    maxParamLength: 2 * MAX_CHANNEL_NAME_LENGTH,
     // Which X-Forwarded-For hops name the client (request.ip, the sign-in budget's key); none by default.
     trustProxy: config.SOCKETBRIDGE_TRUST_PROXY,
   }).withTypeProvider<TypeBoxTypeProvider>();

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@fastify/type-provider-typebox';
-import { BridgeBodySchema } from '@socketbridge/common';
+import { BridgeBodySchema, MAX_CHANNEL_NAME_LENGTH } from '@socketbridge/common';
 
 /** JSON Schemas for every route (validated by Fastify, published at /docs). */
 
@@ -28,7 +28,8 @@ export const ClientToken = Type.Object({ clientId: Type.String(), channel: Type.
 
 export const ClientView = Type.Object({ clientId: Type.String(), name: Type.String(), email: Type.String(), createdAt: Type.String() });
 
-const channelName = Type.String({ pattern: '^[A-Za-z0-9_.:@-]{1,200}$' });
+// The characters of CHANNEL_NAME (channels.ts); its reserved names are refused where a channel is used.
+const channelName = Type.String({ pattern: `^[A-Za-z0-9_.:@-]{1,${MAX_CHANNEL_NAME_LENGTH}}$` });
 
 export const ChannelParams = Type.Object({ channel: channelName }, { additionalProperties: false });
 

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AGClientSocket } from 'socketcluster-client';
 import { SocketBridgeClient, type PresenceNotice } from '@socketbridge/client';
-import { withTimeout } from '@socketbridge/common';
+import { MAX_CHANNEL_NAME_LENGTH, withTimeout } from '@socketbridge/common';
 import { connectClient, startPublisherTestbed, waitFor, type ManagedProcess, type PublisherApi, type PublisherTestbed } from '@socketbridge/devkit';
 
 // Channel info and presence (#17): the publisher asks every worker through the cluster and adds up
@@ -201,6 +201,14 @@ describe('GET /v1/channels/:channel and /presence', () => {
       await third.stop('SIGKILL', 5000);
       testbed.cluster.workers.pop();
     }
+  });
+
+  it('channel names up to the longest allowed are answered; one character more is a 400 with the reason, not a 414', async () => {
+    const longest = `quiet.${'x'.repeat(MAX_CHANNEL_NAME_LENGTH - 'quiet.'.length)}`;
+    expect(await channelInfo(longest)).toMatchObject({ channel: longest, subscribers: 0, complete: true });
+    const tooLong = await api.request<{ error: string; message: string }>('GET', `/v1/channels/${longest}y`);
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.message).toMatch(/channel/);
   });
 
   it('a channel without presence: info answers, presence is 404 with the reason, and no notices', async () => {
