@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { announceListening, Counter, Revocations, RECOVER_OUTCOMES, findPolicy, registryKeys, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher, parseRabbitUrls } from '@socketbridge/common';
+import { announceListening, Counter, Revocations, RECOVER_OUTCOMES, findPolicy, waitUntil, withTimeout, RECOVER_PROCEDURE, connectRedis, createLogger, createRegistry, installShutdown, metricDefs, runMain, BridgeWatcher, parseRabbitUrls } from '@socketbridge/common';
 import { accessHooks } from './access.js';
 import { loadWorkerConfig } from './config.js';
 import { recoverProcedure } from './recover.js';
 import { LifecycleEvents } from './events.js';
+import { Liveness } from './liveness.js';
 import { startWorker } from './server.js';
 
 runMain('worker', async () => {
@@ -61,33 +62,15 @@ runMain('worker', async () => {
   const worker = await startWorker({ ...config, SOCKETBRIDGE_INSTANCE_ID: instanceId }, logger, metrics, hooks, revocations, events);
   logger.info({ port: worker.port, instanceId: worker.instanceId }, 'listening');
   announceListening(worker.port);
-  // Among the workers a publisher waits for when it asks the cluster (channel info, presence), once
-  // this one hears the control channel; the entry expires by itself if the worker dies.
-  let listed = false;
-  const renew = () => {
-    if (!worker.controlSubscribed() || redis.status !== 'ready') return;
-    const now = Date.now();
-    redis
-      .multi()
-      .zadd(registryKeys.liveWorkers, now + 3 * config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS, worker.instanceId)
-      .zremrangebyscore(registryKeys.liveWorkers, '-inf', now)
-      .zrangebyscore(registryKeys.liveWorkers, now, '+inf')
-      .exec()
-      .then((results) => {
-        // The live set, read in the same step: a worker gone from it left its presence channels.
-        const [error, live] = results?.[2] ?? [new Error('the transaction was aborted')];
-        if (!error && Array.isArray(live)) {
-          listed = true;
-          worker.liveWorkers(new Set(live as string[]));
-        }
-      })
-      .catch((error: unknown) => logger.debug({ err: error }, 'could not renew the liveness entry'));
-  };
-  // The first entry as soon as the control channel is heard (/readyz waits for it), then one per interval.
-  const firstEntry = setInterval(() => (listed ? clearInterval(firstEntry) : renew()), Math.min(50, config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS));
-  const liveness = setInterval(renew, config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS);
-  firstEntry.unref();
-  liveness.unref();
+  const liveness = new Liveness({
+    redis,
+    instanceId: worker.instanceId,
+    intervalMs: config.SOCKETBRIDGE_LIVENESS_INTERVAL_MS,
+    canRenew: worker.controlSubscribed,
+    onLive: worker.liveWorkers,
+    logger,
+  });
+  liveness.start();
   installShutdown({
     logger,
     timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS,
@@ -95,9 +78,7 @@ runMain('worker', async () => {
       await worker.drain();
       // Only now, with every socket closed and its leaves sent: other workers would otherwise send
       // this worker's presence leaves for it as well (it would look dead), and the real ones after.
-      clearInterval(firstEntry);
-      clearInterval(liveness);
-      await redis.zrem(registryKeys.liveWorkers, worker.instanceId).catch(() => undefined);
+      await liveness.stop();
       // The drain's disconnects are events too: give them a moment to be confirmed.
       await events?.close(2000);
       await bridges.close();

@@ -40,7 +40,7 @@ export interface WorkerServer {
   instanceId: string;
   /** Whether the control channel's shard confirmed this worker's subscription: it hears orders and queries. */
   controlSubscribed: () => boolean;
-  /** The workers live now (main.ts reads them with its own liveness renewal): a dead one's presence joins leave. */
+  /** The workers live now (liveness.ts reads them with each renewal of its entry): a dead one's presence joins leave. */
   liveWorkers: (live: ReadonlySet<string>) => void;
   drain: () => Promise<void>;
 }
@@ -59,7 +59,7 @@ export async function startWorker(
   const httpServer = createHardenedServer();
   const broker = new AGSimpleBroker();
   let draining = false;
-  /** Listed among the live workers (main.ts renews the entry and reports the live set through liveWorkers). */
+  /** Listed among the live workers (liveness.ts renews the entry and reports the live set through liveWorkers). */
   let listed = false;
   // Set once the port is known (the cluster announces it); ops routes answer before that.
   let link: ClusterLink | undefined = undefined;
