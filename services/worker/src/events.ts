@@ -1,5 +1,5 @@
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
-import { connectRabbit, Counter, Gauge, metricDefs, NO_CLIENT, redactUrl, type LifecycleEvent, type Logger, type Registry } from '@socketbridge/common';
+import { connectRabbit, Counter, Gauge, metricDefs, NO_CLIENT, redactUrl, type LifecycleEvent, type Logger, type Registry, withTimeout } from '@socketbridge/common';
 
 export interface LifecycleEventsOptions {
   /** A RabbitMQ cluster's nodes (parseRabbitUrls), tried in turn: one URL is a list of one. */
@@ -158,8 +158,18 @@ export class LifecycleEvents {
       });
       connection = connected.connection;
       this.nextNode = (connected.index + 1) % this.options.urls.length;
-      const channel = await connection.createConfirmChannel();
-      await channel.assertExchange(this.options.exchange, 'topic', { durable: true });
+      // Bounded too: a node that stalls right after the handshake would otherwise hold `connecting`
+      // (and every event) until the AMQP heartbeat noticed.
+      const opened = connection;
+      const channel = await withTimeout(
+        (async () => {
+          const confirm = await opened.createConfirmChannel();
+          await confirm.assertExchange(this.options.exchange, 'topic', { durable: true });
+          return confirm;
+        })(),
+        this.options.connectTimeoutMs,
+        'the events channel and exchange',
+      );
       const generation = ++this.generation;
       connection.on('error', (error: Error) => this.options.logger.warn({ err: error.message }, 'lifecycle events: RabbitMQ connection error'));
       connection.on('close', () => {
