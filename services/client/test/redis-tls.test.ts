@@ -30,7 +30,7 @@ let strangerCa: TestCa;
 
 beforeAll(() => {
   ca = TestCa.create();
-  strangerCa = TestCa.create('a CA that signed nothing here');
+  strangerCa = TestCa.create({ name: 'a CA that signed nothing here' });
 });
 
 afterAll(async () => {
@@ -221,4 +221,26 @@ tlsSuite(
   'Cluster',
   () => RedisClusterSet.start({ tls: ca }),
   (redis) => (redis as RedisClusterSet).ports.slice(0, 2),
+  (suite) => {
+    it('certificates naming only localhost: a seed given as localhost verifies, the nodes the cluster announces as 127.0.0.1 do not, and the log says so', async () => {
+      const namesOnly = TestCa.create({ name: 'SocketBridge test CA, names only', altNames: 'DNS:localhost' });
+      const other = await RedisClusterSet.start({ tls: namesOnly });
+      try {
+        const publisher = await startService(
+          'publisher',
+          { ...suite().cluster.memberEnv(), SOCKETBRIDGE_REDIS_URL: `rediss+cluster://localhost:${other.ports[0]}`, NODE_EXTRA_CA_CERTS: namesOnly.caFile, SOCKETBRIDGE_PORT: '0' },
+          { label: 'publisher-names-only', until: '/healthz' },
+        );
+        // The slot map came from the seed (connected to by name); each announced node is refused by its IP.
+        const logged = await publisher.waitForLog((line) => line.msg === 'redis node unavailable', 20000, 'a node refused for its address');
+        expect(logged.err).toMatch(/IP: 127\.0\.0\.1 is not in the cert's list/);
+        expect(other.ports).toContain(Number(String(logged.node).split(':')[1]));
+        expect(await waitForUnready(publisher, /redis unavailable/)).toMatch(/^503/);
+        await publisher.stop('SIGKILL', 5000);
+      } finally {
+        await other.stop();
+        namesOnly.remove();
+      }
+    });
+  },
 );

@@ -46,9 +46,13 @@ async function waitReady(node: ManagedProcess, what: string): Promise<void> {
   );
 }
 
-/** A connection for a harness's own questions; a node not up yet or killed makes commands fail, which callers read as "not yet". */
+/**
+ * A connection for a harness's own questions; a node not up yet or killed makes commands fail, which
+ * callers read as "not yet". With TLS it checks the certificate against the name localhost, which
+ * every TestCa certificate carries (a test may leave out the IP address, to see the services refuse it).
+ */
 function probeConnection(port: number, tls: TestCa | undefined): Redis {
-  const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1, ...(tls ? { tls: { ca: tls.ca } } : {}) });
+  const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1, ...(tls ? { tls: { ca: tls.ca, servername: 'localhost' } } : {}) });
   redis.on('error', () => undefined);
   return redis;
 }

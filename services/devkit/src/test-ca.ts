@@ -19,7 +19,9 @@ export class TestCa {
     readonly keyFile: string,
   ) {}
 
-  static create(name = 'SocketBridge test CA'): TestCa {
+  /** `altNames`: what the server certificate names (default `IP:127.0.0.1,DNS:localhost`, the addresses the topologies announce). */
+  static create(options: { name?: string; altNames?: string } = {}): TestCa {
+    const { name = 'SocketBridge test CA', altNames = 'IP:127.0.0.1,DNS:localhost' } = options;
     const dir = mkdtempSync(join(tmpdir(), 'socketbridge-ca-'));
     const file = (base: string) => join(dir, base);
     const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -31,7 +33,7 @@ export class TestCa {
       openssl('req', ...ec, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=localhost');
       // The addresses a client checks the certificate against: the nodes and sentinels announce 127.0.0.1.
       // clientAuth as well: a replica and a cluster node present the same certificate when they connect to a peer.
-      writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n');
+      writeFileSync(file('server.ext'), `subjectAltName=${altNames}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n`);
       openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'), '-CAcreateserial',
         '-out', file('server.crt'), '-days', '2', '-extfile', file('server.ext'));
     } catch (error) {
