@@ -1,6 +1,7 @@
 import { connect as connectTcp } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registryKeys } from '@socketbridge/common';
 import {
   AmqpProducer,
   LocalCluster,
@@ -167,6 +168,24 @@ function tlsSuite(kind: string, start: () => Promise<Suite['redis']>, tlsPorts: 
   });
 }
 
+/**
+ * Kills the primary `kill` names, then publishes 10 messages on `channel`: all reach a client, so
+ * publisher and worker followed the promotion over TLS (the promoted replica's certificate names its address too).
+ */
+async function deliveredAfterPromotion(suite: Suite, clients: Array<Pick<SocketBridgeClient, 'close'>>, channel: string, kill: () => Promise<number>): Promise<void> {
+  const { cluster, names, producer } = suite;
+  const live = await recordingSubscriber(cluster.workers[0]!.port, channel);
+  clients.push(live.client);
+  const promotedAfterMs = await kill();
+  for (let seq = 0; seq < 10; seq++) {
+    producer.channel.publish(names.SOCKETBRIDGE_EXCHANGE, channel, Buffer.from(JSON.stringify({ seq })), { contentType: 'application/json', messageId: `${channel}:${seq}` });
+  }
+  await producer.channel.waitForConfirms();
+  await waitFor(() => live.seen.length >= 10, 30000, '10 messages after the promotion');
+  expect(live.seen.map((m) => m.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+  console.log(`${channel}: primary killed, replica promoted after ${promotedAfterMs} ms; 10 of 10 delivered after it`);
+}
+
 /** Polls `/readyz` until it answers 503 with a body matching `reason` (15 s at most); resolves to that body. */
 async function waitForUnready(service: ManagedProcess, reason: RegExp): Promise<string> {
   let last = '';
@@ -214,6 +233,12 @@ tlsSuite(
         await worker.stop('SIGKILL', 5000);
       }
     });
+
+    // Last: it kills the master the tests above use.
+    it('a master SIGKILL: Sentinel promotes the replica over TLS, publisher and worker follow', async () => {
+      const current = suite();
+      await deliveredAfterPromotion(current, clients, `${current.names.SOCKETBRIDGE_EXCHANGE}.failover`, () => (current.redis as RedisSentinelSet).killPrimary());
+    });
   },
 );
 
@@ -221,7 +246,7 @@ tlsSuite(
   'Cluster',
   () => RedisClusterSet.start({ tls: ca }),
   (redis) => (redis as RedisClusterSet).ports.slice(0, 2),
-  (suite) => {
+  (suite, clients) => {
     it('certificates naming only localhost: a seed given as localhost verifies, the nodes the cluster announces as 127.0.0.1 do not, and the log says so', async () => {
       const namesOnly = TestCa.create({ name: 'SocketBridge test CA, names only', altNames: 'DNS:localhost' });
       const other = await RedisClusterSet.start({ tls: namesOnly });
@@ -241,6 +266,12 @@ tlsSuite(
         await other.stop();
         namesOnly.remove();
       }
+    });
+
+    it('a primary SIGKILL: the cluster promotes its replica over the TLS bus, publisher and worker follow', async () => {
+      const current = suite();
+      const channel = `${current.names.SOCKETBRIDGE_EXCHANGE}.failover`;
+      await deliveredAfterPromotion(current, clients, channel, async () => (await (current.redis as RedisClusterSet).killPrimary(registryKeys.history(channel))).promotedAfterMs);
     });
   },
 );
