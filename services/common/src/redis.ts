@@ -128,8 +128,9 @@ function newRedis(url: string, options: RedisOptions, clusterOptions: ClusterLev
 
 /**
  * Why a TLS handshake with the first sentinel or seed node of a `rediss+sentinel://` or
- * `rediss+cluster://` URL fails (`host:port: reason`), or undefined when it succeeds or the URL is
- * not one of those. ioredis's Sentinel and Cluster clients report a refused certificate only as
+ * `rediss+cluster://` URL fails (`host:port: reason`), or undefined when it succeeds, when nothing
+ * accepts the connection (Redis is away, which the client's own error says), or when the URL is not
+ * one of those. ioredis's Sentinel and Cluster clients report a refused certificate only as
  * "Connection is closed."; this asks the handshake itself, with the same trust (Node's defaults:
  * system CAs and NODE_EXTRA_CA_CERTS), so the log says what to fix.
  */
@@ -138,15 +139,17 @@ export async function tlsHandshakeFailure(url: string, timeoutMs = 5000): Promis
   if (target.kind === 'single' || !target.tls) return undefined;
   const { host, port } = target.kind === 'sentinel' ? target.sentinels[0]! : target.nodes[0]!;
   return new Promise((resolve) => {
+    let connected = false; // TCP: what fails after it is the handshake
     const socket = connectTls({ host, port, timeout: timeoutMs }, () => {
       socket.destroy();
       resolve(undefined);
     });
+    socket.once('connect', () => (connected = true));
     socket.once('timeout', () => {
       socket.destroy();
-      resolve(`${host}:${port}: no TLS handshake within ${timeoutMs} ms`);
+      resolve(connected ? `${host}:${port}: no TLS handshake within ${timeoutMs} ms` : undefined);
     });
-    socket.once('error', (error) => resolve(`${host}:${port}: ${error.message}`));
+    socket.once('error', (error) => resolve(connected ? `${host}:${port}: ${error.message}` : undefined));
   });
 }
 
@@ -167,7 +170,7 @@ export function connectRedis(url: string, logger: Logger, name: string): RedisCl
   let down = false;
   // Cluster: a node's own connection error (a certificate that does not name the address the
   // cluster announces for it, say), once per node and outage; the Cluster's error says only that all
-  // failed. "Connection is closed." tells nothing (the handshake check above says why).
+  // failed. "Connection is closed." tells nothing (tlsHandshakeFailure says why).
   const nodesReported = new Set<string>();
   redis.on('error', (error: Error) => {
     if (!down) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, env, loadConfig } from '../../src/config.js';
-import { parseRedisUrl } from '../../src/redis.js';
+import { parseRedisUrl, tlsHandshakeFailure } from '../../src/redis.js';
 
 describe('SOCKETBRIDGE_REDIS_URL', () => {
   it('keeps redis:// and rediss:// as one node', () => {
@@ -64,6 +64,14 @@ describe('SOCKETBRIDGE_REDIS_URL', () => {
     for (const typo of ['redis+sentinels://s1/m', 'rediss-sentinel://s1/m', 'redisss+cluster://n1', 'REDISS+CLUSTER://n1', 'rediss+cluster:/n1']) {
       expect(() => parseRedisUrl(typo), typo).toThrow(/rediss\+sentinel:\/\/.*rediss\+cluster:\/\//);
     }
+  });
+
+  it('blames no certificate when nothing accepts the connection, nor for plain forms', async () => {
+    // Port 1 on loopback: refused at once. Redis being away is the client's own error to report.
+    expect(await tlsHandshakeFailure('rediss+cluster://127.0.0.1:1')).toBeUndefined();
+    expect(await tlsHandshakeFailure('rediss+sentinel://127.0.0.1:1/m')).toBeUndefined();
+    expect(await tlsHandshakeFailure('redis+cluster://127.0.0.1:1')).toBeUndefined();
+    expect(await tlsHandshakeFailure('rediss://127.0.0.1:1')).toBeUndefined();
   });
 
   it('refuses what it cannot read, naming the accepted forms', () => {
