@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { parseRabbitUrls, parseRedisUrl } from '@socketbridge/common';
 
 export interface Dependency {
@@ -8,15 +9,21 @@ export interface Dependency {
   detail: string;
 }
 
-/** Opens a TCP connection, sends `hello` and resolves with the first bytes the server answers. */
-async function probe(host: string, port: number, hello: Buffer, timeoutMs: number): Promise<Buffer> {
+/**
+ * false: plain TCP. Options: TLS (the URL's scheme asks for it) with Node's defaults plus these, so the
+ * certificate is verified against the system CAs and NODE_EXTRA_CA_CERTS, as the services verify it.
+ */
+export type ProbeTls = false | ConnectionOptions;
+
+/** Opens a TCP (or TLS) connection, sends `hello` and resolves with the first bytes the server answers. */
+async function probe(host: string, port: number, hello: Buffer, timeoutMs: number, tls: ProbeTls): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port });
+    const socket = tls ? connectTls({ ...tls, host, port }) : connect({ host, port });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`no answer within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once('connect', () => socket.write(hello));
+    socket.once(tls ? 'secureConnect' : 'connect', () => socket.write(hello));
     socket.once('data', (data) => {
       clearTimeout(timer);
       socket.destroy();
@@ -32,6 +39,8 @@ async function probe(host: string, port: number, hello: Buffer, timeoutMs: numbe
 interface Address {
   host: string;
   port: number;
+  /** The URL's scheme asks for TLS (rediss…, amqps). */
+  tls: ProbeTls;
 }
 
 /**
@@ -47,7 +56,7 @@ async function firstAnswer(
   const failures: string[] = [];
   for (const at of addresses) {
     try {
-      const verdict = answers(await probe(at.host, at.port, hello, timeoutMs));
+      const verdict = answers(await probe(at.host, at.port, hello, timeoutMs, at.tls));
       if (verdict === true) return { ok: true, at };
       failures.push(`${at.host}:${at.port}: ${verdict}`);
     } catch (error) {
@@ -72,7 +81,7 @@ export async function checkRabbitMQ(url: string, timeoutMs = 2000): Promise<Depe
   try {
     nodes = parseRabbitUrls(url).map((node) => {
       const { hostname, port, protocol } = new URL(node);
-      return { host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || (protocol === 'amqps:' ? 5671 : 5672)) };
+      return { host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || (protocol === 'amqps:' ? 5671 : 5672)), tls: protocol === 'amqps:' && {} };
     });
   } catch (error) {
     return { name: 'RabbitMQ', url, ok: false, detail: (error as Error).message };
@@ -82,7 +91,8 @@ export async function checkRabbitMQ(url: string, timeoutMs = 2000): Promise<Depe
   return { name: 'RabbitMQ', url, ok: true, detail: nodes.length > 1 ? `AMQP 0-9-1 answers at ${result.at.host}:${result.at.port}` : 'AMQP 0-9-1 answers' };
 }
 
-export async function checkRedis(url: string, timeoutMs = 2000): Promise<Dependency> {
+/** `tls`: options the TLS forms' check adds to Node's defaults (a test's CA). */
+export async function checkRedis(url: string, timeoutMs = 2000, tls: ConnectionOptions = {}): Promise<Dependency> {
   let target;
   try {
     target = parseRedisUrl(url);
@@ -91,11 +101,11 @@ export async function checkRedis(url: string, timeoutMs = 2000): Promise<Depende
   }
   if (target.kind === 'sentinel' || target.kind === 'cluster') {
     const [addresses, what] = target.kind === 'sentinel' ? [target.sentinels, 'Sentinel at'] : [target.nodes, 'Cluster node'];
-    const result = await firstAnswer(addresses, PING, pingAnswers, timeoutMs);
+    const result = await firstAnswer(addresses.map((at) => ({ ...at, tls: target.tls && tls })), PING, pingAnswers, timeoutMs);
     if (result.ok) return { name: 'Redis', url, ok: true, detail: `${what} ${result.at.host}:${result.at.port} answered PING` };
     return { name: 'Redis', url, ok: false, detail: `no ${target.kind === 'sentinel' ? 'sentinel' : 'Cluster seed node'} answered (${result.detail})` };
   }
-  const { hostname, port } = new URL(url);
-  const result = await firstAnswer([{ host: hostname, port: Number(port || 6379) }], PING, pingAnswers, timeoutMs);
+  const { hostname, port, protocol } = new URL(url);
+  const result = await firstAnswer([{ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || 6379), tls: protocol === 'rediss:' && tls }], PING, pingAnswers, timeoutMs);
   return { name: 'Redis', url, ok: result.ok, detail: result.ok ? 'PING answered' : result.detail };
 }

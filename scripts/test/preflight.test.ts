@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, killAll, spawnCommand, waitFor } from '@socketbridge/devkit';
+import { freePort, killAll, spawnCommand, TestCa, waitFor } from '@socketbridge/devkit';
 import { checkRabbitMQ, checkRedis } from '../src/preflight.js';
 import { rabbitmqUrl } from '@socketbridge/devkit';
 
@@ -42,6 +42,30 @@ describe('npm start checks Redis Cluster', () => {
     expect(down.ok).toBe(false);
     expect(down.detail).toContain(`no Cluster seed node answered (127.0.0.1:${closed}`);
     expect((await checkRedis('redis+cluster://127.0.0.1:1/3')).detail).toMatch(/database 0 only/);
+  });
+});
+
+describe('npm start checks Redis over TLS', () => {
+  it('speaks TLS to rediss://, rediss+sentinel:// and rediss+cluster:// addresses, verifying the certificate', async () => {
+    const ca = TestCa.create();
+    try {
+      const port = await freePort();
+      // A TLS-only server answers PING like a sentinel or a cluster seed would: the check asks only "is Redis there".
+      const node = spawnCommand('tls-node', 'redis-server', ['--port', '0', '--tls-port', String(port), '--tls-cert-file', ca.certFile, '--tls-key-file', ca.keyFile, '--tls-ca-cert-file', ca.caFile, '--tls-auth-clients', 'no', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
+      await waitFor(() => node.raw.some((line) => line.includes('Ready to accept connections')), 10000, 'the TLS node to start');
+      const trusted = { ca: ca.ca };
+      expect(await checkRedis(`rediss://127.0.0.1:${port}`, 2000, trusted)).toMatchObject({ ok: true, detail: 'PING answered' });
+      expect(await checkRedis(`rediss+sentinel://127.0.0.1:${port}/m`, 2000, trusted)).toMatchObject({ ok: true, detail: `Sentinel at 127.0.0.1:${port} answered PING` });
+      expect(await checkRedis(`rediss+cluster://127.0.0.1:${port}`, 2000, trusted)).toMatchObject({ ok: true, detail: `Cluster node 127.0.0.1:${port} answered PING` });
+      // Node's defaults alone do not trust the test CA: refused, naming the certificate.
+      const untrusted = await checkRedis(`rediss+cluster://127.0.0.1:${port}`);
+      expect(untrusted.ok).toBe(false);
+      expect(untrusted.detail).toMatch(/certificate/);
+      // Plain TCP to the TLS port gets no PONG.
+      expect((await checkRedis(`redis+cluster://127.0.0.1:${port}`)).ok).toBe(false);
+    } finally {
+      ca.remove();
+    }
   });
 });
 

@@ -125,6 +125,53 @@ checksum/secret: {{ dict "auth" .Values.auth "rabbitmq" .Values.rabbitmq "redis"
 {{ include "socketbridge.secretEnv" (dict "name" "SOCKETBRIDGE_RABBITMQ_URL" "secret" (include "socketbridge.rabbitmqSecretName" .) "key" .Values.rabbitmq.existingSecretKey) }}
 {{- end -}}
 
+{{/*
+extraCaCerts: the private CA of Redis's or RabbitMQ's TLS servers, for the containers that connect to
+them (publisher, workers, operator). Node reads NODE_EXTRA_CA_CERTS at start and trusts it besides
+the system CAs. caVolumeMount continues containerCommon's volumeMounts list (include it right after).
+*/}}
+{{- define "socketbridge.extraCa" -}}
+{{- if or .Values.extraCaCerts.secretName .Values.extraCaCerts.configMapName -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- define "socketbridge.caEnv" -}}
+{{- if include "socketbridge.extraCa" . }}
+- name: NODE_EXTRA_CA_CERTS
+  value: {{ printf "/etc/socketbridge/ca/%s" .Values.extraCaCerts.key | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "socketbridge.caVolumeMount" -}}
+{{- if include "socketbridge.extraCa" . }}
+- name: extra-ca
+  mountPath: /etc/socketbridge/ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Only the CA's key is mounted: a cert-manager Secret also holds a private key (tls.key). */}}
+{{- define "socketbridge.caVolume" -}}
+{{- with .Values.extraCaCerts }}
+{{- if .secretName }}
+- name: extra-ca
+  secret:
+    secretName: {{ .secretName }}
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- else if .configMapName }}
+- name: extra-ca
+  configMap:
+    name: {{ .configMapName }}
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* HTTP probes on the service's port: /readyz for readiness, /healthz for liveness and start-up. */}}
 {{- define "socketbridge.probes" -}}
 startupProbe:

@@ -68,6 +68,8 @@ describe('values.yaml and values.schema.json', () => {
     { why: 'a bad resource quantity', values: { state: { resources: { limits: { memory: 'lots' } } } }, message: /state\.resources\.limits\.memory: must match pattern/ },
     { why: 'a namespace with capitals', values: { operator: { watchNamespace: 'Bridges' } }, message: /operator\.watchNamespace: must match pattern/ },
     { why: 'a bad pull policy', values: { image: { pullPolicy: 'Sometimes' } }, message: /image\.pullPolicy: must be one of "Always", "IfNotPresent", "Never"/ },
+    { why: 'a TLS Sentinel URL without its master name', values: { redis: { url: 'rediss+sentinel://s1:26379' } }, message: /redis\.url: must match pattern/ },
+    { why: 'a CA from a Secret and a ConfigMap at once', values: { extraCaCerts: { secretName: 'ca', configMapName: 'ca' } }, message: /extraCaCerts: must NOT be valid/ },
   ];
   for (const { why, values, message } of wrong) {
     it(`rejects ${why}, naming the value`, () => {
@@ -265,6 +267,25 @@ describe('rendered', () => {
     const secret = find(r, 'Secret', 'sb') as { data: Record<string, string> };
     expect(Buffer.from(secret.data['rabbitmq-url']!, 'base64').toString().split(',')).toHaveLength(3);
     expect(JSON.stringify(find(r, 'Deployment', 'sb-publisher'))).toContain('{"name":"SOCKETBRIDGE_RABBITMQ_CONNECT_TIMEOUT_MS","value":"2000"}');
+  });
+
+  it('extraCaCerts: the CA key alone mounted read-only in the publisher, worker and operator pods, named by NODE_EXTRA_CA_CERTS; nothing without it', () => {
+    type Pod = { spec: { template: { spec: { volumes: Array<Record<string, unknown>>; containers: Array<{ env: Array<{ name: string; value?: string }>; volumeMounts: Array<Record<string, unknown>> }> } } } };
+    const fromSecret = render('values-everything.yaml');
+    const fromConfigMap = renderChart(chartDir, { releaseName: 'socketbridge', namespace: 'realtime', values: [{ extraCaCerts: { configMapName: 'trust-bundle', key: 'bundle.pem' } }] });
+    for (const [result, prefix, source, key] of [
+      [fromSecret, 'sb', { secret: { secretName: 'redis-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }, 'ca.crt'],
+      [fromConfigMap, 'socketbridge', { configMap: { name: 'trust-bundle', items: [{ key: 'bundle.pem', path: 'bundle.pem' }] } }, 'bundle.pem'],
+    ] as const) {
+      for (const component of ['publisher', 'worker', 'operator']) {
+        const pod = (find(result, 'Deployment', `${prefix}-${component}`) as Pod).spec.template.spec;
+        expect(pod.volumes, component).toContainEqual({ name: 'extra-ca', ...source });
+        expect(pod.containers[0]!.volumeMounts, component).toContainEqual({ name: 'extra-ca', mountPath: '/etc/socketbridge/ca', readOnly: true });
+        expect(pod.containers[0]!.env, component).toContainEqual({ name: 'NODE_EXTRA_CA_CERTS', value: `/etc/socketbridge/ca/${key}` });
+      }
+      for (const component of ['broker', 'state']) expect(JSON.stringify(find(result, 'Deployment', `${prefix}-${component}`)), component).not.toMatch(/extra-ca|NODE_EXTRA_CA_CERTS/);
+    }
+    expect(JSON.stringify(render('defaults').objects)).not.toMatch(/extra-ca|NODE_EXTRA_CA_CERTS/);
   });
 
   it('operator off: no operator, ServiceAccount or RBAC', () => {

@@ -31,6 +31,8 @@ import {
 const GRACE_MARGIN_MS = 5000;
 const CLUSTER_MEMBERS: ServiceName[] = ['broker', 'worker', 'publisher'];
 const SERVICES: ServiceName[] = ['state', 'broker', 'worker', 'publisher', 'operator'];
+/** Variables Node itself reads, not a service's config: the chart sets them where the service needs them. */
+const NODE_ENV = ['NODE_EXTRA_CA_CERTS'];
 
 const fixtures = join(repoRoot, 'scripts', 'test', 'deploy', 'fixtures');
 const valueFiles: Record<string, string[]> = {
@@ -116,7 +118,25 @@ describe('env', () => {
         if (w.service === 'helm-test') return envNames(w).filter((n) => !(helmTestEnv as readonly string[]).includes(n)).map((n) => `${n}: the helm test client does not read it`);
         const schema = schemas.get(w.service!);
         if (!schema) return [];
-        return envNames(w).filter((n) => !schema.names.includes(n)).map((n) => `${n}: the ${w.service} does not read it`);
+        return envNames(w).filter((n) => !schema.names.includes(n) && !NODE_ENV.includes(n)).map((n) => `${n}: the ${w.service} does not read it`);
+      }),
+    ).toEqual([]);
+  });
+
+  it('NODE_EXTRA_CA_CERTS names a file in a volume mounted in the same container, and only where Redis or RabbitMQ is reached', () => {
+    expect(
+      each((w) => {
+        const file = literalEnv(w.container).NODE_EXTRA_CA_CERTS;
+        if (file === undefined) return [];
+        const problems = w.service === 'worker' || w.service === 'publisher' || w.service === 'operator' ? [] : [`the ${w.service} connects to neither Redis nor RabbitMQ`];
+        const mounts = (w.container as { volumeMounts?: Array<{ name: string; mountPath: string }> }).volumeMounts ?? [];
+        const mount = mounts.find((m) => file.startsWith(`${m.mountPath}/`));
+        if (!mount) return [...problems, `NODE_EXTRA_CA_CERTS=${file} is in no mounted volume`];
+        const volumes = ((w.object as { spec?: { template?: { spec?: { volumes?: Array<Record<string, unknown> & { name: string }> } } } }).spec?.template?.spec?.volumes ?? []);
+        const volume = volumes.find((v) => v.name === mount.name) as { secret?: { items?: Array<{ path: string }> }; configMap?: { items?: Array<{ path: string }> } } | undefined;
+        const items = volume?.secret?.items ?? volume?.configMap?.items ?? [];
+        if (!items.some((item) => `${mount.mountPath}/${item.path}` === file)) problems.push(`the volume ${mount.name} does not hold ${file}`);
+        return problems;
       }),
     ).toEqual([]);
   });

@@ -1,3 +1,4 @@
+import { connect as connectTls } from 'node:tls';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -7,16 +8,21 @@ import type { Logger } from 'pino';
  */
 export type RedisClient = Redis | Cluster;
 
-/** Where a service finds Redis: one node by URL, the master Sentinel names, or a Redis Cluster's seed nodes (docs/scaling.md). */
+/**
+ * Where a service finds Redis: one node by URL, the master Sentinel names, or a Redis Cluster's seed
+ * nodes (docs/scaling.md). `tls`: every connection of the topology (to the sentinels, the master,
+ * each cluster node) is TLS, verified against the system CAs and NODE_EXTRA_CA_CERTS.
+ */
 export type RedisTarget =
   | { kind: 'single'; url: string }
-  | { kind: 'sentinel'; sentinels: Array<{ host: string; port: number }>; name: string; db: number; username?: string; password?: string }
-  | { kind: 'cluster'; nodes: Array<{ host: string; port: number }>; username?: string; password?: string };
+  | { kind: 'sentinel'; tls: boolean; sentinels: Array<{ host: string; port: number }>; name: string; db: number; username?: string; password?: string }
+  | { kind: 'cluster'; tls: boolean; nodes: Array<{ host: string; port: number }>; username?: string; password?: string };
 
-const SENTINEL_URL = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/([^/?#]+)(?:\/(\d+))?\/?$/;
+const SENTINEL_URL = /^(rediss?)\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/([^/?#]+)(?:\/(\d+))?\/?$/;
 // No /<db>: a Redis Cluster has database 0 only.
-const CLUSTER_URL = /^redis\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/?$/;
-const FORMS = 'redis://host:port[/db], rediss://…, redis+sentinel://host:port,host:port/<masterName>[/<db>] or redis+cluster://host:port,host:port';
+const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/?$/;
+const FORMS =
+  'redis://host:port[/db], rediss://…, redis+sentinel://host:port,host:port/<masterName>[/<db>], rediss+sentinel://…, redis+cluster://host:port,host:port or rediss+cluster://…';
 
 /** host[:port] list of a Sentinel or Cluster URL; `what` names the entries in the error. */
 function addresses(hosts: string, defaultPort: number, what: string): Array<{ host: string; port: number }> {
@@ -33,30 +39,33 @@ function addresses(hosts: string, defaultPort: number, what: string): Array<{ ho
  * `redis+sentinel://[[user]:password@]host:port[,host:port…]/<masterName>[/<db>]` for a master that
  * Sentinel watches (the password is the master's; sentinels without a password, see docs/scaling.md),
  * or `redis+cluster://[[user]:password@]host:port[,host:port…]` for a Redis Cluster (seed nodes: the
- * client learns the rest and the slot map from any one that answers).
+ * client learns the rest and the slot map from any one that answers). `rediss+sentinel://` and
+ * `rediss+cluster://` are the same over TLS.
  * Throws a sentence naming the accepted forms, so a typo stops the service at start rather than
  * leaving it retrying against nothing.
  */
 export function parseRedisUrl(url: string): RedisTarget {
   if (/^rediss?:\/\//.test(url)) return { kind: 'single', url };
-  if (url.startsWith('redis+cluster://')) {
+  if (/^rediss?\+cluster:\/\//.test(url)) {
     const cluster = CLUSTER_URL.exec(url);
-    if (!cluster) throw new Error('a Cluster URL is redis+cluster://[[user]:password@]host:port[,host:port…] (no /<db>: a cluster has database 0 only)');
-    const [, user, password, hosts] = cluster as unknown as [string, string | undefined, string | undefined, string];
+    if (!cluster) throw new Error('a Cluster URL is redis[s]+cluster://[[user]:password@]host:port[,host:port…] (no /<db>: a cluster has database 0 only)');
+    const [, scheme, user, password, hosts] = cluster as unknown as [string, string, string | undefined, string | undefined, string];
     return {
       kind: 'cluster',
+      tls: scheme === 'rediss',
       nodes: addresses(hosts, 6379, 'Cluster node'),
       ...(user ? { username: decodeURIComponent(user) } : {}),
       ...(password ? { password: decodeURIComponent(password) } : {}),
     };
   }
-  if (!url.startsWith('redis+sentinel://')) throw new Error(`not a Redis URL: expected ${FORMS}`);
+  if (!/^rediss?\+sentinel:\/\//.test(url)) throw new Error(`not a Redis URL: expected ${FORMS}`);
   const match = SENTINEL_URL.exec(url);
-  if (!match) throw new Error('a Sentinel URL is redis+sentinel://[[user]:password@]host:port[,host:port…]/<masterName>[/<db>]');
-  const [, user, password, hosts, name, db] = match as unknown as [string, string | undefined, string | undefined, string, string, string | undefined];
+  if (!match) throw new Error('a Sentinel URL is redis[s]+sentinel://[[user]:password@]host:port[,host:port…]/<masterName>[/<db>]');
+  const [, scheme, user, password, hosts, name, db] = match as unknown as [string, string, string | undefined, string | undefined, string, string, string | undefined];
   const sentinels = addresses(hosts, 26379, 'Sentinel');
   return {
     kind: 'sentinel',
+    tls: scheme === 'rediss',
     sentinels,
     name: decodeURIComponent(name),
     db: db === undefined ? 0 : Number(db),
@@ -76,9 +85,17 @@ type ClusterLevel = Pick<ClusterOptions, 'enableOfflineQueue' | 'enableAutoPipel
 function newRedis(url: string, options: RedisOptions, clusterOptions: ClusterLevel = {}): RedisClient {
   const target = parseRedisUrl(url);
   if (target.kind === 'single') return new Redis(url, options);
+  // TLS with Node's defaults: the certificate must chain to a system CA or one in NODE_EXTRA_CA_CERTS
+  // and name the address connected to (docs/configuration.md#tls); verification is never turned off.
+  const tls = target.tls ? { tls: {} } : {};
   if (target.kind === 'cluster') {
     const { enableOfflineQueue, enableAutoPipelining, lazyConnect, retryStrategy, ...perNode } = options;
     return new Cluster(target.nodes, {
+      // ioredis resolves seed hostnames to IP addresses before connecting, and TLS would then check
+      // the certificate against the IP, which certificates naming hosts (ElastiCache's) do not list:
+      // connect to a seed by the name it was given. Nodes learned from the cluster are connected to
+      // by the address the cluster announces (an IP unless `cluster-preferred-endpoint-type hostname`).
+      ...(target.tls ? { dnsLookup: (address: string, callback: (error: Error | null, address: string) => void) => callback(null, address) } : {}),
       enableOfflineQueue,
       enableAutoPipelining,
       lazyConnect,
@@ -88,7 +105,7 @@ function newRedis(url: string, options: RedisOptions, clusterOptions: ClusterLev
       retryDelayOnClusterDown: 200,
       retryDelayOnFailover: 200,
       ...clusterOptions,
-      redisOptions: { ...perNode, username: target.username, password: target.password },
+      redisOptions: { ...perNode, username: target.username, password: target.password, ...tls },
     });
   }
   return new Redis({
@@ -99,10 +116,40 @@ function newRedis(url: string, options: RedisOptions, clusterOptions: ClusterLev
     db: target.db,
     username: target.username,
     password: target.password,
+    // TLS to the sentinels (sentinelTLS) and to the master they name (tls, which ioredis applies in
+    // Sentinel mode only with enableTLSForSentinelMode).
+    ...(target.tls ? { ...tls, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
     // Listens for Sentinel's +switch-master, so a promotion is followed at once, not at the next failed command.
     failoverDetector: true,
     // A master that was demoted while we held the connection answers writes with READONLY: reconnect, asking Sentinel again.
     reconnectOnError: (error) => error.message.startsWith('READONLY'),
+  });
+}
+
+/**
+ * Why a TLS handshake with the first sentinel or seed node of a `rediss+sentinel://` or
+ * `rediss+cluster://` URL fails (`host:port: reason`), or undefined when it succeeds, when nothing
+ * accepts the connection (Redis is away, which the client's own error says), or when the URL is not
+ * one of those. ioredis's Sentinel and Cluster clients report a refused certificate only as
+ * "Connection is closed."; this asks the handshake itself, with the same trust (Node's defaults:
+ * system CAs and NODE_EXTRA_CA_CERTS), so the log says what to fix.
+ */
+export async function tlsHandshakeFailure(url: string, timeoutMs = 5000): Promise<string | undefined> {
+  const target = parseRedisUrl(url);
+  if (target.kind === 'single' || !target.tls) return undefined;
+  const { host, port } = target.kind === 'sentinel' ? target.sentinels[0]! : target.nodes[0]!;
+  return new Promise((resolve) => {
+    let connected = false; // TCP: what fails after it is the handshake
+    const socket = connectTls({ host, port, timeout: timeoutMs }, () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('connect', () => (connected = true));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(connected ? `${host}:${port}: no TLS handshake within ${timeoutMs} ms` : undefined);
+    });
+    socket.once('error', (error) => resolve(connected ? `${host}:${port}: ${error.message}` : undefined));
   });
 }
 
@@ -121,13 +168,25 @@ export function connectRedis(url: string, logger: Logger, name: string): RedisCl
     retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 5000),
   });
   let down = false;
+  // Cluster: a node's own connection error (a certificate that does not name the address the
+  // cluster announces for it, say), once per node and outage; the Cluster's error says only that all
+  // failed. "Connection is closed." tells nothing (tlsHandshakeFailure says why).
+  const nodesReported = new Set<string>();
   redis.on('error', (error: Error) => {
-    if (!down) logger.warn({ err: error.message }, 'redis unavailable');
+    if (!down) {
+      logger.warn({ err: error.message }, 'redis unavailable');
+      void tlsHandshakeFailure(url).then((failure) => failure && logger.warn({ err: failure }, 'redis TLS handshake failed'));
+    }
     down = true;
+  });
+  redis.on('node error', (error: Error, node: string) => {
+    if (!nodesReported.has(node) && error.message !== 'Connection is closed.') logger.warn({ err: error.message, node }, 'redis node unavailable');
+    nodesReported.add(node);
   });
   redis.on('ready', () => {
     if (down) logger.info('redis is back');
     down = false;
+    nodesReported.clear();
   });
   return redis;
 }
@@ -149,7 +208,8 @@ export async function connectRedisOnce(url: string, redactedUrl: string): Promis
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    throw new Error(`Redis is not reachable at ${redactedUrl}: ${(error as Error).message || 'connection refused'}`);
+    const tls = await tlsHandshakeFailure(url);
+    throw new Error(`Redis is not reachable at ${redactedUrl}: ${(error as Error).message || 'connection refused'}${tls ? ` (TLS: ${tls})` : ''}`);
   }
   return redis;
 }

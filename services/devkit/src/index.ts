@@ -7,3 +7,4 @@ export * from './testbed.js';
 export * from './test-services.js';
 export * from './rabbit-cluster.js';
 export * from './redis-topologies.js';
+export * from './test-ca.js';

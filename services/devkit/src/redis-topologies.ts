@@ -3,15 +3,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, spawnCommand, waitFor, type ManagedProcess } from './processes.js';
+import type { TestCa } from './test-ca.js';
 
 /**
  * Redis topologies of a test's or a chaos run's own (docs/scaling.md, docs/testing.md): Debian's
  * redis-server and redis-sentinel on free ports, data in a temp folder, nothing persisted, so the
  * machine's Redis is never touched. Each starts in seconds; `stop()` kills every process it started.
+ *
+ * With `tls` (a TestCa) every server, sentinel and cluster node listens on TLS only (`port 0`), with
+ * the CA's server certificate, and speaks TLS to its peers too (replication, Sentinel's links, the
+ * cluster bus). Clients present no certificate (`tls-auth-clients no`), as with managed Redis:
+ * SocketBridge verifies the server, the server authenticates clients by password (docs/configuration.md).
  */
 
-function redisServer(name: string, dir: string, port: number, extra: string[] = []): ManagedProcess {
-  return spawnCommand(name, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra]);
+/** redis.conf directives (as `name value` pairs) that make a server or sentinel listen on TLS only. */
+function tlsDirectives(ca: TestCa, port: number): Array<[string, string]> {
+  return [
+    ['port', '0'],
+    ['tls-port', String(port)],
+    ['tls-cert-file', ca.certFile],
+    ['tls-key-file', ca.keyFile],
+    ['tls-ca-cert-file', ca.caFile],
+    ['tls-auth-clients', 'no'],
+    // A replica to its master, and a sentinel to the servers and the other sentinels, over TLS too.
+    ['tls-replication', 'yes'],
+  ];
+}
+
+function redisServer(name: string, dir: string, port: number, tls: TestCa | undefined, extra: string[] = []): ManagedProcess {
+  const listen = tls ? tlsDirectives(tls, port).flatMap(([key, value]) => [`--${key}`, value]) : ['--port', String(port)];
+  return spawnCommand(name, 'redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra]);
 }
 
 async function waitReady(node: ManagedProcess, what: string): Promise<void> {
@@ -25,9 +46,13 @@ async function waitReady(node: ManagedProcess, what: string): Promise<void> {
   );
 }
 
-/** A plain connection for a harness's own questions; a node not up yet or killed makes commands fail, which callers read as "not yet". */
-function probeConnection(port: number): Redis {
-  const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1 });
+/**
+ * A connection for a harness's own questions; a node not up yet or killed makes commands fail, which
+ * callers read as "not yet". With TLS it checks the certificate against the name localhost, which
+ * every TestCa certificate carries (a test may leave out the IP address, to see the services refuse it).
+ */
+function probeConnection(port: number, tls: TestCa | undefined): Redis {
+  const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1, ...(tls ? { tls: { ca: tls.ca, servername: 'localhost' } } : {}) });
   redis.on('error', () => undefined);
   return redis;
 }
@@ -45,17 +70,20 @@ export class RedisSentinelSet {
     readonly probes: Redis[],
     /** Every server and sentinel started, for stop(). */
     private readonly processes: ManagedProcess[],
+    /** The CA whose certificate every server and sentinel presents; unset: plain TCP. */
+    readonly tls: TestCa | undefined,
   ) {}
 
-  static async start(options: { masterName?: string } = {}): Promise<RedisSentinelSet> {
+  static async start(options: { masterName?: string; tls?: TestCa } = {}): Promise<RedisSentinelSet> {
     const masterName = options.masterName ?? 'sbtest';
+    const tls = options.tls;
     const dir = mkdtempSync(join(tmpdir(), 'socketbridge-sentinel-'));
     const [masterPort, replicaPort] = [await freePort(), await freePort()];
-    const master = redisServer('redis-master', dir, masterPort);
-    const set = new RedisSentinelSet(masterName, dir, masterPort, replicaPort, master, [], [], [master]);
+    const master = redisServer('redis-master', dir, masterPort, tls);
+    const set = new RedisSentinelSet(masterName, dir, masterPort, replicaPort, master, [], [], [master], tls);
     try {
       await waitReady(master, 'the master to start');
-      const replica = redisServer('redis-replica', dir, replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]);
+      const replica = redisServer('redis-replica', dir, replicaPort, tls, ['--replicaof', '127.0.0.1', String(masterPort)]);
       set.processes.push(replica);
       await waitFor(() => replica.raw.some((line) => line.includes('MASTER <-> REPLICA sync: Finished')), 15000, 'the replica to sync');
       for (let i = 0; i < 3; i++) {
@@ -66,7 +94,7 @@ export class RedisSentinelSet {
         writeFileSync(
           file,
           [
-            `port ${port}`,
+            ...(tls ? tlsDirectives(tls, port).map(([key, value]) => `${key} ${value}`) : [`port ${port}`]),
             'bind 127.0.0.1',
             `dir ${dir}`,
             `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 2`,
@@ -78,7 +106,7 @@ export class RedisSentinelSet {
           ].join('\n'),
         );
         set.processes.push(spawnCommand(`sentinel-${i}`, 'redis-sentinel', [file]));
-        set.probes.push(probeConnection(port));
+        set.probes.push(probeConnection(port, tls));
       }
       // Every sentinel must know the replica and the other two before a failover can be voted and carried out.
       await waitFor(
@@ -102,9 +130,9 @@ export class RedisSentinelSet {
     }
   }
 
-  /** SOCKETBRIDGE_REDIS_URL for this set: every sentinel and the master name. */
+  /** SOCKETBRIDGE_REDIS_URL for this set: every sentinel and the master name (rediss+sentinel:// with TLS). */
   url(): string {
-    return `redis+sentinel://${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${this.masterName}`;
+    return `${this.tls ? 'rediss' : 'redis'}+sentinel://${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${this.masterName}`;
   }
 
   /** What one sentinel holds as the master's address now, `host:port` ('' if it does not answer). */
@@ -136,26 +164,32 @@ export class RedisClusterSet {
     private readonly dir: string,
     /** Node processes by port, in creation order (redis-cli makes the first three the primaries). */
     readonly nodes: Map<number, ManagedProcess>,
+    /** The CA whose certificate every node presents; unset: plain TCP. */
+    readonly tls: TestCa | undefined,
   ) {}
 
-  static async start(): Promise<RedisClusterSet> {
+  static async start(options: { tls?: TestCa } = {}): Promise<RedisClusterSet> {
+    const tls = options.tls;
     const dir = mkdtempSync(join(tmpdir(), 'socketbridge-rcluster-'));
-    const set = new RedisClusterSet(dir, new Map());
+    const set = new RedisClusterSet(dir, new Map(), tls);
     try {
       const ports: number[] = [];
       for (let i = 0; i < 6; i++) ports.push(await freePort());
       for (const port of ports) {
         set.nodes.set(
           port,
-          redisServer(`redis-${port}`, dir, port, [
+          redisServer(`redis-${port}`, dir, port, tls, [
             '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`),
             // Low, so a killed primary is declared failed and its replica promoted within seconds.
             '--cluster-node-timeout', '1000',
+            // The cluster bus over TLS as well; the nodes then announce their TLS port in CLUSTER SLOTS and NODES.
+            ...(tls ? ['--tls-cluster', 'yes'] : []),
           ]),
         );
       }
       for (const node of set.nodes.values()) await waitReady(node, 'a cluster node to start');
-      const create = spawnCommand('redis-cli-create', 'redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes']);
+      const cliTls = tls ? ['--tls', '--cacert', tls.caFile] : [];
+      const create = spawnCommand('redis-cli-create', 'redis-cli', [...cliTls, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes']);
       const { code } = await create.exited;
       if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}:\n${create.raw.join('\n')}`);
       await waitFor(async () => {
@@ -183,16 +217,16 @@ export class RedisClusterSet {
     return [...this.nodes.keys()];
   }
 
-  /** SOCKETBRIDGE_REDIS_URL for this cluster: three seed nodes, as an operator would list them. */
+  /** SOCKETBRIDGE_REDIS_URL for this cluster: three seed nodes, as an operator would list them (rediss+cluster:// with TLS). */
   url(): string {
-    return `redis+cluster://${this.ports.slice(0, 3).map((p) => `127.0.0.1:${p}`).join(',')}`;
+    return `${this.tls ? 'rediss' : 'redis'}+cluster://${this.ports.slice(0, 3).map((p) => `127.0.0.1:${p}`).join(',')}`;
   }
 
-  /** One plain connection per node, for CLUSTER questions. */
+  /** One connection per node (not a Cluster client: it follows no redirection), for CLUSTER questions. */
   probe(port: number): Redis {
     let redis = this.probes.get(port);
     if (!redis) {
-      redis = probeConnection(port);
+      redis = probeConnection(port, this.tls);
       this.probes.set(port, redis);
     }
     return redis;

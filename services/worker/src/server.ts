@@ -265,7 +265,7 @@ export async function startWorker(
     readiness: () => {
       if (draining) return { ready: false, reason: 'draining' };
       const linked = link?.readiness() ?? { ready: false, reason: 'no broker mapping yet' };
-      return !linked.ready || listed ? linked : { ready: false, reason: 'not yet listed among the live workers' };
+      return !linked.ready || listed ? linked : { ready: false, reason: 'not yet listed among the live workers in Redis' };
     },
     routes: {
       '/cluster': (_req, res) =>

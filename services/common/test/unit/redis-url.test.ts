@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, env, loadConfig } from '../../src/config.js';
-import { parseRedisUrl } from '../../src/redis.js';
+import { parseRedisUrl, tlsHandshakeFailure } from '../../src/redis.js';
 
 describe('SOCKETBRIDGE_REDIS_URL', () => {
   it('keeps redis:// and rediss:// as one node', () => {
@@ -11,6 +11,7 @@ describe('SOCKETBRIDGE_REDIS_URL', () => {
   it('reads the Sentinel form: addresses (26379 by default), master name, db, credentials', () => {
     expect(parseRedisUrl('redis+sentinel://:s%40cret@10.0.0.1:26380,sentinel-b,[::1]:26381/my-master/3')).toEqual({
       kind: 'sentinel',
+      tls: false,
       sentinels: [
         { host: '10.0.0.1', port: 26380 },
         { host: 'sentinel-b', port: 26379 },
@@ -26,6 +27,7 @@ describe('SOCKETBRIDGE_REDIS_URL', () => {
   it('reads the Cluster form: seed nodes (6379 by default), credentials, no db', () => {
     expect(parseRedisUrl('redis+cluster://:s%40cret@10.0.0.1:7000,node-b,[::1]:7002')).toEqual({
       kind: 'cluster',
+      tls: false,
       nodes: [
         { host: '10.0.0.1', port: 7000 },
         { host: 'node-b', port: 6379 },
@@ -34,6 +36,42 @@ describe('SOCKETBRIDGE_REDIS_URL', () => {
       password: 's@cret',
     });
     expect(parseRedisUrl('redis+cluster://app:pw@n1:7000/')).toMatchObject({ kind: 'cluster', username: 'app', password: 'pw' });
+  });
+
+  it('reads rediss+sentinel:// and rediss+cluster:// as the same forms over TLS', () => {
+    expect(parseRedisUrl('rediss+sentinel://app:pw@s1.example:26380,s2.example/mymaster/2')).toEqual({
+      kind: 'sentinel',
+      tls: true,
+      sentinels: [
+        { host: 's1.example', port: 26380 },
+        { host: 's2.example', port: 26379 },
+      ],
+      name: 'mymaster',
+      db: 2,
+      username: 'app',
+      password: 'pw',
+    });
+    expect(parseRedisUrl('rediss+cluster://:pw@clustercfg.my-cache.abc123.use1.cache.amazonaws.com:6379')).toEqual({
+      kind: 'cluster',
+      tls: true,
+      nodes: [{ host: 'clustercfg.my-cache.abc123.use1.cache.amazonaws.com', port: 6379 }],
+      password: 'pw',
+    });
+    // The TLS forms are checked as strictly as the plain ones.
+    expect(() => parseRedisUrl('rediss+cluster://n1:7000/2')).toThrow(/database 0 only/);
+    expect(() => parseRedisUrl('rediss+sentinel://s1:26379')).toThrow(/<masterName>/);
+    // Only these spellings: a typo is refused, not read as a plain connection.
+    for (const typo of ['redis+sentinels://s1/m', 'rediss-sentinel://s1/m', 'redisss+cluster://n1', 'REDISS+CLUSTER://n1', 'rediss+cluster:/n1']) {
+      expect(() => parseRedisUrl(typo), typo).toThrow(/rediss\+sentinel:\/\/.*rediss\+cluster:\/\//);
+    }
+  });
+
+  it('blames no certificate when nothing accepts the connection, nor for plain forms', async () => {
+    // Port 1 on loopback: refused at once. Redis being away is the client's own error to report.
+    expect(await tlsHandshakeFailure('rediss+cluster://127.0.0.1:1')).toBeUndefined();
+    expect(await tlsHandshakeFailure('rediss+sentinel://127.0.0.1:1/m')).toBeUndefined();
+    expect(await tlsHandshakeFailure('redis+cluster://127.0.0.1:1')).toBeUndefined();
+    expect(await tlsHandshakeFailure('rediss://127.0.0.1:1')).toBeUndefined();
   });
 
   it('refuses what it cannot read, naming the accepted forms', () => {
