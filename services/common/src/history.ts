@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { RedisClient } from './redis.js';
 import { registryKeys } from './bridges.js';
 import { compareOffsets, type HistoryPolicy } from './channels.js';
@@ -59,9 +60,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if remembered then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return out`;
 
-type AppendingRedis = RedisClient & {
-  sbAppend(numberOfKeys: number, ...keysAndArgs: string[]): Promise<string[]>;
-};
+const APPEND_SHA = createHash('sha1').update(APPEND).digest('hex');
 
 /** A history entry's JSON (the `e` field), its id first: the append script may swap that id for a recorded one. */
 export function historyEntry(entry: HistoryEntry): string {
@@ -104,13 +103,7 @@ export interface HistoryPage {
  * script the publisher runs and of the reads behind the worker's `recover`.
  */
 export class HistoryStore {
-  private readonly redis: AppendingRedis;
-
-  constructor(redis: RedisClient) {
-    // No fixed key count: each redelivery record an item names is one more key (Redis Cluster wants every key in KEYS).
-    redis.defineCommand('sbAppend', { lua: APPEND });
-    this.redis = redis as AppendingRedis;
-  }
+  constructor(private readonly redis: RedisClient) {}
 
   /** Appends in order, in one atomic step; returns each item's position and id. */
   async append(channel: string, policy: HistoryPolicy, items: readonly HistoryItem[]): Promise<HistoryPosition[]> {
@@ -120,12 +113,27 @@ export class HistoryStore {
       if (redelivery) keys.push(redelivery.key);
       args.push(id, entry, idempotent ? '1' : '0', redelivery ? String(keys.length) : '0', redelivery?.redelivered ? '1' : '0');
     }
-    const positions = await this.redis.sbAppend(keys.length, ...keys, ...args);
+    const positions = await this.run(keys, args);
     return positions.map((position) => {
       // Offsets hold no spaces; the id, the rest, may.
       const [offset, prev] = position.split(' ', 2) as [string, string];
       return { offset, prev, id: position.slice(offset.length + prev.length + 2) };
     });
+  }
+
+  /**
+   * EVALSHA, then EVAL once where the script is not loaded yet (a new, restarted or promoted node).
+   * Not ioredis' defineCommand: with a variable key count its first argument is that count, and a
+   * Cluster client's auto-pipelining groups commands by their first argument, so appends to
+   * channels on different nodes would share one pipeline and fail; for EVALSHA it finds the first key.
+   */
+  private async run(keys: string[], args: string[]): Promise<string[]> {
+    try {
+      return (await this.redis.evalsha(APPEND_SHA, keys.length, ...keys, ...args)) as string[];
+    } catch (error) {
+      if (!(error as Error).message.startsWith('NOSCRIPT')) throw error;
+      return (await this.redis.eval(APPEND, keys.length, ...keys, ...args)) as string[];
+    }
   }
 
   /** Up to `limit` entries after `since` (`0-0`: from the start). */
