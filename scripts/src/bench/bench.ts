@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { waitFor } from '@socketbridge/devkit';
 import { cpuSeconds, rssBytes } from './proc.js';
-import { Loadgens, deliverAll, median, pinSide, produce, progress, removeTopology, round2, serverProcesses, startBaseline, startSocketBridge, type SbClient, type Side } from './sides.js';
+import { Loadgens, deliverAll, median, pinSide, produce, progress, removeTopology, round2, serverProcesses, startBaseline, startSocketBridge, type MessageIds, type SbClient, type Side } from './sides.js';
 import { coldMarkdown, coldStart, regimeMarkdown, regimeRatios, runRegime, type ColdStart, type Regime, type RegimeResult, type SteadyOptions } from './steady.js';
 
 interface Options {
@@ -21,6 +21,7 @@ interface Options {
   rounds: number;
   latencyRounds: number;
   sbClient: SbClient;
+  messageIds: MessageIds;
 }
 
 /** One max-rate round of one side. */
@@ -79,7 +80,7 @@ async function throughputRound(side: Side, load: Loadgens, options: Options, rou
   const before = new Map(serverPids.map(({ pid }) => [pid, cpuSeconds(pid)]));
   const loadgenBefore = load.cpuSeconds();
   const expected = perChannel * options.clients;
-  const report = await deliverAll(load, expected, produce(side.exchange, channels, perChannel, 0), (got) =>
+  const report = await deliverAll(load, expected, produce(side.exchange, channels, perChannel, 0, options.messageIds), (got) =>
     progress(`${side.name}, round ${round + 1} of ${options.rounds}: ${got.toLocaleString()} / ${expected.toLocaleString()} deliveries`),
   );
   const cpuByRole: Record<string, number> = {};
@@ -112,7 +113,7 @@ async function latencyRun(side: Side, load: Loadgens, options: Options): Promise
   const loadgenBefore = load.cpuSeconds();
   const perChannel = Math.round((options.latencyRate * options.latencySeconds) / options.channels.length);
   progress(`${side.name}: latency at ${options.latencyRate} messages/s for ${options.latencySeconds} s`);
-  await produce(side.exchange, options.channels, perChannel, options.latencyRate);
+  await produce(side.exchange, options.channels, perChannel, options.latencyRate, options.messageIds);
   const expected = perChannel * options.clients;
   await waitFor(async () => (await load.report()).deliveries >= expected, 30000, 'the latency run to be delivered', 200).catch(() => undefined);
   const report = await load.report(true);
@@ -263,6 +264,8 @@ async function main(): Promise<void> {
       out: { type: 'string', default: 'bench-results' },
       /** SocketBridge's load generator: the client library (default), bare socketcluster-client (raw) or the wire protocol on ws. */
       'sb-client': { type: 'string', default: 'library' },
+      /** The producer's AMQP messageId: unique per message, or none (SocketBridge then keeps ids for redeliveries itself). */
+      'message-id': { type: 'string', default: 'unique' },
       /** The CPU both sides' server processes are confined to (taskset), one side at a time measured; `none`: not confined. */
       cpu: { type: 'string', default: '1' },
       /** Per-client regime: this many channels, one client each. */
@@ -289,6 +292,8 @@ async function main(): Promise<void> {
   for (const regime of regimes) if (!(REGIMES as readonly string[]).includes(regime)) throw new Error(`--regimes takes ${REGIMES.join(', ')}`);
   const sbClient = values['sb-client'] as SbClient;
   if (!['library', 'raw', 'wire'].includes(sbClient)) throw new Error('--sb-client must be library, raw or wire');
+  const messageIds = values['message-id'] as MessageIds;
+  if (!['unique', 'none'].includes(messageIds)) throw new Error('--message-id must be unique or none');
   const cpu = values.cpu === 'none' ? undefined : Number(values.cpu);
   if (cpu !== undefined && !(Number.isInteger(cpu) && cpu >= 0 && cpu < availableParallelism())) throw new Error(`--cpu must be none or a CPU number below ${availableParallelism()}`);
   const channels = Array.from({ length: Number(values.channels) }, (_, i) => `bench.ch-${i}`);
@@ -302,6 +307,7 @@ async function main(): Promise<void> {
     rounds: Number(values.rounds),
     latencyRounds: Number(values['latency-rounds']),
     sbClient,
+    messageIds,
   };
   for (const key of ['clients', 'perChannel', 'loadgens', 'rounds', 'latencyRounds'] as const) {
     if (!Number.isInteger(options[key]) || options[key] < 1) throw new Error(`${key} must be a positive whole number`);
@@ -316,10 +322,10 @@ async function main(): Promise<void> {
   const perClientChannels = Array.from({ length: Number(values['per-client-channels']) }, (_, i) => `bench.c-${i}`);
   const plans: Regime[] = [];
   if (regimes.includes('per-client')) {
-    plans.push({ name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: numbers(values['per-client-rates']), maxMessages: Number(values['per-client-max-messages']) });
+    plans.push({ name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: numbers(values['per-client-rates']), maxMessages: Number(values['per-client-max-messages']), messageIds });
   }
   if (regimes.includes('fan-out')) {
-    plans.push({ name: 'fan-out', clients: options.clients, channels, rates: numbers(values['fan-out-rates']), maxMessages: Number(values['fan-out-max-messages']) });
+    plans.push({ name: 'fan-out', clients: options.clients, channels, rates: numbers(values['fan-out-rates']), maxMessages: Number(values['fan-out-max-messages']), messageIds });
   }
   const sbEnv = Object.fromEntries(values['sb-env'].split(',').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
   const started: Side[] = [];
@@ -346,7 +352,7 @@ async function main(): Promise<void> {
     const side = await startSocketBridge(2, sbEnv);
     try {
       if (cpu !== undefined) pinSide(side, cpu);
-      const regime: Regime = { name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: [], maxMessages: 0 };
+      const regime: Regime = { name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: [], maxMessages: 0, messageIds };
       cold = await coldStart(side, regime, Number(values['cold-rate']), Number(values['cold-seconds']), options.loadgens);
     } finally {
       await side.stop();

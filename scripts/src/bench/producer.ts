@@ -9,7 +9,9 @@ const channels = process.env.BENCH_CHANNELS!.split(',');
 const perChannel = Number(process.env.BENCH_PER_CHANNEL);
 const rate = Number(process.env.BENCH_RATE ?? 0);
 // Message ids are unique per run: SocketBridge treats a repeated id as a redelivery (same offset).
+// `none`: no messageId, the path of producers that set none (the load generators go by `seq`).
 const run = process.env.BENCH_RUN ?? String(Date.now());
+const withIds = (process.env.BENCH_MESSAGE_IDS ?? 'unique') === 'unique';
 const connection = await amqp.connect(process.env.SOCKETBRIDGE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
 const channel = await connection.createConfirmChannel();
 await channel.assertExchange(exchange, 'topic', { durable: true });
@@ -22,7 +24,7 @@ for (let seq = 0; seq < perChannel; seq++) {
   for (const ch of channels) {
     // Sub-millisecond send time: the load generators' latencies are a few ms.
     const body = JSON.stringify({ ch, seq, t: preciseNow() });
-    channel.publish(exchange, ch, Buffer.from(body), { contentType: 'application/json', messageId: `${run}:${ch}:${seq}` });
+    channel.publish(exchange, ch, Buffer.from(body), { contentType: 'application/json', ...(withIds ? { messageId: `${run}:${ch}:${seq}` } : {}) });
     sent++;
     if (sent % batch === 0) {
       await channel.waitForConfirms();

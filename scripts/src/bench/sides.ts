@@ -182,13 +182,17 @@ export class Loadgens {
   }
 }
 
-export async function produce(exchange: string, channels: string[], perChannel: number, rate: number): Promise<void> {
+/** How the producer identifies its messages: a unique AMQP messageId each, or none (`--message-id`). */
+export type MessageIds = 'unique' | 'none';
+
+export async function produce(exchange: string, channels: string[], perChannel: number, rate: number, messageIds: MessageIds): Promise<void> {
   const producer = spawnNode('producer', script('producer'), {
     BENCH_EXCHANGE: exchange,
     BENCH_CHANNELS: channels.join(','),
     BENCH_PER_CHANNEL: String(perChannel),
     BENCH_RATE: String(rate),
     BENCH_RUN: randomUUID(),
+    BENCH_MESSAGE_IDS: messageIds,
   });
   await producer.waitForLog((l) => l.msg === 'sent', 600000, 'the producer to finish');
 }

@@ -5,7 +5,7 @@
 // protocol on ws), both sides are warmed first, and rounds alternate baseline, SocketBridge, … so
 // the machine's noise falls on both alike.
 import { cpuSeconds } from './proc.js';
-import { Loadgens, deliverAll, median, produce, progress, round2, serverProcesses, type Side } from './sides.js';
+import { Loadgens, deliverAll, median, produce, progress, round2, serverProcesses, type MessageIds, type Side } from './sides.js';
 
 export interface Regime {
   name: 'per-client' | 'fan-out';
@@ -15,6 +15,7 @@ export interface Regime {
   rates: number[];
   /** Messages of one max-rate round (as fast as RabbitMQ confirms them); 0: no max-rate rounds. */
   maxMessages: number;
+  messageIds: MessageIds;
 }
 
 export interface SteadyOptions {
@@ -71,7 +72,7 @@ async function measure(side: Side, load: Loadgens, regime: Regime, rate: number,
   const processes = serverProcesses(side);
   const before = processes.map(({ pid }) => cpuSeconds(pid));
   const loadgenBefore = load.cpuSeconds();
-  await deliverAll(load, expected, produce(side.exchange, regime.channels, perChannel, rate), (got) =>
+  await deliverAll(load, expected, produce(side.exchange, regime.channels, perChannel, rate, regime.messageIds), (got) =>
     progress(`${regime.name}, ${side.name}, ${rate ? `${rate} msg/s` : 'max rate'}: ${got.toLocaleString()} / ${expected.toLocaleString()} deliveries`),
   );
   const byRole: Record<string, number> = {};
@@ -222,7 +223,7 @@ export async function coldStart(side: Side, regime: Regime, rate: number, second
     let cpu = processes.map(({ pid }) => cpuSeconds(pid));
     let delivered = 0;
     let produced = false;
-    const sending = produce(side.exchange, regime.channels, perChannel, rate).then(() => void (produced = true));
+    const sending = produce(side.exchange, regime.channels, perChannel, rate, regime.messageIds).then(() => void (produced = true));
     const samples: ColdSample[] = [];
     for (let second = 1; !produced && second <= seconds + 30; second++) {
       await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -65,14 +65,21 @@ describe('Redis Cluster', () => {
     const channels = [...byPrimary.values()];
 
     const subs = await Promise.all(channels.map((channel) => subscriber(channel)));
+    // Odd ones carry no messageId: their append also records the id kept for a redelivery, one more
+    // key in the script's KEYS, in the channel's slot.
     for (let seq = 0; seq < 20; seq++) {
-      for (const channel of channels) producer.channel.publish(names.SOCKETBRIDGE_EXCHANGE, channel, Buffer.from(JSON.stringify({ seq })), { contentType: 'application/json', messageId: `${channel}:${seq}` });
+      for (const channel of channels) {
+        producer.channel.publish(names.SOCKETBRIDGE_EXCHANGE, channel, Buffer.from(JSON.stringify({ seq })), { contentType: 'application/json', ...(seq % 2 ? {} : { messageId: `${channel}:${seq}` }) });
+      }
     }
     await producer.channel.waitForConfirms();
     await waitFor(() => subs.every((s) => s.seen.length === 20), 20000, 'every channel to deliver 20 messages');
-    for (const s of subs) expect(s.seen.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    for (const s of subs) expect(s.seen.map((m) => m.seq), cluster.publishers[0]!.tail(20)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     // The history keys sit on three different primaries, each holding its channel's stream.
-    for (const [port, channel] of byPrimary) expect(await redis.probe(port).xlen(registryKeys.history(channel))).toBe(20);
+    for (const [port, channel] of byPrimary) {
+      expect(await redis.probe(port).xlen(registryKeys.history(channel))).toBe(20);
+      expect(await redis.probe(port).keys(registryKeys.redeliveryId(channel, '*'))).toHaveLength(10);
+    }
 
     // Recovery through the worker: a client with an old offset gets the rest from the channel's primary.
     for (const [i, channel] of channels.entries()) {

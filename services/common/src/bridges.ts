@@ -57,7 +57,7 @@ export const registryKeys = {
    * expires (ms): a worker refreshes its own while it runs, so a killed one drops out by itself.
    */
   liveWorkers: 'socketbridge:{workers}:live',
-  /** A message without messageId: its content hash → the id its first delivery got (the publisher's RedeliveryIds), with the channel's history TTL. */
+  /** A message without messageId: its content hash → the id its first delivery got (written by the history append script), with the channel's history TTL. */
   redeliveryId: (channel: string, hash: string) => `socketbridge:history-redelivery:{${channel}}:${hash}`,
   /** Stream queue name → the offset its consumer resumes from (the publisher's stream-offsets.ts). */
   streamOffsets: 'socketbridge:{stream-offsets}:queues',

@@ -33,7 +33,7 @@ export const FIRST_PREV = '0-0';
 // --- history: the Redis stream `history:<channel>` -------------------------------------------
 
 /**
- * The fields of one history stream entry. The publisher's append script (publisher/src/pipeline.ts)
+ * The fields of one history stream entry. The append script the publisher runs (common/src/history.ts)
  * writes them, the worker's `recover` (worker/src/recover.ts) reads them; the stream id is the offset.
  */
 export const HISTORY_FIELDS = {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import {
   CHANNEL_NAME,
@@ -20,7 +21,7 @@ import type { PublisherConfig } from './config.js';
 import { AckBatcher } from './acks.js';
 import { decodeBody } from './decode.js';
 import type { Pipeline } from './pipeline.js';
-import { StreamProgress, contentHash, type RedeliveryIds, type StreamOffsets } from './stream-offsets.js';
+import { StreamProgress, contentHash, redeliveryOf, type StreamOffsets } from './stream-offsets.js';
 
 /** A queue this publisher consumes, its type, and the template that names each message's channel. */
 interface QueueSpec {
@@ -78,7 +79,6 @@ export class RabbitConsumer {
     registry: Registry,
     private readonly instanceId: string,
     private readonly offsets: StreamOffsets,
-    private readonly redeliveries: RedeliveryIds,
   ) {
     this.nodes = parseRabbitUrls(config.SOCKETBRIDGE_RABBITMQ_URL);
     this.defaultHistory = { size: config.SOCKETBRIDGE_HISTORY_SIZE, ttlSeconds: config.SOCKETBRIDGE_HISTORY_TTL_SECONDS };
@@ -336,16 +336,18 @@ export class RabbitConsumer {
       const history = policy?.history ?? this.defaultHistory;
       try {
         // Every append is idempotent by id, so a message handled twice keeps one offset: the
-        // producer's messageId; a stream's own offset; else an id kept across redeliveries.
+        // producer's messageId; a stream's own offset; else an id the append keeps across
+        // redeliveries (a fresh one here, replaced there by the one recorded for a redelivery).
         const messageId = message.properties.messageId as unknown;
-        const id =
-          typeof messageId === 'string' && messageId.length > 0 && messageId.length <= 200
-            ? messageId
-            : Number.isNaN(streamOffset)
-              ? await this.redeliveries.idFor(queue, rendered.value, message, history.ttlSeconds)
-              : // The content too: a stream deleted and declared again restarts its offsets at 0.
-                `stream:${queue}:${streamOffset}:${contentHash(queue, message).slice(0, 16)}`;
-        await this.pipeline.publish({ channel: rendered.value, id, ts: started, data: decoded.data, history, idempotent: true });
+        const input = { channel: rendered.value, ts: started, data: decoded.data, history, idempotent: true };
+        if (typeof messageId === 'string' && messageId.length > 0 && messageId.length <= 200) {
+          await this.pipeline.publish({ ...input, id: messageId });
+        } else if (!Number.isNaN(streamOffset)) {
+          // The content too: a stream deleted and declared again restarts its offsets at 0.
+          await this.pipeline.publish({ ...input, id: `stream:${queue}:${streamOffset}:${contentHash(queue, message).slice(0, 16)}` });
+        } else {
+          await this.pipeline.publish({ ...input, id: randomUUID(), redelivery: redeliveryOf(queue, rendered.value, message) });
+        }
       } catch (error) {
         // History or the cluster is away: hand the message back, after a pause so it does not spin.
         this.metrics.requeued.inc({ queue });

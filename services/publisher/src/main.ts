@@ -7,7 +7,7 @@ import { announceListening, clusterLinkOptions, connectRedis, createLogger, crea
 import { buildApp } from './app.js';
 import { loadPublisherConfig } from './config.js';
 import { RabbitConsumer } from './consumer.js';
-import { RedeliveryIds, StreamOffsets } from './stream-offsets.js';
+import { StreamOffsets } from './stream-offsets.js';
 import { Pipeline } from './pipeline.js';
 import { TokenIssuer } from './tokens.js';
 
@@ -27,7 +27,7 @@ runMain('publisher', async () => {
   const pipeline = new Pipeline(redis, link);
   let consumer: RabbitConsumer | undefined = undefined;
   const watcher = new BridgeWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS, () => consumer?.bridgesChanged());
-  consumer = new RabbitConsumer(config, logger, pipeline, watcher, metrics, instanceId, new StreamOffsets(redis), new RedeliveryIds(redis));
+  consumer = new RabbitConsumer(config, logger, pipeline, watcher, metrics, instanceId, new StreamOffsets(redis));
   const tokens = new TokenIssuer(config.SOCKETBRIDGE_AUTH_KEY, config.SOCKETBRIDGE_TOKEN_TTL_SECONDS);
   const app = await buildApp({ config, logger, metrics, redis, tokens, consumer, pipeline, watcher, link, version });
 

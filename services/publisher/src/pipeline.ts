@@ -1,5 +1,5 @@
 import type { RedisClient } from '@socketbridge/common';
-import { HistoryStore, type ClusterLink, type Envelope, type HistoryEntry, type HistoryPolicy } from '@socketbridge/common';
+import { HistoryStore, historyEntry, type ClusterLink, type Envelope, type HistoryItem, type HistoryPolicy } from '@socketbridge/common';
 
 export interface PublishInput {
   channel: string;
@@ -10,6 +10,8 @@ export interface PublishInput {
   history: HistoryPolicy;
   /** The id came from the producer (AMQP messageId): a redelivery of it must keep its offset. */
   idempotent: boolean;
+  /** No producer's id: the append settles the id through this record (HistoryItem), and the envelope carries the one it settled. */
+  redelivery?: HistoryItem['redelivery'];
 }
 
 /** Most messages, and bytes, of one channel handled in one step (one history append, one publish to the shard). */
@@ -58,7 +60,7 @@ export class Pipeline {
 
   publish(input: PublishInput): Promise<Envelope> {
     return new Promise<Envelope>((resolve, reject) => {
-      const waiting = { input, entry: JSON.stringify({ id: input.id, ts: input.ts, data: input.data } satisfies HistoryEntry), resolve, reject };
+      const waiting = { input, entry: historyEntry(input), resolve, reject };
       const queue = this.queues.get(input.channel);
       if (queue) queue.push(waiting);
       else this.queues.set(input.channel, [waiting]);
@@ -97,9 +99,12 @@ export class Pipeline {
 
   private async step(channel: string, batch: Waiting[]): Promise<Envelope[]> {
     // A channel's history policy is the same for every message of a step; the first one's applies.
-    const items = batch.map(({ input, entry }) => ({ id: input.id, entry, idempotent: input.idempotent }));
+    const items = batch.map(({ input, entry }): HistoryItem => ({ id: input.id, entry, idempotent: input.idempotent, ...(input.redelivery ? { redelivery: input.redelivery } : {}) }));
     const positions = await this.history.append(channel, batch[0]!.input.history, items);
-    const envelopes = batch.map(({ input }, i): Envelope => ({ id: input.id, ...positions[i]!, ts: input.ts, data: input.data }));
+    const envelopes = batch.map(({ input }, i): Envelope => {
+      const { id, offset, prev } = positions[i]!;
+      return { id, offset, prev, ts: input.ts, data: input.data };
+    });
     await this.link.publish(channel, envelopes);
     return envelopes;
   }

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { ConsumeMessage } from 'amqplib';
 import { registryKeys, type RedisClient } from '@socketbridge/common';
 
@@ -58,28 +58,20 @@ export class StreamProgress {
 }
 
 /**
- * A stable id for a message that carries no messageId, so its redelivery keeps its history offset
- * (docs/reliability.md). RabbitMQ tells two identical publishes apart by nothing a consumer sees,
- * so the id is not the content's hash alone: the first delivery takes a fresh id and records
- * hash → id for as long as the channel's history remembers ids; a redelivery (the `redelivered`
- * flag, or a quorum queue's x-delivery-count) reuses the recorded id, and the append, idempotent by
- * id, keeps the first offset. A first delivery always gets a new id: two identical publishes stay two.
+ * A message that carries no messageId: what the history append needs to give it a stable id, so
+ * its redelivery keeps its history offset (docs/reliability.md). RabbitMQ tells two identical
+ * publishes apart by nothing a consumer sees, so the id is not the content's hash alone: the first
+ * delivery takes a fresh id and the append script records hash → id for as long as the channel's
+ * history remembers ids; a redelivery (the `redelivered` flag, or a quorum queue's
+ * x-delivery-count) reuses the recorded id, and the append, idempotent by id, keeps the first
+ * offset. A first delivery always gets a new id: two identical publishes stay two.
  */
-export class RedeliveryIds {
-  constructor(private readonly redis: RedisClient) {}
-
-  async idFor(queue: string, channel: string, message: ConsumeMessage, ttlSeconds: number): Promise<string> {
-    const key = registryKeys.redeliveryId(channel, contentHash(queue, message));
-    const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
-    if (message.fields.redelivered || Number(headers['x-delivery-count'] ?? 0) > 0) {
-      const earlier = await this.redis.get(key);
-      if (earlier) return earlier;
-    }
-    const id = randomUUID();
-    // Before the append: a redelivery after a crash between the two still finds it.
-    await this.redis.set(key, id, 'EX', ttlSeconds);
-    return id;
-  }
+export function redeliveryOf(queue: string, channel: string, message: ConsumeMessage): { key: string; redelivered: boolean } {
+  const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
+  return {
+    key: registryKeys.redeliveryId(channel, contentHash(queue, message)),
+    redelivered: message.fields.redelivered || Number(headers['x-delivery-count'] ?? 0) > 0,
+  };
 }
 
 /** What identifies a publish to a consumer: queue, exchange, routing key, body and properties (not the delivery's own headers). */

@@ -84,6 +84,39 @@ describe('redelivered messages without a messageId', () => {
   }, 60_000);
 });
 
+describe('a message without a messageId', () => {
+  it('costs the publisher one Redis call: the append script records its id, no SET of its own', async () => {
+    const channel = `${PREFIX}.cost`;
+    const subscriber = await recordingSubscriber(testbed.cluster.workers[0]!.port, channel);
+    subscribers.push(subscriber);
+    // Every command Redis runs on this channel's keys, by who sent it: a client, or a Lua script.
+    const monitor = await redis.monitor();
+    const fromClients: string[][] = [];
+    const fromScripts: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (args.some((arg) => arg.includes(channel))) (source === 'lua' ? fromScripts : fromClients).push(args);
+    });
+    try {
+      const MESSAGES = 5;
+      // One at a time, so each is a step of its own (no batch shares a call).
+      for (let seq = 0; seq < MESSAGES; seq++) {
+        producer.channel.publish(testbed.names.SOCKETBRIDGE_EXCHANGE, channel, Buffer.from(JSON.stringify({ seq })), { contentType: 'application/json' });
+        await waitFor(() => subscriber.seen.length === seq + 1, 10000, `message ${seq} to arrive`, 20);
+      }
+      // EVAL only where the script was not loaded yet (NOSCRIPT), after an EVALSHA: not a call of its own.
+      const calls = () => fromClients.filter(([command]) => command!.toLowerCase() !== 'eval');
+      await waitFor(() => calls().length >= MESSAGES, 5000, 'MONITOR to report every append', 20);
+      expect(calls().map(([command, , , ...rest]) => [command!.toLowerCase(), rest.some((arg) => arg.includes('history-redelivery'))])).toEqual(
+        Array.from({ length: MESSAGES }, () => ['evalsha', true]),
+      );
+      const recorded = fromScripts.filter(([command, key]) => command!.toLowerCase() === 'set' && key!.startsWith(registryKeys.redeliveryId(channel, '')));
+      expect(recorded).toHaveLength(MESSAGES);
+    } finally {
+      monitor.disconnect();
+    }
+  }, 30_000);
+});
+
 /** How many deliveries the publisher took from the testbed's queue (first ones and redeliveries). */
 async function consumedTotal(): Promise<number> {
   const metrics = (await testbed.api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
