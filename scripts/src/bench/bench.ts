@@ -10,6 +10,7 @@ import { waitFor } from '@socketbridge/devkit';
 import { cpuSeconds, rssBytes } from './proc.js';
 import { Loadgens, deliverAll, median, pinSide, produce, progress, removeTopology, round2, serverProcesses, startBaseline, startSocketBridge, type SbClient, type Side } from './sides.js';
 import { coldMarkdown, coldStart, regimeMarkdown, regimeRatios, runRegime, type ColdStart, type Regime, type RegimeResult, type SteadyOptions } from './steady.js';
+import { parseTopologies, runTopologies, topologiesMarkdown, topologySummary, type TopologyResult } from './topologies.js';
 
 interface Options {
   clients: number;
@@ -240,7 +241,7 @@ function markdown(results: SideResult[], options: Options, idle?: Awaited<Return
   return lines.join('\n');
 }
 
-const REGIMES = ['burst', 'per-client', 'fan-out', 'cold'] as const;
+const REGIMES = ['burst', 'per-client', 'fan-out', 'cold', 'topologies'] as const;
 const numbers = (text: string) => text.split(',').filter(Boolean).map(Number);
 
 async function main(): Promise<void> {
@@ -281,6 +282,12 @@ async function main(): Promise<void> {
       /** Cold start: a fresh cluster, per-client channels at this rate for this long, CPU per message each second. */
       'cold-rate': { type: 'string', default: '1000' },
       'cold-seconds': { type: 'string', default: '30' },
+      /**
+       * Topologies regime: variants measured against the single-node reference, each terms joined by +
+       * (rabbitmq-cluster, classic, quorum, stream, sentinel, redis-cluster), through the per-client and
+       * fan-out regimes' rates (topologies.ts).
+       */
+      topologies: { type: 'string', default: 'rabbitmq-cluster+quorum,rabbitmq-cluster+stream,sentinel,redis-cluster' },
       /** KEY=VALUE,… added to every SocketBridge member's environment (say SOCKETBRIDGE_PREFETCH=1000). */
       'sb-env': { type: 'string', default: '' },
     },
@@ -314,19 +321,17 @@ async function main(): Promise<void> {
     loadgens: options.loadgens,
   };
   const perClientChannels = Array.from({ length: Number(values['per-client-channels']) }, (_, i) => `bench.c-${i}`);
-  const plans: Regime[] = [];
-  if (regimes.includes('per-client')) {
-    plans.push({ name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: numbers(values['per-client-rates']), maxMessages: Number(values['per-client-max-messages']) });
-  }
-  if (regimes.includes('fan-out')) {
-    plans.push({ name: 'fan-out', clients: options.clients, channels, rates: numbers(values['fan-out-rates']), maxMessages: Number(values['fan-out-max-messages']) });
-  }
+  const perClient: Regime = { name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: numbers(values['per-client-rates']), maxMessages: Number(values['per-client-max-messages']) };
+  const fanOut: Regime = { name: 'fan-out', clients: options.clients, channels, rates: numbers(values['fan-out-rates']), maxMessages: Number(values['fan-out-max-messages']) };
+  const plans = [...(regimes.includes('per-client') ? [perClient] : []), ...(regimes.includes('fan-out') ? [fanOut] : [])];
+  const topologies = regimes.includes('topologies') ? parseTopologies(values.topologies) : [];
   const sbEnv = Object.fromEntries(values['sb-env'].split(',').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
   const started: Side[] = [];
   const results: SideResult[] = [];
   const regimeResults: RegimeResult[] = [];
   try {
-    for (const start of [startBaseline, () => startSocketBridge(2, sbEnv)]) {
+    // The baseline and SocketBridge sides, unless only the cold start or the topologies run.
+    for (const start of regimes.includes('burst') || plans.length ? [startBaseline, () => startSocketBridge(2, sbEnv)] : []) {
       const side = await start();
       started.push(side);
       if (cpu !== undefined) pinSide(side, cpu);
@@ -340,6 +345,8 @@ async function main(): Promise<void> {
       await removeTopology(side.exchange);
     }
   }
+  // Topology variants against the single-node reference, through the per-client and fan-out regimes' rates.
+  const topologyResults: TopologyResult[] = topologies.length ? await runTopologies(topologies, [perClient, fanOut].filter((plan) => plan.rates.length || plan.maxMessages > 0), steady, cpu, sbEnv) : [];
   let cold: ColdStart | undefined;
   if (regimes.includes('cold')) {
     // Started alone, after the other sides stopped: its processes warm up as a new pod's would.
@@ -359,6 +366,7 @@ async function main(): Promise<void> {
   if (results.length) sections.push(markdown(results, options, idle));
   else if (idle) sections.push(idleLine(idle));
   sections.push(...regimeResults.map(regimeMarkdown));
+  if (topologyResults.length) sections.push(topologiesMarkdown(topologyResults));
   if (cold) sections.push(coldMarkdown(cold, values['sb-env'] || 'default settings'));
   const table = sections.join('\n\n');
   mkdirSync(values.out, { recursive: true });
@@ -371,9 +379,10 @@ async function main(): Promise<void> {
       })()
     : {};
   const json = {
-    options: { ...options, channels: channels.length, cpu: cpu ?? null, regimes, steady, sbEnv: values['sb-env'] },
+    options: { ...options, channels: channels.length, cpu: cpu ?? null, regimes, steady, sbEnv: values['sb-env'], topologies: values.topologies },
     ...burstSummary,
     regimes: regimeResults.map((result) => ({ ...result, ratios: regimeRatios(result) })),
+    topologies: topologyResults.map((result) => ({ ...result, summary: topologySummary(result) })),
     cold,
     idle,
   };
