@@ -18,6 +18,8 @@ export interface Side {
   exchange: string;
   /** The RabbitMQ node the producer publishes to (default: the machine's). */
   amqpUrl?: string;
+  /** Paced rounds: messages the producer may have unconfirmed (default 0: it waits for each batch's confirms). */
+  confirmWindow?: number;
   /** The RabbitMQ and Redis processes the side uses (default: the machine's single nodes). */
   infrastructure?: () => Array<{ role: InfraRole; pid: number }>;
   stop: () => Promise<void>;
@@ -186,10 +188,11 @@ export class Loadgens {
   }
 }
 
-/** `amqpUrl`: the RabbitMQ node to publish to (default: the machine's). */
-export async function produce(exchange: string, channels: string[], perChannel: number, rate: number, amqpUrl?: string): Promise<void> {
+/** `amqpUrl`: the RabbitMQ node to publish to (default: the machine's); `confirmWindow`: see Side. */
+export async function produce(exchange: string, channels: string[], perChannel: number, rate: number, amqpUrl?: string, confirmWindow = 0): Promise<void> {
   const producer = spawnNode('producer', script('producer'), {
     ...(amqpUrl ? { SOCKETBRIDGE_RABBITMQ_URL: amqpUrl } : {}),
+    BENCH_CONFIRM_WINDOW: String(confirmWindow),
     BENCH_EXCHANGE: exchange,
     BENCH_CHANNELS: channels.join(','),
     BENCH_PER_CHANNEL: String(perChannel),

@@ -94,12 +94,20 @@ export interface TopologyResult {
 
 const REFERENCE = 'reference (RabbitMQ single node, classic queue; Redis single node)';
 
+/**
+ * Both sides' producer keeps up to this many messages unconfirmed in paced rounds: a quorum queue
+ * or stream confirms only after a majority wrote the message, and a producer waiting for that every
+ * message or two caps the rate near 200 msg/s (what the first run here measured), below the rates asked.
+ */
+const CONFIRM_WINDOW = 1000;
+
 /** Every variant against the reference, through each of `plans` (steady rounds, alternating the two). */
 export async function runTopologies(variants: Topology[], plans: Regime[], steady: SteadyOptions, cpu: number | undefined, sbEnv: Record<string, string>): Promise<TopologyResult[]> {
   const infra = new Infrastructure();
   const results: TopologyResult[] = [];
   const reference = await startSocketBridge(2, sbEnv, REFERENCE);
   reference.infrastructure = () => infrastructure(rabbitmqUrl(), redisUrl());
+  reference.confirmWindow = CONFIRM_WINDOW;
   try {
     if (cpu !== undefined) pinSide(reference, cpu);
     for (const topology of variants) {
@@ -114,6 +122,7 @@ export async function runTopologies(variants: Topology[], plans: Regime[], stead
       // The producer publishes to the node the publisher connects to first (and where it declared the queue).
       variant.amqpUrl = urls.rabbitmq.split(',')[0]!;
       variant.infrastructure = () => infrastructureOn({ rabbitmq: urls.rabbitmqPorts, redis: urls.redisPorts });
+      variant.confirmWindow = CONFIRM_WINDOW;
       try {
         if (cpu !== undefined) pinSide(variant, cpu);
         const regimes: RegimeResult[] = [];
