@@ -248,7 +248,8 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       /** Which parts run: burst (max-rate rounds and latency, below), per-client and fan-out (steady.ts). */
-      regimes: { type: 'string', default: REGIMES.join(',') },
+      // Topologies only when asked: it starts a RabbitMQ cluster and Redis sets of its own.
+      regimes: { type: 'string', default: REGIMES.filter((regime) => regime !== 'topologies').join(',') },
       clients: { type: 'string', default: '1000' },
       channels: { type: 'string', default: '10' },
       messages: { type: 'string', default: '10000' },
