@@ -347,7 +347,9 @@ async function main(): Promise<void> {
     }
   }
   // Topology variants against the single-node reference, through the per-client and fan-out regimes' rates.
-  const topologyResults: TopologyResult[] = topologies.length ? await runTopologies(topologies, [perClient, fanOut].filter((plan) => plan.rates.length || plan.maxMessages > 0), steady, cpu, sbEnv) : [];
+  // A regime with no paced rate above 0 and no max-rate messages is left out (say --fan-out-rates 0 --fan-out-max-messages 0).
+  const topologyPlans = [perClient, fanOut].map((plan) => ({ ...plan, rates: plan.rates.filter((rate) => rate > 0) })).filter((plan) => plan.rates.length || plan.maxMessages > 0);
+  const topologyResults: TopologyResult[] = topologies.length ? await runTopologies(topologies, topologyPlans, steady, cpu, sbEnv) : [];
   let cold: ColdStart | undefined;
   if (regimes.includes('cold')) {
     // Started alone, after the other sides stopped: its processes warm up as a new pod's would.

@@ -4,7 +4,7 @@
 // RedisClusterSet), measured in steady rounds that alternate with a reference SocketBridge cluster
 // on the machine's single RabbitMQ node (classic queue) and single Redis, in the same run: ratios of
 // CPU per message by role and of p99, against the reference.
-import { QUEUE_TYPES, type QueueType } from '@socketbridge/common';
+import { QUEUE_TYPES, connectRedisOnce, registryKeys, type QueueType } from '@socketbridge/common';
 import { RabbitCluster, RedisClusterSet, RedisSentinelSet, rabbitmqUrl, redisUrl } from '@socketbridge/devkit';
 import { infrastructure, infrastructureOn } from './proc.js';
 import { median, pinSide, progress, removeTopology, round2, startSocketBridge, type Side } from './sides.js';
@@ -131,6 +131,11 @@ export async function runTopologies(variants: Topology[], plans: Regime[], stead
       } finally {
         await variant.stop();
         await removeTopology(variant.exchange, variant.amqpUrl);
+        // A stream's publisher stored its resume offset in Redis (the machine's, for a stream on single Redis).
+        if (topology.queueType === 'stream') {
+          const redis = await connectRedisOnce(urls.redis, 'the variant Redis');
+          await redis.hdel(registryKeys.streamOffsets, `${variant.exchange}.q`).finally(() => redis.disconnect());
+        }
       }
     }
   } finally {
