@@ -4,9 +4,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '@socketbridge/devkit';
-import { bucketsPerMs, histogramBuckets, histogramPercentile } from '../src/bench/proc.js';
+import { createServer } from 'node:net';
+import { bucketsPerMs, histogramBuckets, histogramPercentile, infrastructureOn } from '../src/bench/proc.js';
+import { parseTopologies } from '../src/bench/topologies.js';
 
 describe('the benchmark', () => {
+  it('reads --topologies as variants of single-node parts, and refuses an unknown term', () => {
+    expect(parseTopologies('rabbitmq-cluster+quorum,sentinel,redis-cluster+stream')).toEqual([
+      { name: 'rabbitmq-cluster+quorum', rabbitmq: 'cluster', queueType: 'quorum', redis: 'single' },
+      { name: 'sentinel', rabbitmq: 'single', queueType: 'classic', redis: 'sentinel' },
+      { name: 'redis-cluster+stream', rabbitmq: 'single', queueType: 'stream', redis: 'cluster' },
+    ]);
+    expect(() => parseTopologies('quorum+mirrored')).toThrow(/mirrored is not one of/);
+  });
+
+  it("counts every process listening on a topology's ports, once each", async () => {
+    // Two ports of this process: one entry; a port nothing listens on: none.
+    const servers = [createServer(), createServer()];
+    const ports = await Promise.all(servers.map((server) => new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)))));
+    try {
+      expect(infrastructureOn({ rabbitmq: ports, redis: [1] })).toEqual([{ role: 'rabbitmq', pid: process.pid }]);
+    } finally {
+      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+    }
+  });
+
   it('reads percentiles from its 0.1 ms histogram', () => {
     const counts = new Uint32Array(histogramBuckets);
     // 98 samples at 1.0 ms, one at 2.5 ms, one past the last bucket.

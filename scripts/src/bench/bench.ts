@@ -10,6 +10,7 @@ import { waitFor } from '@socketbridge/devkit';
 import { cpuSeconds, rssBytes } from './proc.js';
 import { Loadgens, deliverAll, median, pinSide, produce, progress, removeTopology, round2, serverProcesses, startBaseline, startSocketBridge, type MessageIds, type SbClient, type Side } from './sides.js';
 import { coldMarkdown, coldStart, regimeMarkdown, regimeRatios, runRegime, type ColdStart, type Regime, type RegimeResult, type SteadyOptions } from './steady.js';
+import { parseTopologies, runTopologies, topologiesMarkdown, topologySummary, type TopologyResult } from './topologies.js';
 
 interface Options {
   clients: number;
@@ -80,7 +81,7 @@ async function throughputRound(side: Side, load: Loadgens, options: Options, rou
   const before = new Map(serverPids.map(({ pid }) => [pid, cpuSeconds(pid)]));
   const loadgenBefore = load.cpuSeconds();
   const expected = perChannel * options.clients;
-  const report = await deliverAll(load, expected, produce(side.exchange, channels, perChannel, 0, options.messageIds), (got) =>
+  const report = await deliverAll(load, expected, produce(side.exchange, channels, perChannel, 0, { messageIds: options.messageIds }), (got) =>
     progress(`${side.name}, round ${round + 1} of ${options.rounds}: ${got.toLocaleString()} / ${expected.toLocaleString()} deliveries`),
   );
   const cpuByRole: Record<string, number> = {};
@@ -113,7 +114,7 @@ async function latencyRun(side: Side, load: Loadgens, options: Options): Promise
   const loadgenBefore = load.cpuSeconds();
   const perChannel = Math.round((options.latencyRate * options.latencySeconds) / options.channels.length);
   progress(`${side.name}: latency at ${options.latencyRate} messages/s for ${options.latencySeconds} s`);
-  await produce(side.exchange, options.channels, perChannel, options.latencyRate, options.messageIds);
+  await produce(side.exchange, options.channels, perChannel, options.latencyRate, { messageIds: options.messageIds });
   const expected = perChannel * options.clients;
   await waitFor(async () => (await load.report()).deliveries >= expected, 30000, 'the latency run to be delivered', 200).catch(() => undefined);
   const report = await load.report(true);
@@ -241,14 +242,15 @@ function markdown(results: SideResult[], options: Options, idle?: Awaited<Return
   return lines.join('\n');
 }
 
-const REGIMES = ['burst', 'per-client', 'fan-out', 'cold'] as const;
+const REGIMES = ['burst', 'per-client', 'fan-out', 'cold', 'topologies'] as const;
 const numbers = (text: string) => text.split(',').filter(Boolean).map(Number);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       /** Which parts run: burst (max-rate rounds and latency, below), per-client and fan-out (steady.ts). */
-      regimes: { type: 'string', default: REGIMES.join(',') },
+      // Topologies only when asked: it starts a RabbitMQ cluster and Redis sets of its own.
+      regimes: { type: 'string', default: REGIMES.filter((regime) => regime !== 'topologies').join(',') },
       clients: { type: 'string', default: '1000' },
       channels: { type: 'string', default: '10' },
       messages: { type: 'string', default: '10000' },
@@ -284,6 +286,12 @@ async function main(): Promise<void> {
       /** Cold start: a fresh cluster, per-client channels at this rate for this long, CPU per message each second. */
       'cold-rate': { type: 'string', default: '1000' },
       'cold-seconds': { type: 'string', default: '30' },
+      /**
+       * Topologies regime: variants measured against the single-node reference, each terms joined by +
+       * (rabbitmq-cluster, classic, quorum, stream, sentinel, redis-cluster), through the per-client and
+       * fan-out regimes' rates (topologies.ts).
+       */
+      topologies: { type: 'string', default: 'rabbitmq-cluster+quorum,rabbitmq-cluster+stream,sentinel,redis-cluster' },
       /** KEY=VALUE,… added to every SocketBridge member's environment (say SOCKETBRIDGE_PREFETCH=1000). */
       'sb-env': { type: 'string', default: '' },
     },
@@ -320,19 +328,17 @@ async function main(): Promise<void> {
     loadgens: options.loadgens,
   };
   const perClientChannels = Array.from({ length: Number(values['per-client-channels']) }, (_, i) => `bench.c-${i}`);
-  const plans: Regime[] = [];
-  if (regimes.includes('per-client')) {
-    plans.push({ name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: numbers(values['per-client-rates']), maxMessages: Number(values['per-client-max-messages']), messageIds });
-  }
-  if (regimes.includes('fan-out')) {
-    plans.push({ name: 'fan-out', clients: options.clients, channels, rates: numbers(values['fan-out-rates']), maxMessages: Number(values['fan-out-max-messages']), messageIds });
-  }
+  const perClient: Regime = { name: 'per-client', clients: perClientChannels.length, channels: perClientChannels, rates: numbers(values['per-client-rates']), maxMessages: Number(values['per-client-max-messages']), messageIds };
+  const fanOut: Regime = { name: 'fan-out', clients: options.clients, channels, rates: numbers(values['fan-out-rates']), maxMessages: Number(values['fan-out-max-messages']), messageIds };
+  const plans = [...(regimes.includes('per-client') ? [perClient] : []), ...(regimes.includes('fan-out') ? [fanOut] : [])];
+  const topologies = regimes.includes('topologies') ? parseTopologies(values.topologies) : [];
   const sbEnv = Object.fromEntries(values['sb-env'].split(',').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
   const started: Side[] = [];
   const results: SideResult[] = [];
   const regimeResults: RegimeResult[] = [];
   try {
-    for (const start of [startBaseline, () => startSocketBridge(2, sbEnv)]) {
+    // The baseline and SocketBridge sides, unless only the cold start or the topologies run.
+    for (const start of regimes.includes('burst') || plans.length ? [startBaseline, () => startSocketBridge(2, sbEnv)] : []) {
       const side = await start();
       started.push(side);
       if (cpu !== undefined) pinSide(side, cpu);
@@ -346,6 +352,10 @@ async function main(): Promise<void> {
       await removeTopology(side.exchange);
     }
   }
+  // Topology variants against the single-node reference, through the per-client and fan-out regimes' rates.
+  // A regime with no paced rate above 0 and no max-rate messages is left out (say --fan-out-rates 0 --fan-out-max-messages 0).
+  const topologyPlans = [perClient, fanOut].map((plan) => ({ ...plan, rates: plan.rates.filter((rate) => rate > 0) })).filter((plan) => plan.rates.length || plan.maxMessages > 0);
+  const topologyResults: TopologyResult[] = topologies.length ? await runTopologies(topologies, topologyPlans, steady, cpu, sbEnv) : [];
   let cold: ColdStart | undefined;
   if (regimes.includes('cold')) {
     // Started alone, after the other sides stopped: its processes warm up as a new pod's would.
@@ -365,6 +375,7 @@ async function main(): Promise<void> {
   if (results.length) sections.push(markdown(results, options, idle));
   else if (idle) sections.push(idleLine(idle));
   sections.push(...regimeResults.map(regimeMarkdown));
+  if (topologyResults.length) sections.push(topologiesMarkdown(topologyResults));
   if (cold) sections.push(coldMarkdown(cold, values['sb-env'] || 'default settings'));
   const table = sections.join('\n\n');
   mkdirSync(values.out, { recursive: true });
@@ -377,9 +388,10 @@ async function main(): Promise<void> {
       })()
     : {};
   const json = {
-    options: { ...options, channels: channels.length, cpu: cpu ?? null, regimes, steady, sbEnv: values['sb-env'] },
+    options: { ...options, channels: channels.length, cpu: cpu ?? null, regimes, steady, sbEnv: values['sb-env'], topologies: values.topologies },
     ...burstSummary,
     regimes: regimeResults.map((result) => ({ ...result, ratios: regimeRatios(result) })),
+    topologies: topologyResults.map((result) => ({ ...result, summary: topologySummary(result) })),
     cold,
     idle,
   };

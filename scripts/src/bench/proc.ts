@@ -34,17 +34,30 @@ function listenerPid(port: number): number | undefined {
   }
 }
 
+export type InfraRole = 'rabbitmq' | 'redis';
+
 /**
- * The RabbitMQ and Redis both sides use (found by the port in their URLs, not by name: other
- * redis-servers on the machine are not ours), whose CPU counts as server side too.
+ * The RabbitMQ and Redis processes listening on these ports (found by port, not by name: other
+ * redis-servers on the machine are not ours), whose CPU counts as server side too. A cluster or a
+ * Sentinel set lists every node (and sentinel): each is a process of its own.
  */
-export function infrastructure(rabbitmqUrl: string, redisUrl: string): Array<{ role: 'rabbitmq' | 'redis'; pid: number }> {
-  const found: Array<{ role: 'rabbitmq' | 'redis'; pid: number }> = [];
-  const rabbit = listenerPid(Number(new URL(rabbitmqUrl).port || 5672));
-  if (rabbit) found.push({ role: 'rabbitmq', pid: rabbit });
-  const redis = listenerPid(Number(new URL(redisUrl.split(',')[0]!).port || 6379));
-  if (redis) found.push({ role: 'redis', pid: redis });
+export function infrastructureOn(ports: Record<InfraRole, number[]>): Array<{ role: InfraRole; pid: number }> {
+  const found: Array<{ role: InfraRole; pid: number }> = [];
+  for (const role of ['rabbitmq', 'redis'] as const) {
+    for (const port of ports[role]) {
+      const pid = listenerPid(port);
+      if (pid && !found.some((f) => f.pid === pid)) found.push({ role, pid });
+    }
+  }
   return found;
+}
+
+/** The machine's RabbitMQ and Redis, by the ports in their URLs (single nodes). */
+export function infrastructure(rabbitmqUrl: string, redisUrl: string): Array<{ role: InfraRole; pid: number }> {
+  return infrastructureOn({
+    rabbitmq: [Number(new URL(rabbitmqUrl.split(',')[0]!).port || 5672)],
+    redis: [Number(new URL(redisUrl.split(',')[0]!).port || 6379)],
+  });
 }
 
 /**

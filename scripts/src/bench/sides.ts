@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { AmqpProducer, LocalCluster, profileArgs, rabbitmqUrl, redisUrl, repoRoot, spawnNode, waitFor } from '@socketbridge/devkit';
-import { cpuSeconds, histogramBuckets, histogramPercentile, infrastructure, pinToCpu } from './proc.js';
+import { cpuSeconds, histogramBuckets, histogramPercentile, infrastructure, pinToCpu, type InfraRole } from './proc.js';
 
 const script = (name: string) => `${repoRoot}scripts/dist/bench/${name}.js`;
 export const progress = (text: string) => process.stderr.write(`\r\x1b[K${text}`);
@@ -16,6 +16,12 @@ export interface Side {
   /** Server-side processes whose CPU and memory count, by role. */
   pids: () => Array<{ role: string; pid: number }>;
   exchange: string;
+  /** The RabbitMQ node the producer publishes to (default: the machine's). */
+  amqpUrl?: string;
+  /** Paced rounds: messages the producer may have unconfirmed (default 0: it waits for each batch's confirms). */
+  confirmWindow?: number;
+  /** The RabbitMQ and Redis processes the side uses (default: the machine's single nodes). */
+  infrastructure?: () => Array<{ role: InfraRole; pid: number }>;
   stop: () => Promise<void>;
 }
 
@@ -185,8 +191,20 @@ export class Loadgens {
 /** How the producer identifies its messages: a unique AMQP messageId each, or none (`--message-id`). */
 export type MessageIds = 'unique' | 'none';
 
-export async function produce(exchange: string, channels: string[], perChannel: number, rate: number, messageIds: MessageIds): Promise<void> {
+/**
+ * `messageIds`: see MessageIds (default unique); `amqpUrl`: the RabbitMQ node to publish to (default:
+ * the machine's); `confirmWindow`: see Side.
+ */
+export async function produce(
+  exchange: string,
+  channels: string[],
+  perChannel: number,
+  rate: number,
+  { messageIds = 'unique', amqpUrl, confirmWindow = 0 }: { messageIds?: MessageIds; amqpUrl?: string; confirmWindow?: number } = {},
+): Promise<void> {
   const producer = spawnNode('producer', script('producer'), {
+    ...(amqpUrl ? { SOCKETBRIDGE_RABBITMQ_URL: amqpUrl } : {}),
+    BENCH_CONFIRM_WINDOW: String(confirmWindow),
     BENCH_EXCHANGE: exchange,
     BENCH_CHANNELS: channels.join(','),
     BENCH_PER_CHANNEL: String(perChannel),
@@ -233,7 +251,7 @@ export async function startBaseline(): Promise<Side> {
 }
 
 /** `env` adds to every member's environment (e.g. SOCKETBRIDGE_PREFETCH for the publisher). */
-export async function startSocketBridge(workers = 2, env: Record<string, string> = {}): Promise<Side & { cluster: LocalCluster }> {
+export async function startSocketBridge(workers = 2, env: Record<string, string> = {}, name = 'SocketBridge cluster'): Promise<Side & { cluster: LocalCluster }> {
   const id = randomUUID().slice(0, 8);
   const exchange = `bench-sb-${id}`;
   const cluster = await LocalCluster.start({
@@ -258,7 +276,7 @@ export async function startSocketBridge(workers = 2, env: Record<string, string>
     { role: 'publisher', list: cluster.publishers },
   ];
   return {
-    name: 'SocketBridge cluster',
+    name,
     cluster,
     ports: cluster.workers.map((w) => w.port),
     pids: () => members().flatMap(({ role, list }) => list.map((p) => ({ role, pid: p.child.pid! }))),
@@ -270,8 +288,8 @@ export async function startSocketBridge(workers = 2, env: Record<string, string>
 
 
 /** The bench's exchanges and queues are durable (as the publisher declares them): remove them after. */
-export async function removeTopology(exchange: string): Promise<void> {
-  const amqp = await AmqpProducer.connect();
+export async function removeTopology(exchange: string, amqpUrl?: string): Promise<void> {
+  const amqp = await AmqpProducer.connect(amqpUrl);
   await amqp.deleteTopology({
     SOCKETBRIDGE_EXCHANGE: exchange,
     SOCKETBRIDGE_QUEUE: `${exchange}.q`,
@@ -283,7 +301,7 @@ export async function removeTopology(exchange: string): Promise<void> {
 
 
 /** A side's server processes by role, with the RabbitMQ and Redis it uses. */
-export const serverProcesses = (side: Side) => [...side.pids(), ...infrastructure(rabbitmqUrl(), redisUrl())];
+export const serverProcesses = (side: Side) => [...side.pids(), ...(side.infrastructure ?? (() => infrastructure(rabbitmqUrl(), redisUrl())))()];
 
 /** Confines every server process of the side (not RabbitMQ and Redis, which both sides share) to `cpu`. */
 export function pinSide(side: Side, cpu: number): void {

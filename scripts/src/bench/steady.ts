@@ -72,7 +72,7 @@ async function measure(side: Side, load: Loadgens, regime: Regime, rate: number,
   const processes = serverProcesses(side);
   const before = processes.map(({ pid }) => cpuSeconds(pid));
   const loadgenBefore = load.cpuSeconds();
-  await deliverAll(load, expected, produce(side.exchange, regime.channels, perChannel, rate, regime.messageIds), (got) =>
+  await deliverAll(load, expected, produce(side.exchange, regime.channels, perChannel, rate, { messageIds: regime.messageIds, amqpUrl: side.amqpUrl, confirmWindow: side.confirmWindow }), (got) =>
     progress(`${regime.name}, ${side.name}, ${rate ? `${rate} msg/s` : 'max rate'}: ${got.toLocaleString()} / ${expected.toLocaleString()} deliveries`),
   );
   const byRole: Record<string, number> = {};
@@ -223,7 +223,7 @@ export async function coldStart(side: Side, regime: Regime, rate: number, second
     let cpu = processes.map(({ pid }) => cpuSeconds(pid));
     let delivered = 0;
     let produced = false;
-    const sending = produce(side.exchange, regime.channels, perChannel, rate, regime.messageIds).then(() => void (produced = true));
+    const sending = produce(side.exchange, regime.channels, perChannel, rate, { messageIds: regime.messageIds, amqpUrl: side.amqpUrl, confirmWindow: side.confirmWindow }).then(() => void (produced = true));
     const samples: ColdSample[] = [];
     for (let second = 1; !produced && second <= seconds + 30; second++) {
       await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -85,6 +85,7 @@ describe('values the schema cannot judge alone', () => {
     { why: 'more minimum than maximum workers', values: { worker: { autoscaling: { minReplicas: 5, maxReplicas: 3 } } }, message: /minReplicas must not exceed/ },
     { why: 'a broker grace period shorter than its drain', values: { broker: { drainTimeoutMs: 60000 } }, message: /broker\.terminationGracePeriodSeconds must be at least/ },
     { why: 'a publisher grace period shorter than its shutdown', values: { publisher: { shutdownTimeoutMs: 60000 } }, message: /publisher\.terminationGracePeriodSeconds must be at least/ },
+    { why: 'a stream default queue with a single active consumer', values: { publisher: { queueType: 'stream' } }, message: /publisher\.queueType stream needs publisher\.singleActiveConsumer false/ },
     { why: 'no RabbitMQ URL and no existing Secret', values: { rabbitmq: { url: '' } }, message: /rabbitmq\.url or rabbitmq\.existingSecret is required/ },
   ];
   for (const { why, values, message } of cases) {

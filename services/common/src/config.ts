@@ -43,6 +43,9 @@ export const env = {
         .default(fallback),
     ),
   string: (fallback: string) => z.preprocess(unsetAsUndefined, z.string().min(1).default(fallback)),
+  /** One of a fixed list of words, such as a queue type. */
+  oneOf: <const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
+    z.preprocess(unsetAsUndefined, z.enum(values, { message: `expected one of ${values.join(', ')}` }).default(fallback)),
   optionalString: () => z.preprocess(unsetAsUndefined, z.string().min(1).optional()),
   /** SOCKETBRIDGE_REDIS_URL: a single node, the Sentinel or the Cluster form, checked here so a bad one stops the start. */
   redisUrl: (fallback: string) => z.preprocess(unsetAsUndefined, checkedUrl(parseRedisUrl).default(fallback)),

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { DEFAULT_HISTORY, clusterLinkEnv, env, loadConfig, opsEnv } from '@socketbridge/common';
+import { ConfigError, DEFAULT_HISTORY, QUEUE_TYPES, clusterLinkEnv, env, loadConfig, opsEnv } from '@socketbridge/common';
 
 /** proxy-addr's names for address ranges, which Fastify's trustProxy accepts beside addresses and CIDRs. */
 const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
@@ -69,6 +69,12 @@ export const publisherEnv = {
    * change this on an existing queue: pick it before the queue is first declared.
    */
   SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER: env.bool(false),
+  /**
+   * The default queue's type, as a bridge queue's `type`: classic (one node), quorum (replicated
+   * over a RabbitMQ cluster) or stream. RabbitMQ cannot change it on an existing queue
+   * (docs/configuration.md, changing the default queue's type).
+   */
+  SOCKETBRIDGE_QUEUE_TYPE: env.oneOf(QUEUE_TYPES, 'classic'),
   SOCKETBRIDGE_DEAD_LETTER_EXCHANGE: env.string('socketbridge.dead-letter'),
   SOCKETBRIDGE_DEAD_LETTER_QUEUE: env.string('socketbridge.dead-letter'),
   SOCKETBRIDGE_RECONNECT_MAX_MS: env.ms(5000),
@@ -93,5 +99,10 @@ export const publisherEnv = {
 export type PublisherConfig = ReturnType<typeof loadPublisherConfig>;
 
 export function loadPublisherConfig(source: NodeJS.ProcessEnv = process.env) {
-  return loadConfig(publisherEnv, source);
+  const config = loadConfig(publisherEnv, source);
+  // What RabbitMQ would refuse at every declaration (bridges.ts says the same of a bridge's queues).
+  if (config.SOCKETBRIDGE_QUEUE_TYPE === 'stream' && config.SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER) {
+    throw new ConfigError('invalid environment:\n  SOCKETBRIDGE_QUEUE_TYPE: a stream queue has no single active consumer over AMQP 0-9-1; set SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER=false');
+  }
+  return config;
 }

@@ -10,6 +10,7 @@ import {
   Histogram,
   findPolicy,
   metricDefs,
+  queueArguments,
   renderTemplate,
   type HistoryPolicy,
   type QueueType,
@@ -70,6 +71,12 @@ export class RabbitConsumer {
   private readonly resumeFrom = new Map<string, number>();
   /** Stream queue → its resume offset's write to Redis under way (one at a time, the latest value wins). */
   private readonly offsetWrites = new Map<string, Promise<void>>();
+  /**
+   * RabbitMQ refused the default queue's declaration (406: it exists with another type or
+   * arguments): not consumed until a later connection declares it (consuming it as the wrong type
+   * would read a classic queue as a stream, or the reverse).
+   */
+  private defaultRefused = false;
 
   constructor(
     private readonly config: PublisherConfig,
@@ -127,7 +134,8 @@ export class RabbitConsumer {
   }
 
   private desired(): QueueSpec[] {
-    const specs = new Map<string, QueueSpec>([[this.config.SOCKETBRIDGE_QUEUE, { name: this.config.SOCKETBRIDGE_QUEUE, route: '{routingKey}', type: 'classic' }]]);
+    const c = this.config;
+    const specs = new Map<string, QueueSpec>(this.defaultRefused ? [] : [[c.SOCKETBRIDGE_QUEUE, { name: c.SOCKETBRIDGE_QUEUE, route: '{routingKey}', type: c.SOCKETBRIDGE_QUEUE_TYPE }]]);
     for (const bridge of this.watcher.bridges()) {
       for (const queue of bridge.queues) specs.set(queue.name, { name: queue.name, route: queue.route.channel, type: queue.type ?? 'classic' });
     }
@@ -196,23 +204,38 @@ export class RabbitConsumer {
       await channel.assertExchange(c.SOCKETBRIDGE_EXCHANGE, 'topic', { durable: true });
       await channel.assertExchange(c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, 'fanout', { durable: true });
     });
+    // The default queue's arguments as a bridge queue's (one definition: queueArguments).
+    const defaultArguments = queueArguments({
+      name: c.SOCKETBRIDGE_QUEUE,
+      durable: true,
+      singleActiveConsumer: c.SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER,
+      type: c.SOCKETBRIDGE_QUEUE_TYPE,
+      bindings: [],
+      route: { channel: '{routingKey}' },
+    });
     const queues = [
-      {
-        name: c.SOCKETBRIDGE_QUEUE,
-        exchange: c.SOCKETBRIDGE_EXCHANGE,
-        pattern: '#',
-        options: c.SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER ? { arguments: { 'x-single-active-consumer': true } } : {},
-      },
-      { name: c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, exchange: c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, pattern: '', options: {} },
+      { name: c.SOCKETBRIDGE_QUEUE, exchange: c.SOCKETBRIDGE_EXCHANGE, pattern: '#', arguments: defaultArguments },
+      { name: c.SOCKETBRIDGE_DEAD_LETTER_QUEUE, exchange: c.SOCKETBRIDGE_DEAD_LETTER_EXCHANGE, pattern: '', arguments: {} },
     ];
+    this.defaultRefused = false;
     for (const queue of queues) {
       try {
         await this.onChannel(connection, async (channel) => {
-          await channel.assertQueue(queue.name, { durable: true, ...queue.options });
+          await channel.assertQueue(queue.name, { durable: true, arguments: queue.arguments });
           await channel.bindQueue(queue.name, queue.exchange, queue.pattern);
         });
       } catch (error) {
-        if (typeof (error as { code?: unknown }).code !== 'number') throw error; // the connection, not the queue
+        const code = (error as { code?: unknown }).code;
+        if (typeof code !== 'number') throw error; // the connection, not the queue
+        if (code === 406 && queue.name === c.SOCKETBRIDGE_QUEUE) {
+          // Declared earlier with another type or arguments: RabbitMQ cannot change them in place.
+          this.defaultRefused = true;
+          this.logger.error(
+            { queue: queue.name, type: c.SOCKETBRIDGE_QUEUE_TYPE, singleActiveConsumer: c.SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER, err: (error as Error).message },
+            'the default queue exists with another type or arguments than SOCKETBRIDGE_QUEUE_TYPE and SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER ask for: not consuming it (docs/configuration.md, changing the default queue type)',
+          );
+          continue;
+        }
         this.logger.warn({ queue: queue.name, err: (error as Error).message }, 'cannot declare queue now');
       }
     }
