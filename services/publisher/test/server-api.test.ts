@@ -106,10 +106,14 @@ describe('POST /v1/clients/:clientId/disconnect', () => {
       expect(answer.body.error, what).toBe('BadRequest');
       if (reason instanceof RegExp) expect(answer.body.message, what).toMatch(reason);
     }
-    // An id past Fastify's path parameter limit (100 characters) is refused before the route.
+    // An id one character over the longest (200) gets the schema's 400; one past Fastify's path
+    // parameter limit (twice that) is refused before the route with 414.
     const long = await api.request<{ error: string; message: string }>('POST', `/v1/clients/${'x'.repeat(201)}/disconnect`, {});
-    expect(long.status).toBe(414);
-    expect(long.body.message).toBeTruthy();
+    expect(long.status).toBe(400);
+    expect(long.body.message).toMatch(/clientId/);
+    const huge = await api.request<{ error: string; message: string }>('POST', `/v1/clients/${'x'.repeat(401)}/disconnect`, {});
+    expect(huge.status).toBe(414);
+    expect(huge.body.message).toBeTruthy();
     // None of it reached the workers.
     expect(socket.state).toBe(socket.OPEN);
     expect((await socket.invoke('no-such-procedure', {}).catch((error: Error) => error)).name).toBe('InvalidActionError');
