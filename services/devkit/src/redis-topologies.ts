@@ -32,7 +32,8 @@ function tlsDirectives(ca: TestCa, port: number): Array<[string, string]> {
 
 function redisServer(name: string, dir: string, port: number, tls: TestCa | undefined, extra: string[] = []): ManagedProcess {
   const listen = tls ? tlsDirectives(tls, port).flatMap(([key, value]) => [`--${key}`, value]) : ['--port', String(port)];
-  return spawnCommand(name, 'redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra]);
+  // A replica's first sync at once, not after Redis' default 5 s wait for more replicas to share it.
+  return spawnCommand(name, 'redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0', '--dir', dir, ...extra]);
 }
 
 async function waitReady(node: ManagedProcess, what: string): Promise<void> {
@@ -199,11 +200,20 @@ export class RedisClusterSet {
         }
         return true;
       }, 30000, 'every node to report cluster_state:ok', 200);
-      // Replicas must be attached before a failover can promote one.
+      // Replicas must have synced before a failover can promote one: a replica that never held its
+      // primary's data counts as too stale (cluster-replica-validity-factor) and is never promoted,
+      // so a primary killed before then stays failed (seen in CI). Listed as a slave is not enough.
       await waitFor(
-        async () => ((await set.probe(ports[0]!).call('CLUSTER', 'NODES')) as string).split('\n').filter((l) => l.includes(' slave ') && !l.includes('fail')).length === 3,
+        async () => {
+          let synced = 0;
+          for (const port of ports) {
+            const info = (await set.probe(port).call('INFO', 'replication').catch(() => '')) as string;
+            if (info.includes('role:slave') && info.includes('master_link_status:up') && !info.includes('master_sync_in_progress:1')) synced++;
+          }
+          return synced === 3;
+        },
         30000,
-        'three replicas',
+        'three replicas in sync with their primaries',
         200,
       );
       return set;
