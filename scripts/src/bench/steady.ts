@@ -47,6 +47,9 @@ export interface SteadyRound {
   p50Ms: number | null;
   p99Ms: number | null;
   maxMs: number | null;
+  /** SocketBridge only: the part after the publisher (the client's receipt − the envelope's ts, whole ms). */
+  hopP50Ms: number | null;
+  hopP99Ms: number | null;
   loadgenCpuSeconds: number;
 }
 
@@ -98,6 +101,8 @@ async function measure(side: Side, load: Loadgens, regime: Regime, rate: number,
     p50Ms: report.p50,
     p99Ms: report.p99,
     maxMs: report.max,
+    hopP50Ms: report.hopP50,
+    hopP99Ms: report.hopP99,
     loadgenCpuSeconds: round2(load.cpuSeconds() - loadgenBefore),
   };
 }
@@ -186,6 +191,11 @@ export function regimeMarkdown(result: RegimeResult): string {
   lines.push('', 'Server CPU per message by role (µs, over the rounds of each rate):', '');
   for (const { rate } of ratios) {
     lines.push(`- ${rate || 'max'}: baseline: ${cpuByRole(base.filter((r) => r.rate === rate))}; SocketBridge: ${cpuByRole(sb.filter((r) => r.rate === rate))}`);
+  }
+  // Where SocketBridge's tail is: before the publisher's receipt (RabbitMQ, the consumer) or after it.
+  lines.push('', "SocketBridge's latency after the publisher's receipt (the envelope's ts to the client, whole ms), p50 / p99 each round:", '');
+  for (const { rate } of ratios) {
+    lines.push(`- ${rate || 'max'}: ${each(sb.filter((r) => r.rate === rate), (r) => `${r.hopP50Ms} / ${r.hopP99Ms}`)}`);
   }
   return lines.join('\n');
 }
