@@ -124,6 +124,10 @@ export const metricDefs = {
     name: 'socketbridge_rabbitmq_consumers',
     help: 'Queues this publisher is consuming.',
   },
+  defaultQueueRefused: {
+    name: 'socketbridge_rabbitmq_default_queue_refused',
+    help: '1 while RabbitMQ refuses to declare the default queue as SOCKETBRIDGE_QUEUE_TYPE and SOCKETBRIDGE_QUEUE_SINGLE_ACTIVE_CONSUMER ask (it exists otherwise): the queue is not consumed.',
+  },
   operatorReconciles: {
     name: 'socketbridge_operator_reconciles_total',
     help: 'SocketBridge reconciles the operator finished, by result (success, error).',

@@ -91,6 +91,7 @@ export class RabbitConsumer {
     this.defaultHistory = { size: config.SOCKETBRIDGE_HISTORY_SIZE, ttlSeconds: config.SOCKETBRIDGE_HISTORY_TTL_SECONDS };
     const consumers = this.consumers;
     const connected = () => this.connection !== undefined;
+    const defaultRefused = () => this.defaultRefused;
     this.metrics = {
       consumed: new Counter({ ...metricDefs.messagesConsumed, registers: [registry] }),
       acked: new Counter({ ...metricDefs.messagesAcked, registers: [registry] }),
@@ -99,6 +100,8 @@ export class RabbitConsumer {
       latency: new Histogram({ ...metricDefs.rabbitToPublish, buckets: [...metricDefs.rabbitToPublish.buckets], registers: [registry] }),
       connected: new Gauge({ ...metricDefs.rabbitConnected, registers: [registry], collect() { this.set(connected() ? 1 : 0); } }),
       consumerCount: new Gauge({ ...metricDefs.consumers, registers: [registry], collect() { this.set(consumers.size); } }),
+      // Otherwise only a log line tells that the default queue is left alone: dashboards and alerts read this.
+      defaultQueueRefused: new Gauge({ ...metricDefs.defaultQueueRefused, registers: [registry], collect() { this.set(defaultRefused() ? 1 : 0); } }),
     };
   }
 

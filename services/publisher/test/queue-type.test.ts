@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AmqpProducer, rabbitNames, rabbitmqUrl, recordingSubscriber, startPublisherTestbed, waitFor, type PublisherTestbed } from '@socketbridge/devkit';
+import { AmqpProducer, opsHeaders, rabbitNames, rabbitmqUrl, recordingSubscriber, startPublisherTestbed, waitFor, type PublisherTestbed } from '@socketbridge/devkit';
 
 /**
  * SOCKETBRIDGE_QUEUE_TYPE against the machine's RabbitMQ: a quorum default queue (one node is a
@@ -21,6 +21,12 @@ afterAll(async () => {
 });
 
 /** The type RabbitMQ reports for a queue of the tests' vhost ('' if there is no such queue). */
+/** The publisher's socketbridge_rabbitmq_default_queue_refused gauge (NaN if it is not served). */
+async function defaultQueueRefused(testbed: PublisherTestbed): Promise<number> {
+  const metrics = (await testbed.api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
+  return Number(/^socketbridge_rabbitmq_default_queue_refused(?:\{[^}]*\})? (\d+)$/m.exec(metrics)?.[1] ?? NaN);
+}
+
 async function queueType(name: string): Promise<string> {
   const vhost = decodeURIComponent(new URL(rabbitmqUrl()).pathname.slice(1)) || '/';
   const { stdout } = await run('rabbitmqctl', ['list_queues', '-p', vhost, 'name', 'type', '-q', '--no-table-headers']);
@@ -34,6 +40,7 @@ describe('SOCKETBRIDGE_QUEUE_TYPE', () => {
     const { names, cluster } = testbed;
     await cluster.publishers[0]!.waitForLog((l) => l.msg === 'consuming' && l.queue === names.SOCKETBRIDGE_QUEUE, 20000, 'the publisher to consume its default queue');
     expect(await queueType(names.SOCKETBRIDGE_QUEUE)).toBe('quorum');
+    expect(await defaultQueueRefused(testbed)).toBe(0);
     const subscriber = await recordingSubscriber(cluster.workers[0]!.port, 'qtype.feed');
     const producer = await AmqpProducer.connect();
     try {
@@ -58,6 +65,8 @@ describe('SOCKETBRIDGE_QUEUE_TYPE', () => {
     const refused = await publisher.waitForLog((l) => l.level === 50 && l.queue === names.SOCKETBRIDGE_QUEUE, 20000, 'the refusal to be logged');
     expect(String(refused.msg)).toContain('SOCKETBRIDGE_QUEUE_TYPE');
     expect(String(refused.err)).toContain('PRECONDITION_FAILED');
+    // Not only a log line: the gauge an alert or the publisher dashboard reads.
+    expect(await defaultQueueRefused(testbed)).toBe(1);
     // The queue is left as it was, the dead-letter queue is declared, and a bridge's queue is consumed.
     expect(await queueType(names.SOCKETBRIDGE_QUEUE)).toBe('classic');
     expect(await queueType(names.SOCKETBRIDGE_DEAD_LETTER_QUEUE)).toBe('classic');
