@@ -142,6 +142,8 @@ describe('Redis Cluster', () => {
     });
     const seqs = live.seen.map((m) => m.seq);
     expect(new Set(seqs).size, seqs.join(',')).toBe(seqs.length);
+    // In order through the failover: a failed append is tried again in place (pipeline.ts).
+    expect(seqs.filter((seq, i) => i > 0 && seq < seqs[i - 1]!), seqs.join(',')).toEqual([]);
     for (let seq = sentAtPromotion; seq <= last; seq++) expect(seqs).toContain(seq);
     const first = seqs[0]!;
     const missing = Array.from({ length: last - first + 1 }, (_, k) => k + first).filter((seq) => !seqs.includes(seq));

@@ -78,8 +78,10 @@ export const publisherEnv = {
   SOCKETBRIDGE_DEAD_LETTER_EXCHANGE: env.string('socketbridge.dead-letter'),
   SOCKETBRIDGE_DEAD_LETTER_QUEUE: env.string('socketbridge.dead-letter'),
   SOCKETBRIDGE_RECONNECT_MAX_MS: env.ms(5000),
-  /** How long a message the pipeline could not take (history or cluster away) waits before it is requeued. */
+  /** How long a message the pipeline could not take (history or cluster away) waits before it is requeued; also the pause between tries. */
   SOCKETBRIDGE_REQUEUE_DELAY_MS: env.ms(500),
+  /** How long a RabbitMQ message whose publish failed is tried again in place, its channel's later messages waiting (order kept), before it is requeued. */
+  SOCKETBRIDGE_PUBLISH_RETRY_MS: env.ms(30000),
   SOCKETBRIDGE_REGISTRY_RESYNC_MS: env.ms(30000),
   /** History kept for channels whose policy names none: entries per channel, and their age. */
   SOCKETBRIDGE_HISTORY_SIZE: env.int(DEFAULT_HISTORY.size, 1, 10_000_000),

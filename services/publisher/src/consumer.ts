@@ -366,16 +366,19 @@ export class RabbitConsumer {
         // redeliveries (a fresh one here, replaced there by the one recorded for a redelivery).
         const messageId = message.properties.messageId as unknown;
         const input = { channel: rendered.value, ts: started, data: decoded.data, history, idempotent: true };
+        // A failed step is tried again in place for a while, keeping the channel's order (pipeline.ts).
+        const retryForMs = this.config.SOCKETBRIDGE_PUBLISH_RETRY_MS;
         if (typeof messageId === 'string' && messageId.length > 0 && messageId.length <= 200) {
-          await this.pipeline.publish({ ...input, id: messageId });
+          await this.pipeline.publish({ ...input, id: messageId }, retryForMs);
         } else if (!Number.isNaN(streamOffset)) {
           // The content too: a stream deleted and declared again restarts its offsets at 0.
-          await this.pipeline.publish({ ...input, id: `stream:${queue}:${streamOffset}:${contentHash(queue, message).slice(0, 16)}` });
+          await this.pipeline.publish({ ...input, id: `stream:${queue}:${streamOffset}:${contentHash(queue, message).slice(0, 16)}` }, retryForMs);
         } else {
-          await this.pipeline.publish({ ...input, id: randomUUID(), redelivery: redeliveryOf(queue, rendered.value, message) });
+          await this.pipeline.publish({ ...input, id: randomUUID(), redelivery: redeliveryOf(queue, rendered.value, message) }, retryForMs);
         }
       } catch (error) {
-        // History or the cluster is away: hand the message back, after a pause so it does not spin.
+        // History or the cluster stayed away past SOCKETBRIDGE_PUBLISH_RETRY_MS (or the publisher is
+        // stopping): hand the message back, after a pause so it does not spin.
         this.metrics.requeued.inc({ queue });
         this.logger.warn({ queue, err: (error as Error).message }, 'could not publish: requeueing');
         await new Promise((resolve) => setTimeout(resolve, this.config.SOCKETBRIDGE_REQUEUE_DELAY_MS));

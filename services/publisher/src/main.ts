@@ -24,7 +24,10 @@ runMain('publisher', async () => {
   // engine stands where socketcluster-server's would, and publishes go straight to the shards.
   // (Its cluster URI names the configured port; only workers' URIs are ever connected to.)
   const link = joinCluster(new AGSimpleBroker(), clusterLinkOptions(config, instanceId, config.SOCKETBRIDGE_PORT, logger));
-  const pipeline = new Pipeline(redis, link);
+  const pipeline = new Pipeline(redis, link, {
+    retryDelayMs: config.SOCKETBRIDGE_REQUEUE_DELAY_MS,
+    onRetry: (error) => logger.warn({ err: (error as Error).message }, 'could not publish: trying again, the channel\'s later messages waiting (SOCKETBRIDGE_PUBLISH_RETRY_MS)'),
+  });
   let consumer: RabbitConsumer | undefined = undefined;
   const watcher = new BridgeWatcher(redis, logger, config.SOCKETBRIDGE_REGISTRY_RESYNC_MS, () => consumer?.bridgesChanged());
   consumer = new RabbitConsumer(config, logger, pipeline, watcher, metrics, instanceId, new StreamOffsets(redis));
@@ -41,7 +44,9 @@ runMain('publisher', async () => {
     logger,
     timeoutMs: config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS,
     drain: async () => {
-      // Stop taking messages, let those in flight reach the cluster and be acked, then close.
+      // Stop taking messages, let those in flight reach the cluster and be acked, then close. A
+      // failed publish is not tried again meanwhile: its message goes back to RabbitMQ.
+      pipeline.close();
       await consumer.stop(config.SOCKETBRIDGE_SHUTDOWN_TIMEOUT_MS - 2000);
       await pipeline.idle();
       await app.close();

@@ -34,8 +34,17 @@ interface Waiting {
   input: PublishInput;
   /** The history entry, encoded once. */
   entry: string;
+  /** Until when (ms since the epoch) a failed step is tried again for this message; 0: it fails at once. */
+  retryUntil: number;
   resolve(envelope: Envelope): void;
   reject(error: unknown): void;
+}
+
+export interface PipelineOptions {
+  /** The pause between tries of a failed step (SOCKETBRIDGE_REQUEUE_DELAY_MS). */
+  retryDelayMs: number;
+  /** A step failed and will be tried again (once per step, on its first failure). */
+  onRetry?: (error: unknown) => void;
 }
 
 /**
@@ -45,22 +54,33 @@ interface Waiting {
  * that arrive while a channel's step is under way wait for it and then go together in the next
  * (up to MAX_BATCH): one Redis call and one publish for all of them. Nothing waits to form a batch;
  * under load batches form by themselves, and the cost per message falls as the load rises.
+ *
+ * A step that fails (Redis failing over, a shard moving) is tried again in place while its messages
+ * may wait (`retryForMs`), the channel's later messages waiting behind it: so order holds through
+ * the failure. Handing the messages back to RabbitMQ at once would let it redeliver them after newer
+ * ones already taken. Past that time the step's messages, and every later one of the channel waiting
+ * behind them, fail together, so RabbitMQ requeues them in their order.
  */
 export class Pipeline {
   private readonly queues = new Map<string, Waiting[]>();
   private readonly running = new Map<string, Promise<void>>();
   private readonly history: HistoryStore;
+  /** Pauses between tries under way, ended early by close(). */
+  private readonly pauses = new Set<() => void>();
+  private closed = false;
 
   constructor(
     redis: RedisClient,
     private readonly link: ClusterLink,
+    private readonly options: PipelineOptions,
   ) {
     this.history = new HistoryStore(redis);
   }
 
-  publish(input: PublishInput): Promise<Envelope> {
+  /** `retryForMs`: how long a failed step is tried again for this message (0: it fails at once). */
+  publish(input: PublishInput, retryForMs = 0): Promise<Envelope> {
     return new Promise<Envelope>((resolve, reject) => {
-      const waiting = { input, entry: historyEntry(input), resolve, reject };
+      const waiting = { input, entry: historyEntry(input), retryUntil: retryForMs > 0 ? Date.now() + retryForMs : 0, resolve, reject };
       const queue = this.queues.get(input.channel);
       if (queue) queue.push(waiting);
       else this.queues.set(input.channel, [waiting]);
@@ -81,20 +101,48 @@ export class Pipeline {
     await Promise.allSettled([...this.running.values()]);
   }
 
+  /** Shutting down: no failed step is tried again (its messages fail, to be requeued); steps under way finish. */
+  close(): void {
+    this.closed = true;
+    for (const end of this.pauses) end();
+  }
+
   private async drain(channel: string): Promise<void> {
     for (;;) {
       const queue = this.queues.get(channel);
       if (!queue?.length) break;
       const batch = queue.splice(0, batchSize(queue.slice(0, MAX_BATCH).map((w) => w.entry.length)));
-      try {
-        const envelopes = await this.step(channel, batch);
-        batch.forEach((w, i) => w.resolve(envelopes[i]!));
-      } catch (error) {
-        for (const w of batch) w.reject(error);
+      for (let tries = 1; ; tries++) {
+        try {
+          const envelopes = await this.step(channel, batch);
+          batch.forEach((w, i) => w.resolve(envelopes[i]!));
+          break;
+        } catch (error) {
+          const retryAt = Date.now() + this.options.retryDelayMs;
+          if (!this.closed && batch.every((w) => retryAt <= w.retryUntil)) {
+            if (tries === 1) this.options.onRetry?.(error);
+            await this.pause();
+            continue;
+          }
+          for (const w of [...batch, ...queue.splice(0)]) w.reject(error);
+          break;
+        }
       }
     }
     this.queues.delete(channel);
     this.running.delete(channel);
+  }
+
+  private pause(): Promise<void> {
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.pauses.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, this.options.retryDelayMs);
+      this.pauses.add(end);
+    });
   }
 
   private async step(channel: string, batch: Waiting[]): Promise<Envelope[]> {
