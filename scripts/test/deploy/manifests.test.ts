@@ -1,7 +1,7 @@
 // Every YAML file under manifests/ and charts/ parses; the kustomize base and the dev overlay render;
 // every object validates against the Kubernetes schemas (and has no unknown field); SocketBridges
 // validate against the CRD; the chart's copy of the CRD is the same file.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -15,6 +15,7 @@ import {
   rel,
   repoRoot,
 } from '../../src/deploy/repo.js';
+import { renderChart } from '../../src/deploy/helm-render.js';
 import { customResourceValidator, describe as describeObject, validateObjects, type K8sObject, type LabelledObject } from '../../src/deploy/k8s-validate.js';
 
 const CRD_MISSING = `${rel(crdPath)} does not exist yet: the operator's CRD (written with the operator) is needed here`;
@@ -136,6 +137,37 @@ describe('kustomize', () => {
   it('every object the base renders validates', async () => {
     expect(baseError === null ? '' : String((baseError as Error).message)).toBe('');
     expect(await problemsOf(base.map((object) => ({ source: 'kubectl kustomize manifests/base', object })))).toEqual([]);
+  });
+
+  it("the extra-ca component gives the publisher, workers and operator what the chart's extraCaCerts gives them, and changes nothing else", async () => {
+    // An overlay as docs/deploying.md tells users to write one (kustomize takes only relative paths).
+    const overlay = join(repoRoot, 'test-output', 'kustomize-extra-ca');
+    mkdirSync(overlay, { recursive: true });
+    writeFileSync(join(overlay, 'kustomization.yaml'), 'resources: [../../manifests/base]\ncomponents: [../../manifests/components/extra-ca]\n');
+    const withCa = kustomize(overlay);
+    expect(await problemsOf(withCa.map((object) => ({ source: 'manifests/base + components/extra-ca', object })))).toEqual([]);
+    const chart = renderChart(join(repoRoot, 'charts', 'socketbridge'), {
+      releaseName: 'socketbridge',
+      namespace: 'socketbridge',
+      values: [{ extraCaCerts: { secretName: 'socketbridge-extra-ca' } }],
+    }).objects as unknown as K8sObject[];
+    type Pod = { containers: Array<{ name: string; env?: Array<{ name: string; value?: string }>; volumeMounts?: Array<{ name: string }> }>; volumes?: Array<{ name: string }> };
+    const podOf = (objects: K8sObject[], component: string) =>
+      (objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === `socketbridge-${component}`) as unknown as { spec: { template: { spec: Pod } } }).spec.template.spec;
+    const caParts = (pod: Pod) => ({
+      env: pod.containers[0]!.env?.filter((e) => e.name === 'NODE_EXTRA_CA_CERTS'),
+      mounts: pod.containers[0]!.volumeMounts?.filter((m) => m.name === 'extra-ca'),
+      volumes: pod.volumes?.filter((v) => v.name === 'extra-ca'),
+    });
+    for (const component of ['publisher', 'worker', 'operator']) {
+      const ours = caParts(podOf(withCa, component));
+      expect(ours.env, component).toHaveLength(1);
+      expect(ours, component).toEqual(caParts(podOf(chart, component)));
+    }
+    // Everything else as the base renders it: the state server and brokers connect to no TLS server.
+    const strip = (objects: K8sObject[]) => JSON.stringify(objects.map((o) => (o.kind === 'Deployment' ? { ...o, spec: null } : o)));
+    expect(strip(withCa)).toBe(strip(base));
+    for (const component of ['state', 'broker']) expect(podOf(withCa, component), component).toEqual(podOf(base, component));
   });
 
   it('kubectl kustomize manifests/dev renders RabbitMQ (with its management port) and Redis, and they validate', async () => {
