@@ -691,7 +691,9 @@ export class PodCluster {
         }
       }
     }
-    await Promise.all(this.pods.map((pod) => pod.start()));
+    // Every start settled before a failure is thrown: teardown must not run while a `podman run` is still creating its container.
+    const failed = (await Promise.allSettled(this.pods.map((pod) => pod.start()))).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   service(name: string): ServiceProxy {
