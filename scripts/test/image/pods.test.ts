@@ -4,16 +4,20 @@
 // client signs up, connects through the workers' Service and receives a RabbitMQ message; the chart's
 // `helm test` client runs from the image and passes; a worker is stopped with SIGTERM and its grace
 // period and a broker is killed while clients receive: nothing is lost to the recovering clients.
-// Two value sets: the chart's defaults, and a highly available one (3 workers, 2 brokers, 2 publishers);
+// Two value sets: the chart's defaults, and a highly available one (3 workers, 2 brokers, 2 publishers,
+// a quorum default queue, Redis over TLS signed by a private CA that extraCaCerts mounts from a Secret);
 // and manifests/base as kustomize renders it, with the Secret docs/deploying.md tells users to create.
 // The operator's pods need an API server: operator.test.ts runs them against the operator's stand-in.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AmqpProducer, PublisherApi, rabbitNames, rabbitmqUrl, redisUrl, waitFor, type RabbitNames } from '@socketbridge/devkit';
+import { AmqpProducer, PublisherApi, RedisSentinelSet, TestCa, rabbitNames, rabbitmqUrl, redisUrl, waitFor, type RabbitNames } from '@socketbridge/devkit';
 import { SocketBridgeClient } from '@socketbridge/client';
-import type { Envelope } from '@socketbridge/common';
+import { registryKeys, type Envelope } from '@socketbridge/common';
 import { renderChart, type Values } from '../../src/deploy/helm-render.js';
 import { chartDir, kustomize, repoRoot } from '../../src/deploy/repo.js';
 import { IMAGE, buildImage, podman, podmanOk, removeContainers, sweepStaleContainers } from './support/podman.js';
@@ -23,9 +27,10 @@ const namespace = 'socketbridge';
 const [repository, tag] = [IMAGE.slice(0, IMAGE.lastIndexOf(':')), IMAGE.slice(IMAGE.lastIndexOf(':') + 1)];
 const extraContainers: string[] = [];
 let producer: AmqpProducer;
+const run = promisify(execFile);
 
 /** Renders the chart as `helm template` would, on this machine's RabbitMQ and Redis, with queues of the file's own. */
-function render(names: RabbitNames, overrides: Values): K8sObject[] {
+function render(names: RabbitNames, ...overrides: Values[]): K8sObject[] {
   const extraEnv = Object.entries(names).map(([name, value]) => ({ name, value }));
   const values: Values = {
     image: { repository, tag, pullPolicy: 'Never' },
@@ -33,7 +38,7 @@ function render(names: RabbitNames, overrides: Values): K8sObject[] {
     redis: { url: redisUrl() },
     publisher: { extraEnv },
   };
-  const result = renderChart(chartDir, { releaseName: 'socketbridge', namespace, values: [values, overrides] });
+  const result = renderChart(chartDir, { releaseName: 'socketbridge', namespace, values: [values, ...overrides] });
   return result.objects as unknown as K8sObject[];
 }
 
@@ -75,6 +80,38 @@ function secretValue(objects: K8sObject[], key: string): string {
   throw new Error(`no Secret holds ${key}`);
 }
 
+/**
+ * Redis over TLS only, its certificate signed by a throw-away private CA (devkit's TestCa): a Sentinel
+ * set's master, reached with the one-node rediss:// URL. The pods trust the CA only through
+ * extraCaCerts, a Secret holding its ca.crt added to the render as a cert-manager Secret would be.
+ */
+async function privateCaRedis(): Promise<SuiteSetup> {
+  const ca = TestCa.create();
+  const set = await RedisSentinelSet.start({ tls: ca }).catch((error: Error) => {
+    ca.remove();
+    throw error;
+  });
+  const redis = new Redis({ host: '127.0.0.1', port: set.masterPort, tls: { ca: ca.ca, servername: 'localhost' }, lazyConnect: true });
+  const secret = 'socketbridge-redis-ca';
+  return {
+    values: { redis: { url: `rediss://127.0.0.1:${set.masterPort}` }, extraCaCerts: { secretName: secret } },
+    objects: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: secret, namespace }, data: { 'ca.crt': ca.ca.toString('base64') } }],
+    redis,
+    cleanup: async () => {
+      redis.disconnect();
+      await set.stop();
+      ca.remove();
+    },
+  };
+}
+
+/** The type RabbitMQ reports for a queue of the tests' vhost ('' if there is no such queue). */
+async function queueType(name: string): Promise<string> {
+  const vhost = decodeURIComponent(new URL(rabbitmqUrl()).pathname.slice(1)) || '/';
+  const { stdout } = await run('rabbitmqctl', ['list_queues', '-p', vhost, 'name', 'type', '-q', '--no-table-headers']);
+  return stdout.split('\n').map((line) => line.trim().split(/\s+/)).find(([queue]) => queue === name)?.[1] ?? '';
+}
+
 /** Waits until every pod is ready, failing early (with the pods' logs) on a restart. */
 async function allReady(cluster: PodCluster, timeoutMs = 120_000): Promise<void> {
   try {
@@ -96,10 +133,13 @@ async function runHelmTestPod(cluster: PodCluster, objects: K8sObject[], runId: 
   const test = new Pod(`${runId}-test-connection`, pod, spec, spec.containers[0]!, pod.metadata.labels ?? {}, cluster);
   extraContainers.push(test.name);
   test.env = test.resolveEnv();
-  const args = test.runArgs().map((a) => (a === '--detach' ? '--rm' : a));
-  test.dispose();
-  const result = await podman(args, 120_000);
-  return { code: result.code, output: `${result.stdout}${result.stderr}` };
+  try {
+    const args = test.runArgs().map((a) => (a === '--detach' ? '--rm' : a));
+    const result = await podman(args, 120_000);
+    return { code: result.code, output: `${result.stdout}${result.stderr}` };
+  } finally {
+    test.dispose();
+  }
 }
 
 beforeAll(async () => {
@@ -114,38 +154,54 @@ afterAll(async () => {
   await producer?.close();
 });
 
+/** Servers of a suite's own: the values and objects that point the pods at them, and how to stop them. */
+interface SuiteSetup {
+  values: Values;
+  objects: K8sObject[];
+  /** A connection to the Redis the pods use. */
+  redis: Redis;
+  cleanup: () => Promise<void>;
+}
+
 interface Suite {
   label: string;
-  /** The objects to run, given the file's RabbitMQ names. */
-  objects: (names: RabbitNames) => K8sObject[];
+  /** The objects to run, given the file's RabbitMQ names and the setup's values. */
+  objects: (names: RabbitNames, values: Values) => K8sObject[];
   expected: Record<string, number>;
   helmTest: boolean;
   faultRun: boolean;
+  /** Started before the suite's pods, cleaned up after them. */
+  setup?: () => Promise<SuiteSetup>;
 }
 
 const suites: Suite[] = [
   { label: "the chart's default values", objects: (names) => render(names, {}), expected: { state: 1, broker: 2, worker: 1, publisher: 2 }, helmTest: true, faultRun: false },
   {
-    label: 'the chart with an HA value set (3 workers, 2 brokers, 2 publishers)',
-    objects: (names) => render(names, { worker: { autoscaling: { enabled: false }, replicas: 3 }, broker: { replicas: 2 }, publisher: { replicas: 2 } }),
+    label: 'the chart with an HA value set (3 workers, 2 brokers, 2 publishers, a quorum queue, Redis over TLS with a private CA)',
+    objects: (names, values) => render(names, { worker: { autoscaling: { enabled: false }, replicas: 3 }, broker: { replicas: 2 }, publisher: { replicas: 2, queueType: 'quorum' } }, values),
     expected: { state: 1, broker: 2, worker: 3, publisher: 2 },
     helmTest: true,
     faultRun: true,
+    setup: privateCaRedis,
   },
   { label: 'manifests/base (kubectl kustomize) with the Secret docs/deploying.md creates', objects: kustomizeBase, expected: { state: 1, broker: 2, worker: 1, publisher: 2 }, helmTest: false, faultRun: false },
 ];
 
-for (const { label, objects: objectsFor, expected, helmTest, faultRun } of suites) {
+for (const { label, objects: objectsFor, expected, helmTest, faultRun, setup } of suites) {
   describe(`pods from the image: ${label}`, () => {
     const names = rabbitNames('image-pods');
     const runId = `sbpods-${process.pid}-${Date.now().toString(36)}-${suites.findIndex((s) => s.label === label)}`;
     let objects: K8sObject[];
     let cluster: PodCluster;
     let api: PublisherApi;
+    let servers: SuiteSetup | undefined;
+    /** The channel the first message went to. */
+    let channel: string;
     const clients: SocketBridgeClient[] = [];
 
     beforeAll(async () => {
-      objects = objectsFor(names);
+      servers = await setup?.();
+      objects = [...objectsFor(names, servers?.values ?? {}), ...(servers?.objects ?? [])];
       cluster = await PodCluster.start(objects, { namespace, runId, include: (o) => o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/component'] !== 'operator' });
       api = new PublisherApi(`http://127.0.0.1:${cluster.servicePort('publisher')}`, secretValue(objects, 'api-key'));
     }, 120_000);
@@ -153,6 +209,7 @@ for (const { label, objects: objectsFor, expected, helmTest, faultRun } of suite
     afterAll(async () => {
       for (const client of clients) client.close();
       await cluster?.teardown();
+      await servers?.cleanup();
       await producer.deleteTopology(names);
     }, 180_000);
 
@@ -195,6 +252,7 @@ for (const { label, objects: objectsFor, expected, helmTest, faultRun } of suite
       // broker of the mapping the others use (docs/reliability.md), so no wait for the cluster to converge.
       await allReady(cluster);
       const created = await api.createClient();
+      channel = created.channel;
       expect(created.channel).toBe(`client.${created.clientId}`);
       const client = new SocketBridgeClient({ port: cluster.servicePort('worker'), path: '/socketcluster/', token: created.token });
       clients.push(client);
@@ -207,6 +265,24 @@ for (const { label, objects: objectsFor, expected, helmTest, faultRun } of suite
       });
       expect(received[0]).toMatchObject({ id: `order-${runId}`, data: { price: 42 } });
     }, 60_000);
+
+    if (setup) {
+      it("the publishers and workers trust the private CA from extraCaCerts and keep their state in the suite's TLS Redis; the default queue is quorum", async () => {
+        const pem = secretValue(objects, 'ca.crt');
+        const trusting = [...cluster.podsOf('publisher'), ...cluster.podsOf('worker')];
+        expect(trusting.length).toBe(expected.publisher! + expected.worker!);
+        for (const pod of trusting) {
+          expect(pod.env.NODE_EXTRA_CA_CERTS, pod.name).toBe('/etc/socketbridge/ca/ca.crt');
+          // The mounted file is the CA, readable by the container's user, and nothing else is mounted beside it.
+          const read = await podman(['exec', pod.name, 'sh', '-c', 'cat "$NODE_EXTRA_CA_CERTS" && ls -A /etc/socketbridge/ca']);
+          expect(read.stdout, `${pod.name}: ${read.stderr}`).toBe(`${pem}ca.crt\n`);
+        }
+        // Written there by the publisher (the message's history) and by every worker (its liveness entry).
+        expect(await servers!.redis.exists(registryKeys.history(channel))).toBe(1);
+        expect(await servers!.redis.zcount(registryKeys.liveWorkers, Date.now(), '+inf')).toBe(expected.worker);
+        expect(await queueType(names.SOCKETBRIDGE_QUEUE)).toBe('quorum');
+      }, 30_000);
+    }
 
     if (helmTest) {
       it("the chart's helm test Pod, run from the image with its rendered env, passes", async () => {

@@ -7,6 +7,10 @@
  *   references), the securityContext's user and group, `--read-only` for readOnlyRootFilesystem
  *   (and no tmpfs but the emptyDir volumes the pod mounts), dropped capabilities, no-new-privileges,
  *   the memory and CPU limits, and its terminationGracePeriodSeconds as the stop timeout;
+ * - volumes: an emptyDir is a tmpfs; a secret or configMap volume is its keys (those `items` names,
+ *   else every key) written as text files (mode 0644) into a folder of the pod's own, mounted read-only,
+ *   and a Secret, ConfigMap or key the render does not hold fails the pod's start (the kubelet's
+ *   FailedMount) unless the volume is optional; nothing else is emulated;
  * - containers share the host network, so each container port gets a free host port: a variable
  *   naming the container's own port (…PORT = containerPort) gets it, and the probes use it;
  * - each Service is a TCP proxy on a free 127.0.0.1 port that balances over the ready pods its
@@ -19,7 +23,10 @@
  *   restarts the container (counted, so tests can require none).
  */
 import { once } from 'node:events';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { freePort } from '@socketbridge/devkit';
 import { OWNER_LABEL, podman, podmanOk, removeContainers, ULIMITS } from './podman.js';
 
@@ -30,6 +37,7 @@ export interface K8sObject {
   spec?: Record<string, unknown>;
   data?: Record<string, string>;
   stringData?: Record<string, string>;
+  binaryData?: Record<string, string>;
 }
 
 interface EnvVar {
@@ -74,7 +82,7 @@ export interface ContainerSpec {
   livenessProbe?: Probe;
   readinessProbe?: Probe;
   securityContext?: SecurityContext;
-  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string }[];
   resources?: { limits?: { memory?: string; cpu?: string } };
 }
 
@@ -82,7 +90,19 @@ export interface PodSpec {
   containers: ContainerSpec[];
   securityContext?: SecurityContext & { fsGroup?: number };
   terminationGracePeriodSeconds?: number;
-  volumes?: { name: string; emptyDir?: unknown }[];
+  volumes?: Volume[];
+}
+
+interface KeyToPath {
+  key: string;
+  path: string;
+}
+
+interface Volume {
+  name: string;
+  emptyDir?: unknown;
+  secret?: { secretName: string; items?: KeyToPath[]; optional?: boolean };
+  configMap?: { name: string; items?: KeyToPath[]; optional?: boolean };
 }
 
 interface ServicePort {
@@ -125,6 +145,12 @@ function decodeSecret(object: K8sObject): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(object.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
   for (const [k, v] of Object.entries(object.stringData ?? {})) out[k] = v;
+  return out;
+}
+
+function decodeConfigMap(object: K8sObject): Record<string, string> {
+  const out: Record<string, string> = { ...object.data };
+  for (const [k, v] of Object.entries(object.binaryData ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
   return out;
 }
 
@@ -221,6 +247,8 @@ export class Pod {
   env: Record<string, string> = {};
   private timers = new Set<NodeJS.Timeout>();
   private generation = 0;
+  /** Holds the files of this pod's secret and configMap volumes, one folder each; removed by dispose(). */
+  private volumeDir: string | undefined;
 
   constructor(
     readonly name: string,
@@ -355,11 +383,18 @@ export class Pod {
     if (own.allowPrivilegeEscalation === false) args.push('--security-opt', 'no-new-privileges');
     for (const cap of own.capabilities?.drop ?? []) args.push('--cap-drop', cap);
     for (const cap of own.capabilities?.add ?? []) args.push('--cap-add', cap);
-    const emptyDirs = new Set((this.podSpec.volumes ?? []).filter((v) => v.emptyDir !== undefined).map((v) => v.name));
     for (const mount of this.container.volumeMounts ?? []) {
-      if (!emptyDirs.has(mount.name)) throw new Error(`${this.name}: volume ${mount.name} is not an emptyDir, which is all this emulates`);
-      // An emptyDir is writable by the pod's user (fsGroup owns it); this podman takes no uid= option.
-      args.push('--tmpfs', `${mount.mountPath}:rw,nosuid,nodev,mode=1777`);
+      const volume = this.podSpec.volumes?.find((v) => v.name === mount.name);
+      if (mount.subPath !== undefined) throw new Error(`${this.name}: volume mount ${mount.name} has a subPath, which is not emulated`);
+      if (volume?.emptyDir !== undefined) {
+        // An emptyDir is writable by the pod's user (fsGroup owns it); this podman takes no uid= option.
+        args.push('--tmpfs', `${mount.mountPath}:rw,nosuid,nodev,mode=1777`);
+      } else if (volume?.secret || volume?.configMap) {
+        // Read-only whatever the mount says, as the kubelet mounts these.
+        args.push('--volume', `${this.writeVolume(volume)}:${mount.mountPath}:ro`);
+      } else {
+        throw new Error(`${this.name}: volume ${mount.name} is not an emptyDir, secret or configMap, which is all this emulates`);
+      }
     }
     const api = this.cluster.kubernetes;
     if (api) {
@@ -377,6 +412,37 @@ export class Pod {
     if (this.container.command) args.push('--entrypoint', JSON.stringify(this.container.command));
     args.push(this.container.image, ...(this.container.args ?? []));
     return args;
+  }
+
+  /** A secret or configMap volume's files, as the kubelet writes them; returns their folder. */
+  private writeVolume(volume: Volume): string {
+    const source = volume.secret
+      ? { kind: 'Secret', name: volume.secret.secretName, items: volume.secret.items, optional: volume.secret.optional, data: this.cluster.secrets.get(volume.secret.secretName) }
+      : { kind: 'ConfigMap', name: volume.configMap!.name, items: volume.configMap!.items, optional: volume.configMap!.optional, data: this.cluster.configMaps.get(volume.configMap!.name) };
+    const refused = (what: string) => new Error(`${this.name}: volume ${volume.name}: ${what}, which the render does not hold (the kubelet would not start the pod: FailedMount)`);
+    if (!source.data && !source.optional) throw refused(`${source.kind} ${source.name}`);
+    const data = source.data ?? {};
+    if (!this.volumeDir) {
+      this.volumeDir = mkdtempSync(join(tmpdir(), `${this.name}-volumes-`));
+      // The container's user (not this process's) reads it: mkdtemp's 0700 would shut it out.
+      chmodSync(this.volumeDir, 0o755);
+    }
+    const dir = join(this.volumeDir, volume.name);
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    for (const { key, path } of source.items ?? Object.keys(data).map((key) => ({ key, path: key }))) {
+      const value = data[key];
+      if (value === undefined) {
+        if (source.optional) continue;
+        throw refused(`key ${key} of ${source.kind} ${source.name}`);
+      }
+      if (path.startsWith('/') || path.split('/').includes('..')) throw new Error(`${this.name}: volume ${volume.name}: item path ${path} leaves the volume (the API server refuses it)`);
+      const file = join(dir, path);
+      mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+      writeFileSync(file, value);
+      // The kubelet's defaultMode, whatever this process's umask.
+      chmodSync(file, 0o644);
+    }
+    return dir;
   }
 
   async start(): Promise<void> {
@@ -542,6 +608,8 @@ export class Pod {
   dispose(): void {
     this.stopping = true;
     this.stopProbing();
+    if (this.volumeDir) rmSync(this.volumeDir, { recursive: true, force: true });
+    this.volumeDir = undefined;
   }
 }
 
@@ -566,11 +634,12 @@ export interface PodClusterOptions {
   include?: (object: K8sObject) => boolean;
 }
 
-/** The Deployments, Services and Secrets of a render, as containers and proxies on this host. */
+/** The Deployments, Services, Secrets and ConfigMaps of a render, as containers and proxies on this host. */
 export class PodCluster {
   readonly pods: Pod[] = [];
   readonly services = new Map<string, ServiceProxy>();
   readonly secrets = new Map<string, Record<string, string>>();
+  readonly configMaps = new Map<string, Record<string, string>>();
 
   private constructor(
     readonly objects: K8sObject[],
@@ -599,6 +668,7 @@ export class PodCluster {
   private async create(options: PodClusterOptions): Promise<void> {
     for (const object of this.objects) {
       if (object.kind === 'Secret') this.secrets.set(object.metadata.name, decodeSecret(object));
+      if (object.kind === 'ConfigMap') this.configMaps.set(object.metadata.name, decodeConfigMap(object));
     }
     for (const object of this.objects) {
       if (object.kind !== 'Service') continue;
@@ -621,7 +691,9 @@ export class PodCluster {
         }
       }
     }
-    await Promise.all(this.pods.map((pod) => pod.start()));
+    // Every start settled before a failure is thrown: teardown must not run while a `podman run` is still creating its container.
+    const failed = (await Promise.allSettled(this.pods.map((pod) => pod.start()))).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   service(name: string): ServiceProxy {
@@ -652,7 +724,7 @@ export class PodCluster {
     return parts.join('\n');
   }
 
-  /** Stops probing, removes every container and closes the Service proxies. */
+  /** Stops probing, removes every container and its volumes' files and closes the Service proxies. */
   async teardown(): Promise<void> {
     for (const pod of this.pods) pod.dispose();
     await removeContainers(this.pods.map((pod) => pod.name));
