@@ -71,6 +71,20 @@ describe('values.yaml and values.schema.json', () => {
     { why: 'a TLS Sentinel URL without its master name', values: { redis: { url: 'rediss+sentinel://s1:26379' } }, message: /redis\.url: must match pattern/ },
     { why: 'a CA from a Secret and a ConfigMap at once', values: { extraCaCerts: { secretName: 'ca', configMapName: 'ca' } }, message: /extraCaCerts: must NOT be valid/ },
   ];
+  it('accepts every Redis URL form the services read (docs/configuration.md), the Sentinel query included', () => {
+    for (const url of [
+      'redis://:pw@redis:6379/2',
+      'rediss://redis.example:6380',
+      'redis+sentinel://:pw@s0:26379,s1:26379,s2:26379/mymaster',
+      'redis+sentinel://s0,s1/mymaster/3/',
+      'rediss+sentinel://:pw@s0:26379/mymaster/1?sentinelPassword=s%2Fp%40ss',
+      'redis+sentinel://s0/mymaster?sentinelUsername=watch&sentinelPassword=pw',
+      'redis+cluster://:pw@n0:6379,n1:6379',
+    ]) {
+      expect(schemaMessage(mergeValues(defaults, { redis: { url } })), url).toBe('');
+    }
+  });
+
   for (const { why, values, message } of wrong) {
     it(`rejects ${why}, naming the value`, () => {
       expect(schemaMessage(mergeValues(defaults, values))).toMatch(message);

@@ -10,6 +10,7 @@ import {
   longestStall,
   rabbitNames,
   recordingSubscribers,
+  startService,
   waitFor,
 } from '@socketbridge/devkit';
 import { SocketBridgeClient } from '../src/index.js';
@@ -18,8 +19,11 @@ import { SocketBridgeClient } from '../src/index.js';
  * Redis behind Sentinel, as docs/scaling.md describes it: one master, one replica, three sentinels,
  * all of this test's own on free ports (devkit's RedisSentinelSet). The master is SIGKILLed mid-stream;
  * Sentinel promotes the replica and the publisher and worker, configured only with the
- * redis+sentinel:// URL, follow.
+ * redis+sentinel:// URL, follow. With auth everywhere, as Bitnami's chart sets Sentinel up: the
+ * servers require a password, and the sentinels one of their own (the URL's sentinelPassword).
  */
+const PASSWORD = 'master pw&1';
+const SENTINEL_PASSWORD = 'sentinel pw+2';
 const names = rabbitNames('sentinel');
 let redis: RedisSentinelSet;
 let cluster: LocalCluster;
@@ -27,7 +31,7 @@ let producer: AmqpProducer;
 const clients: Array<Pick<SocketBridgeClient, 'close'>> = [];
 
 beforeAll(async () => {
-  redis = await RedisSentinelSet.start({ masterName: 'sbtest' });
+  redis = await RedisSentinelSet.start({ masterName: 'sbtest', password: PASSWORD, sentinelPassword: SENTINEL_PASSWORD });
   cluster = await LocalCluster.start({
     brokers: 1,
     workers: 1,
@@ -47,6 +51,29 @@ afterAll(async () => {
 });
 
 describe('Redis behind Sentinel', () => {
+  it("sentinels that require a password: a service without the URL's sentinelPassword stays unready, and no log shows a password", async () => {
+    expect(redis.url()).toContain('?sentinelPassword=');
+    const withoutSentinelPassword = redis.url().replace(/\?.*$/, '');
+    const publisher = await startService('publisher', { ...cluster.memberEnv(), ...names, SOCKETBRIDGE_REDIS_URL: withoutSentinelPassword, SOCKETBRIDGE_PORT: '0' }, { label: 'publisher-no-sentinel-password', until: '/healthz' });
+    try {
+      let last = '';
+      await waitFor(async () => {
+        const response = await fetch(`http://127.0.0.1:${publisher.port}/readyz`);
+        last = `${response.status} ${await response.text()}`;
+        return /^503 .*redis unavailable/.test(last);
+      }, 15000, "the publisher's /readyz to name Redis").catch((error: Error) => {
+        throw new Error(`${error.message}; last answer ${last}`);
+      });
+      // The cluster's own members hold the sentinels' password; none of them, nor this one, logs it.
+      for (const service of [publisher, ...cluster.publishers, ...cluster.workers]) {
+        const logs = service.raw.join('\n');
+        for (const secret of [PASSWORD, SENTINEL_PASSWORD, encodeURIComponent(PASSWORD), encodeURIComponent(SENTINEL_PASSWORD)]) expect(logs, service.name).not.toContain(secret);
+      }
+    } finally {
+      await publisher.stop('SIGKILL', 5000);
+    }
+  });
+
   it('a master SIGKILL: Sentinel promotes the replica, publisher and worker follow, messages after it are delivered', async () => {
     const channel = `${names.SOCKETBRIDGE_EXCHANGE}.feed`;
     const subscribers = await recordingSubscribers(cluster.workers[0]!.port, channel, 3);

@@ -24,7 +24,8 @@ export function parseRabbitUrls(value: string): string[] {
 
 /** amqp://user:secret@host → amqp://user:***@host (every URL of a list), for messages and logs. */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@,]*:)[^@/,]*@/g, '$1***@');
+  // The userinfo's password, and a Redis Sentinel URL's sentinelPassword query parameter.
+  return url.replace(/(\/\/[^:/@,]*:)[^@/,]*@/g, '$1***@').replace(/([?&]sentinelPassword=)[^&#]*/gi, '$1***');
 }
 
 export interface RabbitConnectOptions {

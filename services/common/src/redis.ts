@@ -15,14 +15,28 @@ export type RedisClient = Redis | Cluster;
  */
 export type RedisTarget =
   | { kind: 'single'; url: string }
-  | { kind: 'sentinel'; tls: boolean; sentinels: Array<{ host: string; port: number }>; name: string; db: number; username?: string; password?: string }
+  | {
+      kind: 'sentinel';
+      tls: boolean;
+      sentinels: Array<{ host: string; port: number }>;
+      name: string;
+      db: number;
+      /** The master's (and its replicas') credentials. */
+      username?: string;
+      password?: string;
+      /** The sentinels' own, when they require one (Sentinel's requirepass): the URL's query. */
+      sentinelUsername?: string;
+      sentinelPassword?: string;
+    }
   | { kind: 'cluster'; tls: boolean; nodes: Array<{ host: string; port: number }>; username?: string; password?: string };
 
-const SENTINEL_URL = /^(rediss?)\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/([^/?#]+)(?:\/(\d+))?\/?$/;
+const SENTINEL_URL = /^(rediss?)\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@?]+)\/([^/?#]+)(?:\/(\d+))?\/?(?:\?([^#]*))?$/;
+/** What a Sentinel URL's query may say: the sentinels' own credentials. */
+const SENTINEL_PARAMS = ['sentinelUsername', 'sentinelPassword'] as const;
 // No /<db>: a Redis Cluster has database 0 only.
 const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/?$/;
 const FORMS =
-  'redis://host:port[/db], rediss://…, redis+sentinel://host:port,host:port/<masterName>[/<db>], rediss+sentinel://…, redis+cluster://host:port,host:port or rediss+cluster://…';
+  'redis://host:port[/db], rediss://…, redis+sentinel://host:port,host:port/<masterName>[/<db>][?sentinelPassword=…], rediss+sentinel://…, redis+cluster://host:port,host:port or rediss+cluster://…';
 
 /** host[:port] list of a Sentinel or Cluster URL; `what` names the entries in the error. */
 function addresses(hosts: string, defaultPort: number, what: string): Array<{ host: string; port: number }> {
@@ -36,8 +50,9 @@ function addresses(hosts: string, defaultPort: number, what: string): Array<{ ho
 
 /**
  * Reads SOCKETBRIDGE_REDIS_URL: `redis://` or `rediss://` for one node, or
- * `redis+sentinel://[[user]:password@]host:port[,host:port…]/<masterName>[/<db>]` for a master that
- * Sentinel watches (the password is the master's; sentinels without a password, see docs/scaling.md),
+ * `redis+sentinel://[[user]:password@]host:port[,host:port…]/<masterName>[/<db>][?sentinelPassword=…[&sentinelUsername=…]]`
+ * for a master that Sentinel watches (the password is the master's; the query's, percent-encoded,
+ * the sentinels' own when they require one: docs/configuration.md),
  * or `redis+cluster://[[user]:password@]host:port[,host:port…]` for a Redis Cluster (seed nodes: the
  * client learns the rest and the slot map from any one that answers). `rediss+sentinel://` and
  * `rediss+cluster://` are the same over TLS.
@@ -60,9 +75,14 @@ export function parseRedisUrl(url: string): RedisTarget {
   }
   if (!/^rediss?\+sentinel:\/\//.test(url)) throw new Error(`not a Redis URL: expected ${FORMS}`);
   const match = SENTINEL_URL.exec(url);
-  if (!match) throw new Error('a Sentinel URL is redis[s]+sentinel://[[user]:password@]host:port[,host:port…]/<masterName>[/<db>]');
-  const [, scheme, user, password, hosts, name, db] = match as unknown as [string, string, string | undefined, string | undefined, string, string, string | undefined];
+  if (!match) throw new Error('a Sentinel URL is redis[s]+sentinel://[[user]:password@]host:port[,host:port…]/<masterName>[/<db>][?sentinelPassword=…]');
+  const [, scheme, user, password, hosts, name, db, query] = match as unknown as [string, string, string | undefined, string | undefined, string, string, string | undefined, string | undefined];
   const sentinels = addresses(hosts, 26379, 'Sentinel');
+  const params = new URLSearchParams(query ?? '');
+  const unknown = [...params.keys()].filter((key) => !(SENTINEL_PARAMS as readonly string[]).includes(key));
+  if (unknown.length > 0) throw new Error(`a Sentinel URL's query takes ${SENTINEL_PARAMS.join(' and ')} only, not ${unknown.join(', ')}`);
+  const sentinelUsername = params.get('sentinelUsername');
+  const sentinelPassword = params.get('sentinelPassword');
   return {
     kind: 'sentinel',
     tls: scheme === 'rediss',
@@ -71,6 +91,8 @@ export function parseRedisUrl(url: string): RedisTarget {
     db: db === undefined ? 0 : Number(db),
     ...(user ? { username: decodeURIComponent(user) } : {}),
     ...(password ? { password: decodeURIComponent(password) } : {}),
+    ...(sentinelUsername ? { sentinelUsername } : {}),
+    ...(sentinelPassword ? { sentinelPassword } : {}),
   };
 }
 
@@ -116,6 +138,8 @@ function newRedis(url: string, options: RedisOptions, clusterOptions: ClusterLev
     db: target.db,
     username: target.username,
     password: target.password,
+    sentinelUsername: target.sentinelUsername,
+    sentinelPassword: target.sentinelPassword,
     // TLS to the sentinels (sentinelTLS) and to the master they name (tls, which ioredis applies in
     // Sentinel mode only with enableTLSForSentinelMode).
     ...(target.tls ? { ...tls, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),

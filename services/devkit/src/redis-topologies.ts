@@ -52,8 +52,8 @@ async function waitReady(node: ManagedProcess, what: string): Promise<void> {
  * callers read as "not yet". With TLS it checks the certificate against the name localhost, which
  * every TestCa certificate carries (a test may leave out the IP address, to see the services refuse it).
  */
-function probeConnection(port: number, tls: TestCa | undefined): Redis {
-  const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1, ...(tls ? { tls: { ca: tls.ca, servername: 'localhost' } } : {}) });
+function probeConnection(port: number, tls: TestCa | undefined, password?: string): Redis {
+  const redis = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1, ...(tls ? { tls: { ca: tls.ca, servername: 'localhost' } } : {}) });
   redis.on('error', () => undefined);
   return redis;
 }
@@ -73,18 +73,28 @@ export class RedisSentinelSet {
     private readonly processes: ManagedProcess[],
     /** The CA whose certificate every server and sentinel presents; unset: plain TCP. */
     readonly tls: TestCa | undefined,
+    /** The master's and replica's password (requirepass), and the sentinels' own: unset, none. */
+    readonly passwords: { password?: string; sentinelPassword?: string },
   ) {}
 
-  static async start(options: { masterName?: string; tls?: TestCa } = {}): Promise<RedisSentinelSet> {
+  /**
+   * `password`: the servers require it (and the replica and sentinels use it on the master);
+   * `sentinelPassword`: the sentinels require one of their own (and use it on each other), as
+   * Bitnami's chart sets up Sentinel with auth.
+   */
+  static async start(options: { masterName?: string; tls?: TestCa; password?: string; sentinelPassword?: string } = {}): Promise<RedisSentinelSet> {
     const masterName = options.masterName ?? 'sbtest';
     const tls = options.tls;
+    const { password, sentinelPassword } = options;
     const dir = mkdtempSync(join(tmpdir(), 'socketbridge-sentinel-'));
     const [masterPort, replicaPort] = [await freePort(), await freePort()];
-    const master = redisServer('redis-master', dir, masterPort, tls);
-    const set = new RedisSentinelSet(masterName, dir, masterPort, replicaPort, master, [], [], [master], tls);
+    // Both servers require the password and the replica authenticates with it (either may become master).
+    const auth = password ? ['--requirepass', password, '--masterauth', password] : [];
+    const master = redisServer('redis-master', dir, masterPort, tls, auth);
+    const set = new RedisSentinelSet(masterName, dir, masterPort, replicaPort, master, [], [], [master], tls, { password, sentinelPassword });
     try {
       await waitReady(master, 'the master to start');
-      const replica = redisServer('redis-replica', dir, replicaPort, tls, ['--replicaof', '127.0.0.1', String(masterPort)]);
+      const replica = redisServer('redis-replica', dir, replicaPort, tls, [...auth, '--replicaof', '127.0.0.1', String(masterPort)]);
       set.processes.push(replica);
       await waitFor(() => replica.raw.some((line) => line.includes('MASTER <-> REPLICA sync: Finished')), 15000, 'the replica to sync');
       for (let i = 0; i < 3; i++) {
@@ -103,11 +113,14 @@ export class RedisSentinelSet {
             `sentinel down-after-milliseconds ${masterName} 1000`,
             `sentinel failover-timeout ${masterName} 3000`,
             `sentinel parallel-syncs ${masterName} 1`,
+            // Quoted: a password may hold spaces (redis.conf reads "…" with \" and \\ escapes, as JSON writes them).
+            ...(password ? [`sentinel auth-pass ${masterName} ${JSON.stringify(password)}`] : []),
+            ...(sentinelPassword ? [`requirepass ${JSON.stringify(sentinelPassword)}`, `sentinel sentinel-pass ${JSON.stringify(sentinelPassword)}`] : []),
             '',
           ].join('\n'),
         );
         set.processes.push(spawnCommand(`sentinel-${i}`, 'redis-sentinel', [file]));
-        set.probes.push(probeConnection(port, tls));
+        set.probes.push(probeConnection(port, tls, sentinelPassword));
       }
       // Every sentinel must know the replica and the other two before a failover can be voted and carried out.
       await waitFor(
@@ -123,7 +136,9 @@ export class RedisSentinelSet {
         30000,
         'three sentinels to see the replica and each other',
         100,
-      );
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}\n${set.processes.map((p) => `--- ${p.name}\n${p.raw.slice(-8).join('\n')}`).join('\n')}`);
+      });
       return set;
     } catch (error) {
       await set.stop();
@@ -131,9 +146,12 @@ export class RedisSentinelSet {
     }
   }
 
-  /** SOCKETBRIDGE_REDIS_URL for this set: every sentinel and the master name (rediss+sentinel:// with TLS). */
+  /** SOCKETBRIDGE_REDIS_URL for this set: every sentinel and the master name (rediss+sentinel:// with TLS), with the passwords it was started with. */
   url(): string {
-    return `${this.tls ? 'rediss' : 'redis'}+sentinel://${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${this.masterName}`;
+    const { password, sentinelPassword } = this.passwords;
+    const auth = password ? `:${encodeURIComponent(password)}@` : '';
+    const query = sentinelPassword ? `?sentinelPassword=${encodeURIComponent(sentinelPassword)}` : '';
+    return `${this.tls ? 'rediss' : 'redis'}+sentinel://${auth}${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${this.masterName}${query}`;
   }
 
   /** What one sentinel holds as the master's address now, `host:port` ('' if it does not answer). */

@@ -24,6 +24,24 @@ describe('SOCKETBRIDGE_REDIS_URL', () => {
     expect(parseRedisUrl('redis+sentinel://app:pw@s1:26379/m')).toMatchObject({ name: 'm', db: 0, username: 'app', password: 'pw' });
   });
 
+  it("reads the sentinels' own credentials from the Sentinel URL's query, percent-decoded, and nothing else there", () => {
+    expect(parseRedisUrl('redis+sentinel://:master-pw@s1,s2/m/1?sentinelPassword=s%26nt%2Bpw')).toEqual({
+      kind: 'sentinel',
+      tls: false,
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26379 },
+      ],
+      name: 'm',
+      db: 1,
+      password: 'master-pw',
+      sentinelPassword: 's&nt+pw',
+    });
+    expect(parseRedisUrl('rediss+sentinel://s1/m?sentinelUsername=watch&sentinelPassword=pw')).toMatchObject({ tls: true, sentinelUsername: 'watch', sentinelPassword: 'pw' });
+    expect(parseRedisUrl('redis+sentinel://s1/m/?sentinelPassword=pw')).toMatchObject({ name: 'm', db: 0, sentinelPassword: 'pw' });
+    expect(() => parseRedisUrl('redis+sentinel://s1/m?password=pw')).toThrow(/query takes sentinelUsername and sentinelPassword only, not password/);
+  });
+
   it('reads the Cluster form: seed nodes (6379 by default), credentials, no db', () => {
     expect(parseRedisUrl('redis+cluster://:s%40cret@10.0.0.1:7000,node-b,[::1]:7002')).toEqual({
       kind: 'cluster',
@@ -90,5 +108,9 @@ describe('SOCKETBRIDGE_REDIS_URL', () => {
     expect(() => loadConfig(shape, { SOCKETBRIDGE_REDIS_URL: 'redis+sentinel://:hunter2@s1:26379' })).toThrow(ConfigError);
     expect(() => loadConfig(shape, { SOCKETBRIDGE_REDIS_URL: 'redis+sentinel://:hunter2@s1:26379' })).toThrow(/SOCKETBRIDGE_REDIS_URL: .*\(got "redis\+sentinel:\/\/:\*\*\*@s1:26379"\)/);
     expect(() => loadConfig(shape, { SOCKETBRIDGE_REDIS_URL: 'redis+sentinel://:hunter2@s1:26379' })).not.toThrow(/hunter2/);
+    // The sentinels' password in the query is as secret as the master's.
+    const withQuery = 'redis+sentinel://:hunter2@s1:26379/m?sentinelPassword=swordfish&other=1';
+    expect(() => loadConfig(shape, { SOCKETBRIDGE_REDIS_URL: withQuery })).toThrow(/\(got "redis\+sentinel:\/\/:\*\*\*@s1:26379\/m\?sentinelPassword=\*\*\*&other=1"\)/);
+    expect(() => loadConfig(shape, { SOCKETBRIDGE_REDIS_URL: withQuery })).not.toThrow(/swordfish|hunter2/);
   });
 });
