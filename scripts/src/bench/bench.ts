@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { waitFor } from '@socketbridge/devkit';
 import { cpuSeconds, rssBytes } from './proc.js';
-import { Loadgens, deliverAll, median, pinSide, produce, progress, removeTopology, round2, serverProcesses, startBaseline, startSocketBridge, type MessageIds, type SbClient, type Side } from './sides.js';
+import { Loadgens, deliverAll, median, pinSide, produce, progress, removeTopology, round2, serverProcesses, startBaseline, startSocketBridge, type BaselineKind, type MessageIds, type SbClient, type Side } from './sides.js';
 import { coldMarkdown, coldStart, regimeMarkdown, regimeRatios, runRegime, type ColdStart, type Regime, type RegimeResult, type SteadyOptions } from './steady.js';
 import { parseTopologies, runTopologies, topologiesMarkdown, topologySummary, type TopologyResult } from './topologies.js';
 
@@ -294,8 +294,12 @@ async function main(): Promise<void> {
       topologies: { type: 'string', default: 'rabbitmq-cluster+quorum,rabbitmq-cluster+stream,sentinel,redis-cluster' },
       /** KEY=VALUE,… added to every SocketBridge member's environment (say SOCKETBRIDGE_PREFETCH=1000). */
       'sb-env': { type: 'string', default: '' },
+      /** The baseline: bare, or with a Redis history append per message and a heartbeat per socket (ws-baseline.ts). */
+      baseline: { type: 'string', default: 'bare' },
     },
   });
+  const baseline = values.baseline as BaselineKind;
+  if (!['bare', 'history'].includes(baseline)) throw new Error('--baseline must be bare or history');
   const regimes = values.regimes.split(',');
   for (const regime of regimes) if (!(REGIMES as readonly string[]).includes(regime)) throw new Error(`--regimes takes ${REGIMES.join(', ')}`);
   const sbClient = values['sb-client'] as SbClient;
@@ -338,7 +342,7 @@ async function main(): Promise<void> {
   const regimeResults: RegimeResult[] = [];
   try {
     // The baseline and SocketBridge sides, unless only the cold start or the topologies run.
-    for (const start of regimes.includes('burst') || plans.length ? [startBaseline, () => startSocketBridge(2, sbEnv)] : []) {
+    for (const start of regimes.includes('burst') || plans.length ? [() => startBaseline(baseline), () => startSocketBridge(2, sbEnv)] : []) {
       const side = await start();
       started.push(side);
       if (cpu !== undefined) pinSide(side, cpu);

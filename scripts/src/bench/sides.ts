@@ -236,13 +236,21 @@ export async function deliverAll(load: Loadgens, expected: number, producing: Pr
   return load.report();
 }
 
-export async function startBaseline(): Promise<Side> {
+/** What the baseline keeps (`--baseline`): nothing (bare), or a Redis history append and a heartbeat per socket (history). */
+export type BaselineKind = 'bare' | 'history';
+
+export async function startBaseline(kind: BaselineKind = 'bare'): Promise<Side> {
   const id = randomUUID().slice(0, 8);
   const exchange = `bench-ws-${id}`;
-  const server = spawnNode('ws-baseline', script('ws-baseline'), { BENCH_EXCHANGE: exchange, BENCH_QUEUE: `${exchange}.q` });
+  const server = spawnNode('ws-baseline', script('ws-baseline'), {
+    BENCH_EXCHANGE: exchange,
+    BENCH_QUEUE: `${exchange}.q`,
+    ...(kind === 'history' ? { BENCH_BASELINE_HISTORY: '1', SOCKETBRIDGE_REDIS_URL: redisUrl() } : {}),
+  });
   const line = await server.waitForLog((l) => l.msg === 'listening', 20000, 'the baseline to listen');
   return {
-    name: 'bare ws baseline',
+    // The load generators tell the sides apart by this name's start ('bare': the baseline's protocol).
+    name: kind === 'history' ? 'bare ws baseline with history and heartbeats' : 'bare ws baseline',
     ports: [Number(line.port)],
     pids: () => [{ role: 'ws server', pid: server.child.pid! }],
     exchange,
