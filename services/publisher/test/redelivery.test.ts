@@ -22,9 +22,11 @@ const run = promisify(execFile);
  * Messages without a messageId redelivered by RabbitMQ after the publisher appended them but before
  * it acked: each keeps its one history offset (docs/reliability.md), and two identical publishes
  * stay two messages. The redelivery is real: the broker shard is stopped (SIGSTOP) so the appended
- * messages wait for it unacked, and RabbitMQ closes the publisher's connection (rabbitmqctl).
+ * messages wait for it unacked, and RabbitMQ closes the publisher's connection (rabbitmqctl). On a
+ * classic default queue and on a quorum one (which marks a redelivery with x-delivery-count too).
  */
 let testbed: PublisherTestbed;
+let quorumTestbed: PublisherTestbed;
 let producer: AmqpProducer;
 let redis: Redis;
 const subscribers: RecordingSubscriber[] = [];
@@ -33,21 +35,27 @@ const PREFIX = `redeliver-${randomUUID().slice(0, 8)}`;
 
 beforeAll(async () => {
   testbed = await startPublisherTestbed('redeliver', { env: { SOCKETBRIDGE_PUBLIC_CHANNELS: `${PREFIX}.#` } });
+  quorumTestbed = await startPublisherTestbed('redeliver-quorum', { env: { SOCKETBRIDGE_PUBLIC_CHANNELS: `${PREFIX}.#`, SOCKETBRIDGE_QUEUE_TYPE: 'quorum' } });
   producer = await AmqpProducer.connect();
   redis = new Redis(redisUrl());
 }, 60_000);
 
 afterAll(async () => {
-  testbed?.cluster.brokers[0]?.child.kill('SIGCONT');
+  for (const bed of [testbed, quorumTestbed]) bed?.cluster.brokers[0]?.child.kill('SIGCONT');
   for (const s of subscribers) s.client.close();
   redis?.disconnect();
   await producer?.close();
   await testbed?.teardown();
+  await quorumTestbed?.teardown();
 });
 
-describe('redelivered messages without a messageId', () => {
+describe.each([
+  ['classic', () => testbed],
+  ['quorum', () => quorumTestbed],
+])('redelivered messages without a messageId, %s default queue', (kind, bed) => {
   it('keep their first offset; two identical publishes stay two', async () => {
-    const channels = Array.from({ length: CHANNELS }, (_, i) => `${PREFIX}.c${i}`);
+    const testbed = bed();
+    const channels = Array.from({ length: CHANNELS }, (_, i) => `${PREFIX}.${kind}-c${i}`);
     for (const channel of channels) subscribers.push(await recordingSubscriber(testbed.cluster.workers[0]!.port, channel));
 
     // The shard stops answering: each channel's first message is appended, then waits for the
@@ -70,7 +78,7 @@ describe('redelivered messages without a messageId', () => {
     });
     // Redelivered messages come back on the new connection; wait until RabbitMQ holds none for us.
     await waitFor(async () => (await producer.channel.checkQueue(testbed.names.SOCKETBRIDGE_QUEUE)).messageCount === 0, 10000, 'the queue to drain');
-    const consumed = await consumedTotal();
+    const consumed = await consumedTotal(testbed);
 
     // Each channel's history holds two entries: the redelivered ones kept their offsets, the twins are two.
     expect(await lengths()).toEqual(channels.map(() => 2));
@@ -79,7 +87,7 @@ describe('redelivered messages without a messageId', () => {
       expect(new Set(s.seen.map((m) => m.offset)).size).toBe(2);
     }
     const redelivered = consumed - 2 * CHANNELS;
-    console.log(`redelivery without messageId: ${2 * CHANNELS} published, ${consumed} consumed (${redelivered} redelivered), ${CHANNELS * 2} history entries, each client 2 of 2`);
+    console.log(`redelivery without messageId, ${kind} queue: ${2 * CHANNELS} published, ${consumed} consumed (${redelivered} redelivered), ${CHANNELS * 2} history entries, each client 2 of 2`);
     expect(redelivered, 'RabbitMQ redelivered the appended, unacked messages').toBeGreaterThanOrEqual(CHANNELS);
   }, 60_000);
 });
@@ -118,7 +126,7 @@ describe('a message without a messageId', () => {
 });
 
 /** How many deliveries the publisher took from the testbed's queue (first ones and redeliveries). */
-async function consumedTotal(): Promise<number> {
+async function consumedTotal(testbed: PublisherTestbed): Promise<number> {
   const metrics = (await testbed.api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
   const match = new RegExp(`socketbridge_messages_consumed_total\\{queue="${testbed.names.SOCKETBRIDGE_QUEUE.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`).exec(metrics);
   return Number(match?.[1] ?? 0);
