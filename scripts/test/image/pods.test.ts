@@ -6,11 +6,12 @@
 // period and a broker is killed while clients receive: nothing is lost to the recovering clients.
 // Two value sets: the chart's defaults, and a highly available one (3 workers, 2 brokers, 2 publishers,
 // a quorum default queue, Redis over TLS signed by a private CA that extraCaCerts mounts from a Secret);
-// and manifests/base as kustomize renders it, with the Secret docs/deploying.md tells users to create.
+// and manifests/base as kustomize renders it, with the Secret docs/deploying.md tells users to create,
+// through an overlay adding its components/extra-ca for Redis over TLS with a private CA.
 // The operator's pods need an API server: operator.test.ts runs them against the operator's stand-in.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
@@ -45,10 +46,19 @@ function render(names: RabbitNames, ...overrides: Values[]): K8sObject[] {
 /**
  * manifests/base as kustomize renders it, with what an overlay and the docs add: the image, the
  * file's RabbitMQ names on the publisher, and the Secret made by the `kubectl create secret` command
- * in docs/deploying.md (its random keys generated, its URLs this machine's RabbitMQ and Redis).
+ * in docs/deploying.md (its random keys generated, its URLs this machine's RabbitMQ and the given
+ * Redis). With `extraCa`, through an overlay as docs/deploying.md writes it: the base and the
+ * components/extra-ca component (its Secret comes from the suite's setup).
  */
-function kustomizeBase(names: RabbitNames): K8sObject[] {
-  const objects = kustomize(join(repoRoot, 'manifests', 'base')) as unknown as K8sObject[];
+function kustomizeBase(names: RabbitNames, { redis = redisUrl(), extraCa = false }: { redis?: string; extraCa?: boolean } = {}): K8sObject[] {
+  let dir = join(repoRoot, 'manifests', 'base');
+  if (extraCa) {
+    // kustomize takes only relative paths to the base and the component.
+    dir = join(repoRoot, 'test-output', 'pods-kustomize-extra-ca');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'kustomization.yaml'), 'resources: [../../manifests/base]\ncomponents: [../../manifests/components/extra-ca]\n');
+  }
+  const objects = kustomize(dir) as unknown as K8sObject[];
   for (const o of objects) {
     if (o.kind !== 'Deployment') continue;
     const containers = (o.spec as { template: { spec: PodSpec } }).template.spec.containers;
@@ -65,7 +75,7 @@ function kustomizeBase(names: RabbitNames): K8sObject[] {
     const random = /openssl rand -hex (\d+)/.exec(value!);
     if (random) stringData[key!] = randomBytes(Number(random[1])).toString('hex');
     else if (key === 'rabbitmq-url') stringData[key] = rabbitmqUrl();
-    else if (key === 'redis-url') stringData[key] = redisUrl();
+    else if (key === 'redis-url') stringData[key] = redis;
     else throw new Error(`docs/deploying.md: no way to fill ${key}=${value}`);
   }
   objects.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'socketbridge', namespace }, stringData });
@@ -85,15 +95,15 @@ function secretValue(objects: K8sObject[], key: string): string {
  * set's master, reached with the one-node rediss:// URL. The pods trust the CA only through
  * extraCaCerts, a Secret holding its ca.crt added to the render as a cert-manager Secret would be.
  */
-async function privateCaRedis(): Promise<SuiteSetup> {
+async function privateCaRedis(secret = 'socketbridge-redis-ca'): Promise<SuiteSetup> {
   const ca = TestCa.create();
   const set = await RedisSentinelSet.start({ tls: ca }).catch((error: Error) => {
     ca.remove();
     throw error;
   });
   const redis = new Redis({ host: '127.0.0.1', port: set.masterPort, tls: { ca: ca.ca, servername: 'localhost' }, lazyConnect: true });
-  const secret = 'socketbridge-redis-ca';
   return {
+    url: `rediss://127.0.0.1:${set.masterPort}`,
     values: { redis: { url: `rediss://127.0.0.1:${set.masterPort}` }, extraCaCerts: { secretName: secret } },
     objects: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: secret, namespace }, data: { 'ca.crt': ca.ca.toString('base64') } }],
     redis,
@@ -156,6 +166,8 @@ afterAll(async () => {
 
 /** Servers of a suite's own: the values and objects that point the pods at them, and how to stop them. */
 interface SuiteSetup {
+  /** SOCKETBRIDGE_REDIS_URL of the suite's Redis. */
+  url: string;
   values: Values;
   objects: K8sObject[];
   /** A connection to the Redis the pods use. */
@@ -172,6 +184,8 @@ interface Suite {
   faultRun: boolean;
   /** Started before the suite's pods, cleaned up after them. */
   setup?: () => Promise<SuiteSetup>;
+  /** The type of the default queue the publishers declare. */
+  queueType?: 'classic' | 'quorum';
 }
 
 const suites: Suite[] = [
@@ -182,12 +196,30 @@ const suites: Suite[] = [
     expected: { state: 1, broker: 2, worker: 3, publisher: 2 },
     helmTest: true,
     faultRun: true,
-    setup: privateCaRedis,
+    setup: () => privateCaRedis(),
+    queueType: 'quorum',
   },
-  { label: 'manifests/base (kubectl kustomize) with the Secret docs/deploying.md creates', objects: kustomizeBase, expected: { state: 1, broker: 2, worker: 1, publisher: 2 }, helmTest: false, faultRun: false },
+  {
+    label: 'manifests/base (kubectl kustomize) with the Secret docs/deploying.md creates, and its extra-ca component for Redis over TLS with a private CA',
+    objects: (names, values) => kustomizeBase(names, { redis: String((values.redis as { url: string }).url), extraCa: true }),
+    expected: { state: 1, broker: 2, worker: 1, publisher: 2 },
+    helmTest: false,
+    faultRun: false,
+    // The Secret the component mounts, under the name docs/deploying.md creates it with.
+    setup: () => privateCaRedis(extraCaSecretFromDocs()),
+    queueType: 'classic',
+  },
 ];
 
-for (const { label, objects: objectsFor, expected, helmTest, faultRun, setup } of suites) {
+/** The Secret name docs/deploying.md's command for the extra-ca component creates (with its ca.crt key). */
+function extraCaSecretFromDocs(): string {
+  const docs = readFileSync(join(repoRoot, 'docs', 'deploying.md'), 'utf8');
+  const command = /kubectl -n socketbridge create secret generic (\S+) --from-file=ca\.crt=/.exec(docs);
+  if (!command) throw new Error('docs/deploying.md has no `kubectl -n socketbridge create secret generic … --from-file=ca.crt=…` command for the extra-ca component');
+  return command[1]!;
+}
+
+for (const { label, objects: objectsFor, expected, helmTest, faultRun, setup, queueType: defaultQueueType } of suites) {
   describe(`pods from the image: ${label}`, () => {
     const names = rabbitNames('image-pods');
     const runId = `sbpods-${process.pid}-${Date.now().toString(36)}-${suites.findIndex((s) => s.label === label)}`;
@@ -267,7 +299,7 @@ for (const { label, objects: objectsFor, expected, helmTest, faultRun, setup } o
     }, 60_000);
 
     if (setup) {
-      it("the publishers and workers trust the private CA from extraCaCerts and keep their state in the suite's TLS Redis; the default queue is quorum", async () => {
+      it(`the publishers and workers trust the private CA mounted from its Secret and keep their state in the suite's TLS Redis; the default queue is ${defaultQueueType}`, async () => {
         const pem = secretValue(objects, 'ca.crt');
         const trusting = [...cluster.podsOf('publisher'), ...cluster.podsOf('worker')];
         expect(trusting.length).toBe(expected.publisher! + expected.worker!);
@@ -280,7 +312,7 @@ for (const { label, objects: objectsFor, expected, helmTest, faultRun, setup } o
         // Written there by the publisher (the message's history) and by every worker (its liveness entry).
         expect(await servers!.redis.exists(registryKeys.history(channel))).toBe(1);
         expect(await servers!.redis.zcount(registryKeys.liveWorkers, Date.now(), '+inf')).toBe(expected.worker);
-        expect(await queueType(names.SOCKETBRIDGE_QUEUE)).toBe('quorum');
+        expect(await queueType(names.SOCKETBRIDGE_QUEUE)).toBe(defaultQueueType);
       }, 30_000);
     }
 
