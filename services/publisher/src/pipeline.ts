@@ -67,6 +67,8 @@ export class Pipeline {
   private readonly history: HistoryStore;
   /** Pauses between tries under way, ended early by close(). */
   private readonly pauses = new Set<() => void>();
+  /** Channels whose step failed and is being tried again. */
+  private readonly retrying = new Set<string>();
   private closed = false;
 
   constructor(
@@ -79,6 +81,9 @@ export class Pipeline {
 
   /** `retryForMs`: how long a failed step is tried again for this message (0: it fails at once). */
   publish(input: PublishInput, retryForMs = 0): Promise<Envelope> {
+    // A message that may not wait fails now rather than queue behind a channel's retries (a REST
+    // publish answers 503 at once, as when history is away and nothing retries).
+    if (retryForMs === 0 && this.retrying.has(input.channel)) return Promise.reject(new Error('the channel is waiting for history or its shard: trying again'));
     return new Promise<Envelope>((resolve, reject) => {
       const waiting = { input, entry: historyEntry(input), retryUntil: retryForMs > 0 ? Date.now() + retryForMs : 0, resolve, reject };
       const queue = this.queues.get(input.channel);
@@ -121,6 +126,7 @@ export class Pipeline {
           const retryAt = Date.now() + this.options.retryDelayMs;
           if (!this.closed && batch.every((w) => retryAt <= w.retryUntil)) {
             if (tries === 1) this.options.onRetry?.(error);
+            this.retrying.add(channel);
             await this.pause();
             continue;
           }
@@ -128,6 +134,7 @@ export class Pipeline {
           break;
         }
       }
+      this.retrying.delete(channel);
     }
     this.queues.delete(channel);
     this.running.delete(channel);

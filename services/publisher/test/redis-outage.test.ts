@@ -84,6 +84,10 @@ describe('Redis unavailable', () => {
       await redis.stop('SIGKILL');
       for (let seq = 0; seq < 10; seq++) await producer.publish(names.SOCKETBRIDGE_EXCHANGE, 'outage.feed', { seq }, { messageId: `outage:${seq}` });
       await publisher.waitForLog((l) => String(l.msg).startsWith('could not publish: trying again'), 10000, 'the publisher to hold a message it could not append');
+      // A REST publish to that channel answers 503 at once rather than wait behind the held messages.
+      const asked = Date.now();
+      expect((await api.request('POST', '/v1/publish', { channel: 'outage.feed', data: { seq: -1 } })).status).toBe(503);
+      expect(Date.now() - asked).toBeLessThan(2000);
       redis = await startRedis();
       await waitFor(() => live.seen.length >= 10, 20000, 'ten messages once Redis is back');
       expect(live.seen.map((m) => m.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
