@@ -47,6 +47,21 @@ export class PublisherApi {
     if (status !== 201) throw new Error(`create client: ${status} ${JSON.stringify(body)}`);
     return { ...body, email, password };
   }
+
+  /**
+   * The value of one sample of `/metrics` (fetched with the ops key): the first of `name` whose labels
+   * include `labels` (compared as values, so names need no escaping); undefined if there is none.
+   */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+    const text = (await this.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
+    for (const line of text.split('\n')) {
+      const sample = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!sample || sample[1] !== name) continue;
+      const found = new Map([...(sample[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map(([, key, value]) => [key!, value!]));
+      if (Object.entries(labels).every(([key, value]) => found.get(key) === value)) return Number(sample[3]);
+    }
+    return undefined;
+  }
 }
 
 /** A RabbitMQ connection with a confirm channel, for tests that publish as a producer would. */

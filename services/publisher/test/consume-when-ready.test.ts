@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
-import { AmqpProducer, PublisherApi, devSecrets, opsHeaders, redisUrl, startPublisherTestbed, waitFor, type PublisherTestbed } from '@socketbridge/devkit';
+import { AmqpProducer, PublisherApi, devSecrets, redisUrl, startPublisherTestbed, waitFor, type PublisherTestbed } from '@socketbridge/devkit';
 
 /**
  * A publisher that starts with messages waiting in its queue takes none of them before its cluster
@@ -60,11 +60,9 @@ describe('consuming once the cluster can take messages', () => {
     const lengths = async () => Promise.all(channels.map((channel) => redis.xlen(registryKeys.history(channel))));
     await waitFor(async () => (await lengths()).every((n) => n === PER_CHANNEL), 20000, 'every waiting message in history');
     const api = new PublisherApi(`http://127.0.0.1:${second.port}`, devSecrets.SOCKETBRIDGE_API_KEY);
-    const metrics = (await api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
-    const queue = testbed.names.SOCKETBRIDGE_QUEUE.replace(/[.-]/g, '\\$&');
-    const counter = (name: string) => Number(new RegExp(`${name}\\{queue="${queue}"[^}]*\\} (\\d+)`).exec(metrics)?.[1] ?? NaN);
-    expect(counter('socketbridge_messages_requeued_total')).toBe(0);
-    expect(counter('socketbridge_messages_consumed_total')).toBe(CHANNELS * PER_CHANNEL);
+    const counter = async (name: string) => (await api.metric(name, { queue: testbed.names.SOCKETBRIDGE_QUEUE })) ?? NaN;
+    expect(await counter('socketbridge_messages_requeued_total')).toBe(0);
+    expect(await counter('socketbridge_messages_consumed_total')).toBe(CHANNELS * PER_CHANNEL);
     expect(await lengths()).toEqual(Array(CHANNELS).fill(PER_CHANNEL));
   });
 });

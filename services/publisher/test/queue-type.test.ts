@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AmqpProducer, opsHeaders, rabbitNames, rabbitmqUrl, recordingSubscriber, startPublisherTestbed, waitFor, type PublisherTestbed } from '@socketbridge/devkit';
+import { AmqpProducer, rabbitNames, rabbitmqUrl, recordingSubscriber, startPublisherTestbed, waitFor, type PublisherTestbed } from '@socketbridge/devkit';
 
 /**
  * SOCKETBRIDGE_QUEUE_TYPE against the machine's RabbitMQ: a quorum default queue (one node is a
@@ -23,8 +23,7 @@ afterAll(async () => {
 /** The type RabbitMQ reports for a queue of the tests' vhost ('' if there is no such queue). */
 /** The publisher's socketbridge_rabbitmq_default_queue_refused gauge (NaN if it is not served). */
 async function defaultQueueRefused(testbed: PublisherTestbed): Promise<number> {
-  const metrics = (await testbed.api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
-  return Number(/^socketbridge_rabbitmq_default_queue_refused(?:\{[^}]*\})? (\d+)$/m.exec(metrics)?.[1] ?? NaN);
+  return (await testbed.api.metric('socketbridge_rabbitmq_default_queue_refused')) ?? NaN;
 }
 
 async function queueType(name: string): Promise<string> {

@@ -11,7 +11,6 @@ import {
   freePort,
   rabbitmqUrl,
   startPublisherTestbed,
-  opsHeaders,
   publisherConnectionPid,
   waitFor,
   type PublisherTestbed,
@@ -59,9 +58,7 @@ async function subscriber(worker: number): Promise<{ channel: string; received: 
 
 /** How many messages the publisher took from this file's queue so far. */
 async function consumedCount(): Promise<number> {
-  const metrics = (await api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
-  const match = new RegExp(`socketbridge_messages_consumed_total\\{queue="${names.SOCKETBRIDGE_QUEUE.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`).exec(metrics);
-  return Number(match?.[1] ?? 0);
+  return (await api.metric('socketbridge_messages_consumed_total', { queue: names.SOCKETBRIDGE_QUEUE })) ?? 0;
 }
 
 describe('RabbitMQ consumption', () => {
@@ -100,8 +97,7 @@ describe('RabbitMQ consumption', () => {
     await inspect.close();
     expect(dead.map((d) => d.reason).sort()).toEqual(['oversized', 'unparseable', 'unparseable', 'unroutable']);
     expect(dead.find((d) => d.reason === 'unroutable')).toMatchObject({ routingKey: 'has spaces!', detail: expect.stringContaining('not a channel name') });
-    const metrics = (await api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
-    expect(metrics).toMatch(new RegExp(`socketbridge_messages_dead_lettered_total\\{queue="${names.SOCKETBRIDGE_QUEUE}",reason="unparseable"[^}]*\\} 2`));
+    expect(await api.metric('socketbridge_messages_dead_lettered_total', { queue: names.SOCKETBRIDGE_QUEUE, reason: 'unparseable' })).toBe(2);
   });
 
   it('reconnects by itself after RabbitMQ closes its connection mid-stream, and delivers every message', async () => {

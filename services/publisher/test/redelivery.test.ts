@@ -6,7 +6,6 @@ import { Redis } from 'ioredis';
 import { registryKeys } from '@socketbridge/common';
 import {
   AmqpProducer,
-  opsHeaders,
   publisherConnectionPid,
   recordingSubscriber,
   redisUrl,
@@ -127,7 +126,5 @@ describe('a message without a messageId', () => {
 
 /** How many deliveries the publisher took from the testbed's queue (first ones and redeliveries). */
 async function consumedTotal(testbed: PublisherTestbed): Promise<number> {
-  const metrics = (await testbed.api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
-  const match = new RegExp(`socketbridge_messages_consumed_total\\{queue="${testbed.names.SOCKETBRIDGE_QUEUE.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`).exec(metrics);
-  return Number(match?.[1] ?? 0);
+  return (await testbed.api.metric('socketbridge_messages_consumed_total', { queue: testbed.names.SOCKETBRIDGE_QUEUE })) ?? 0;
 }

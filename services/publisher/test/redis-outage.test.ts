@@ -6,7 +6,6 @@ import {
   devSecrets,
   freePort,
   killAll,
-  opsHeaders,
   rabbitNames,
   recordingSubscriber,
   spawnCommand,
@@ -74,11 +73,7 @@ describe('Redis unavailable', () => {
   it('AMQP messages taken while Redis is away wait in place and arrive in order; past SOCKETBRIDGE_PUBLISH_RETRY_MS they are requeued, none lost', async () => {
     await waitFor(async () => (await api.request('GET', '/readyz')).status === 200, 20000, 'the publisher to be ready');
     const publisher = cluster.publishers[0]!;
-    const requeued = async () => {
-      const metrics = (await api.request<string>('GET', '/metrics', undefined, opsHeaders())).body;
-      const queue = names.SOCKETBRIDGE_QUEUE.replace(/[.-]/g, '\\$&');
-      return Number(new RegExp(`socketbridge_messages_requeued_total\\{queue="${queue}"[^}]*\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
-    };
+    const requeued = async () => (await api.metric('socketbridge_messages_requeued_total', { queue: names.SOCKETBRIDGE_QUEUE })) ?? 0;
     const live = await recordingSubscriber(cluster.workers[0]!.port, 'outage.feed');
     const producer = await AmqpProducer.connect();
     try {
